@@ -1,0 +1,91 @@
+# apq — build the programs and run the pipeline (pipeline.mk).
+#   make                 the whole pipeline for DEVICE (default bitfusion), PROFILE (default quick)
+#   make test            unit tests + the whole pipeline on PROFILE=tiny
+#   make deps            install the Debian packages apq needs
+# Non-recursive (reference/aesthetics.md L1): one make, one graph.
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := all
+
+CC      ?= gcc
+MARCH   ?= native
+CFLAGS  ?= -O3 -march=$(MARCH)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wpedantic -Wno-unused-parameter \
+           -I/usr/include/hdf5/serial -I. -MMD -MP -DAPQ_SRC_DIR='"$(CURDIR)"'
+LDLIBS  := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5_serial_hl -lhdf5_serial \
+           -lgsl -lopenblas -lcsv -linih -lz -lm -fopenmp
+B       := build
+
+# ---- modules: one folder each, every .c in it ---------------------------
+objs = $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c))
+UTIL_O     := $(call objs,util)
+DATA_O     := $(call objs,datasets)
+NN_O       := $(call objs,nn)
+QUANT_O    := $(call objs,quant)
+SPACE_O    := $(B)/supernet/space.o $(B)/supernet/arch.o
+SUPERNET_O := $(call objs,supernet)
+PRED_O     := $(call objs,predictor)
+DEV_O      := $(call objs,devices)
+SEARCH_O   := $(call objs,search)
+ALL_LIB_O  := $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
+
+# ---- Debian packages ----------------------------------------------------
+DEPS_STAMP := $(B)/.deps-ok
+$(DEPS_STAMP): scripts/deps.sh
+	@bash scripts/deps.sh
+	@mkdir -p $(B) && touch $@
+deps:
+	@bash scripts/deps.sh
+	@mkdir -p $(B) && touch $(DEPS_STAMP)
+
+$(B)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# ---- stage programs (each links only the modules it runs) ---------------
+NET_O := $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
+STAGES := train-supernet sample-fp32 sample-quant verify train-predictor transfer-predictor \
+          build-lut search report
+$(B)/apq-train-supernet:     $(B)/stages/train_supernet.o $(B)/stages/cli.o $(NET_O)
+$(B)/apq-sample-fp32:        $(B)/stages/sample.o $(B)/stages/cli.o $(NET_O)
+$(B)/apq-sample-quant:       $(B)/stages/sample.o $(B)/stages/cli.o $(NET_O)
+$(B)/apq-verify:             $(B)/stages/verify.o $(B)/stages/cli.o $(NET_O) $(DEV_O)
+$(B)/apq-train-predictor:    $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
+$(B)/apq-transfer-predictor: $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
+$(B)/apq-build-lut:          $(B)/stages/build_lut.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)
+$(B)/apq-search:             $(B)/stages/search.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
+$(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)
+$(addprefix $(B)/apq-,$(STAGES)):
+	$(CC) -o $@ $^ $(LDLIBS)
+programs: $(addprefix $(B)/apq-,$(STAGES))
+
+# ---- tests ---------------------------------------------------------------
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_O   := $(patsubst %.c,$(B)/%.o,$(TEST_SRC))
+$(B)/tests/list.h: $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	@sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' $(TEST_SRC) > $@.tmp && mv $@.tmp $@
+$(B)/tests/run.o: tests/run.c $(B)/tests/list.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(B)/tests -c $< -o $@
+$(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(ALL_LIB_O)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# Unit tests first, then the whole pipeline on PROFILE=tiny (tests/test_pipeline.c
+# runs `make PROFILE=tiny` into a scratch folder and checks every artifact).
+test: $(B)/apq-test programs
+	OPENBLAS_NUM_THREADS=1 APQ_THREADS=1 ./$(B)/apq-test $(T)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps programs test format format-check clean
+
+-include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
+-include pipeline.mk

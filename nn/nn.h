@@ -1,0 +1,133 @@
+/* nn.h — float32 NHWC kernels with forward and backward, optimizers, arena.
+ *
+ * Layout: activations are NHWC, dense: x[((n*H + h)*W + w)*C + c]. A 1x1
+ * convolution over [N,H,W,C] is a linear layer over M = N*H*W rows.
+ * Weights of linear / 1x1 layers are [out][in] (PyTorch order) with a row
+ * stride `ldw` >= in, so an elastic (narrower) layer is the top-left block of
+ * the supernet's tensor, used in place (DESIGN.md §8, aesthetics M3).
+ * Depthwise weights are tap-major [k*k][C] with row stride `ldw` >= C, so a
+ * kernel tap is a contiguous run over channels (vectorises across channels).
+ * Dense conv weights are OHWI [Cout][k][k][Cin] (matches im2col rows).
+ *
+ * Conventions (reference/aesthetics.md A2): outputs first, then inputs, then
+ * sizes. Backward functions OVERWRITE input gradients (din) and ACCUMULATE
+ * (+=) parameter gradients (dw, dbias, dgamma, dbeta); any gradient pointer
+ * may be NULL to skip it. Padding is "same" for odd k: pad = k/2, output size
+ * OH = (H + 2*pad - k)/stride + 1. Kernels allocate nothing and may use
+ * OpenMP across independent outputs; results do not depend on the thread
+ * count except through OpenBLAS's sgemm.
+ *
+ * Every kernel has a naive reference in nn_ref.c (nn_ref_*) used by the tests.
+ */
+#ifndef APQ_NN_H
+#define APQ_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+static inline int nn_out_size(int h, int k, int stride) { return (h + 2 * (k / 2) - k) / stride + 1; }
+
+/* ---- linear / pointwise (OpenBLAS sgemm) ------------------------------ */
+/* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
+void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
+                       const float *bias, int M, int K, int N);
+/* din[M][K] (lddi) = dout · w;  dw[N][K] (lddw) += dout^T · in;  dbias[N] += column sums of dout. */
+void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias, const float *dout,
+                        int ldo, const float *in, int ldi, const float *w, int ldw, int M, int K,
+                        int N);
+
+/* ---- depthwise k x k, stride s, pad k/2 ------------------------------- */
+/* in [N,H,W,C], w [k*k][ldw] (first C columns used), out [N,OH,OW,C]. */
+void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
+                   int k, int stride);
+/* din [N,H,W,C] overwritten; dw [k*k][lddw] accumulated. */
+void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
+                    const float *w, int ldw, int N, int H, int W, int C, int k, int stride);
+
+/* ---- dense conv k x k (first layer; im2col + sgemm) -------------------- */
+/* in [N,H,W,Cin], w OHWI [Cout][k][k][Cin], out [N,OH,OW,Cout]. scratch holds
+ * at least nn_conv_scratch_floats() floats (the im2col matrix). */
+size_t nn_conv_scratch_floats(int N, int H, int W, int Cin, int k, int stride);
+void nn_conv_forward(float *out, const float *in, const float *w, float *scratch, int N, int H,
+                     int W, int Cin, int Cout, int k, int stride);
+/* din may be NULL (first layer: no input gradient needed); dw accumulated.
+ * scratch as for forward (it is recomputed). */
+void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
+                      float *scratch, int N, int H, int W, int Cin, int Cout, int k, int stride);
+
+/* ---- batch normalisation over x [M][C] (M = N*H*W) ---------------------
+ * train: batch mean and biased variance per channel; y = gamma*(x-mean)*invstd + beta.
+ * Saves mean[C] and invstd[C] = 1/sqrt(var+eps) for the backward. var_out (may be NULL)
+ * receives the biased batch variance (for BN recalibration, reference/ofa.md §7). */
+void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
+                         const float *gamma, const float *beta, int M, int C, float eps);
+/* eval: y = gamma*(x-rmean)/sqrt(rvar+eps) + beta. */
+void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *rmean, const float *rvar, int M, int C, float eps);
+/* dx overwritten; dgamma/dbeta accumulated. x is the BN input of the forward. */
+void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                    const float *mean, const float *invstd, const float *gamma, int M, int C);
+/* running = (1-momentum)*running + momentum*batch (PyTorch convention, momentum 0.1). */
+void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,
+                          float momentum);
+
+/* ---- activations, pooling ---------------------------------------------- */
+/* y = min(max(x,0),6); in place allowed (y == x). */
+void nn_relu6_forward(float *y, const float *x, size_t n);
+/* dx = dy where 0 < y < 6, else 0 (uses the OUTPUT y); dx == dy allowed. */
+void nn_relu6_backward(float *dx, const float *dy, const float *y, size_t n);
+/* out[N][C] = mean over HW of in [N][HW][C]. */
+void nn_avgpool_forward(float *out, const float *in, int N, int HW, int C);
+void nn_avgpool_backward(float *din, const float *dout, int N, int HW, int C);
+/* out = x + y (residual), n floats; out may alias x. */
+void nn_add(float *out, const float *x, const float *y, size_t n);
+
+/* ---- loss -------------------------------------------------------------- */
+/* Softmax cross-entropy averaged over the batch, logits [N][C].
+ * Target per row: soft[N][C] when soft != NULL (knowledge distillation),
+ * else (1-ls)*onehot(labels) + ls/C (label smoothing ls in [0,1)).
+ * dlogits (may be NULL) = (softmax - target) / N, overwritten.
+ * Returns the mean loss (nats). */
+float nn_softmax_ce(float *dlogits, const float *logits, const int *labels, const float *soft,
+                    int N, int C, float ls);
+/* probs[N][C] = softmax(logits) (temperature 1). */
+void nn_softmax(float *probs, const float *logits, int N, int C);
+/* Number of rows whose argmax equals the label (first maximum wins). */
+int nn_count_correct(const float *logits, const int *labels, int N, int C);
+
+/* ---- input pipeline helpers -------------------------------------------- */
+/* Bilinear resize [N,H,W,C] -> [N,OH,OW,C], half-pixel centres, no antialias
+ * (PyTorch F.interpolate(mode="bilinear", align_corners=False)). */
+void nn_resize_bilinear(float *out, const float *in, int N, int H, int W, int C, int OH, int OW);
+
+/* ---- optimizers over flat parameter arrays ----------------------------- */
+/* SGD with momentum (PyTorch semantics): g' = g + wd*w; m = mu*m + g';
+ * step = nesterov ? g' + mu*m : m; w -= lr*step. n floats. */
+void nn_sgd_step(float *w, const float *g, float *m, size_t n, float lr, float mu, float wd,
+                 int nesterov);
+/* Adam (PyTorch semantics, L2 weight decay added to the gradient), t >= 1 the step count. */
+void nn_adam_step(float *w, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                  float b2, float eps, float wd, long t);
+
+/* ---- arena: per-step activations, sized once --------------------------- */
+/* A bump allocator over one 64-byte-aligned block (aesthetics M4).
+ * arena_alloc aborts (APQ_ASSERT) when the block is exhausted: the caller
+ * sized it for the largest subnet, so overflow is a bug. */
+struct arena {
+    float *base;
+    size_t cap, used, high; /* floats */
+};
+void arena_init(struct arena *a, size_t cap_floats);
+void arena_free(struct arena *a);
+float *arena_alloc(struct arena *a, size_t n_floats); /* 16-float aligned, uninitialised */
+void arena_reset(struct arena *a);
+
+/* ---- naive references (tests only; same contracts as above) ------------ */
+void nn_ref_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
+                           const float *bias, int M, int K, int N);
+void nn_ref_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W,
+                       int C, int k, int stride);
+void nn_ref_conv_forward(float *out, const float *in, const float *w, int N, int H, int W, int Cin,
+                         int Cout, int k, int stride);
+
+#endif

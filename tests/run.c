@@ -1,0 +1,78 @@
+/* run.c — the test runner: runs every TEST() collected into build/tests/list.h
+ * (or those whose name contains the -t argument) and ends with the line
+ * "N passed, N failed"; exit status 1 when any test failed. */
+#include <fenv.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "../util/util.h"
+
+int test_failed_checks;
+char test_tmpdir[512];
+
+double test_max_rel_err(const float *got, const float *want, long n) {
+    double scale = 1e-12, err = 0;
+    for (long i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!(d <= err)) err = d; /* NaN propagates */
+    }
+    return err / scale;
+}
+
+#define X(name) void test_##name(void);
+#include "list.h"
+#undef X
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+#define X(name) {#name, test_##name},
+#include "list.h"
+#undef X
+};
+
+int main(int argc, char **argv) {
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) filter = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [-t name-substring]\n", argv[0]);
+            return 2;
+        }
+    }
+    apq_runtime_init(argc, argv, 0);
+    char base[] = "/tmp/apq-test-XXXXXX";
+    if (!mkdtemp(base)) apq_die("cannot create a temporary directory under /tmp");
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (filter && !strstr(tests[i].name, filter)) continue;
+        snprintf(test_tmpdir, sizeof test_tmpdir, "%s/%s", base, tests[i].name);
+        mkdir(test_tmpdir, 0700);
+        test_failed_checks = 0;
+        double t0 = apq_time();
+        feenableexcept(FE_INVALID | FE_DIVBYZERO);
+        tests[i].fn();
+        fedisableexcept(FE_ALL_EXCEPT);
+        double dt = apq_time() - t0;
+        if (test_failed_checks) {
+            failed++;
+            fprintf(stderr, "FAIL %s (%d checks failed, %.2fs)\n", tests[i].name,
+                    test_failed_checks, dt);
+        } else {
+            passed++;
+            fprintf(stderr, "ok   %s (%.2fs)\n", tests[i].name, dt);
+        }
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", base);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,72 @@
+/* test.h — the in-tree test harness (reference/aesthetics.md N5).
+ *
+ * A test file tests/test_<module>.c defines tests with
+ *
+ *   TEST(arch_roundtrip) {
+ *       CHECK(x == 3);
+ *       CHECK_NEAR(got, want, 1e-6);          // |got-want| <= tol
+ *       CHECK_REL(got, want, 1e-4);           // relative error
+ *       CHECK_ARRAY_REL(got, want, n, 1e-4);  // max relative error over n floats
+ *   }
+ *
+ * The Makefile collects every TEST(name) into build/tests/list.h; the runner
+ * (tests/run.c) runs them all, or those whose name contains argv[1]
+ * ("-t substr"), and ends with the line "N passed, N failed".
+ * A test passes when none of its checks failed. Checks print file:line and
+ * the values on failure.
+ */
+#ifndef APQ_TEST_H
+#define APQ_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+
+extern int test_failed_checks; /* reset by the runner before each test */
+/* A fresh scratch directory for the current test (created by the runner). */
+extern char test_tmpdir[512];
+
+#define TEST(name) void test_##name(void)
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);             \
+            test_failed_checks++;                                                                  \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_NEAR(got, want, tol)                                                                 \
+    do {                                                                                           \
+        double g_ = (double)(got), w_ = (double)(want);                                            \
+        if (!(fabs(g_ - w_) <= (double)(tol))) {                                                   \
+            fprintf(stderr, "  %s:%d: %s = %.9g, want %.9g (tol %g)\n", __FILE__, __LINE__, #got,  \
+                    g_, w_, (double)(tol));                                                        \
+            test_failed_checks++;                                                                  \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_REL(got, want, tol)                                                                  \
+    do {                                                                                           \
+        double g_ = (double)(got), w_ = (double)(want);                                            \
+        double d_ = fabs(g_ - w_) / fmax(fabs(w_), 1e-12);                                         \
+        if (!(d_ <= (double)(tol))) {                                                              \
+            fprintf(stderr, "  %s:%d: %s = %.9g, want %.9g (rel err %.3g > %g)\n", __FILE__,       \
+                    __LINE__, #got, g_, w_, d_, (double)(tol));                                    \
+            test_failed_checks++;                                                                  \
+        }                                                                                          \
+    } while (0)
+
+/* Max over i of |got[i]-want[i]| / max(max_j |want[j]|, 1e-12): error relative
+ * to the array's scale, so near-zero entries do not dominate. */
+double test_max_rel_err(const float *got, const float *want, long n);
+#define CHECK_ARRAY_REL(got, want, n, tol)                                                         \
+    do {                                                                                           \
+        double e_ = test_max_rel_err((got), (want), (n));                                          \
+        if (!(e_ <= (double)(tol))) {                                                              \
+            fprintf(stderr, "  %s:%d: %s vs %s: max rel err %.3g > %g\n", __FILE__, __LINE__,      \
+                    #got, #want, e_, (double)(tol));                                               \
+            test_failed_checks++;                                                                  \
+        }                                                                                          \
+    } while (0)
+
+#endif

@@ -1,0 +1,211 @@
+/* util.c — errors, logging, runtime setup (OpenBLAS kernel, threads), timing. */
+#include "util.h"
+
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *apq_prog = "apq";
+static _Thread_local char errbuf[1024];
+static int n_threads = 1;
+
+const char *apq_strerror(int status) {
+    switch (status) {
+    case APQ_OK: return "ok";
+    case APQ_EIO: return "I/O error";
+    case APQ_EFORMAT: return "malformed file";
+    case APQ_ECONFIG: return "bad configuration";
+    case APQ_ENOMEM: return "out of memory";
+    case APQ_EHDF5: return "HDF5 error";
+    case APQ_EUSAGE: return "usage error";
+    case APQ_EMISMATCH: return "artifact does not match this space";
+    case APQ_EINFEASIBLE: return "infeasible budget";
+    default: return "unknown error";
+    }
+}
+
+int apq_set_error(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *apq_last_error(void) { return errbuf; }
+
+void apq_log(const char *fmt, ...) {
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\n", apq_prog, line);
+}
+
+void apq_die(const char *fmt, ...) {
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "%s: error: %s\n", apq_prog, line);
+    exit(1);
+}
+
+void apq_die_status(int status) {
+    fflush(stdout);
+    fprintf(stderr, "%s: error: %s\n", apq_prog,
+            errbuf[0] ? errbuf : apq_strerror(status));
+    exit(status == APQ_EUSAGE ? 2 : 1);
+}
+
+void apq_assert_fail(const char *file, int line, const char *cond) {
+    fflush(stdout);
+    fprintf(stderr, "%s: internal error: %s:%d: assertion failed: %s\n", apq_prog, file, line,
+            cond);
+    abort();
+}
+
+void *apq_xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) apq_die("out of memory (%zu bytes)", bytes);
+    return p;
+}
+
+void *apq_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) apq_die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+float *apq_falloc(size_t n_floats) {
+    size_t bytes = (n_floats * sizeof(float) + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) apq_die("out of memory (%zu floats)", n_floats);
+    return p;
+}
+
+double apq_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* ---- runtime setup -------------------------------------------------------- */
+
+/* Provided by OpenBLAS (declared here to avoid depending on its cblas.h variant). */
+extern void openblas_set_num_threads(int);
+extern char *openblas_get_corename(void);
+
+static const char *choose_coretype(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
+    if (__builtin_cpu_supports("avx2")) return "Haswell";
+    return NULL;
+}
+
+int apq_runtime_init(int argc, char **argv, int threads) {
+    (void)argc;
+    if (argv && argv[0]) {
+        const char *s = strrchr(argv[0], '/');
+        apq_prog = s ? s + 1 : argv[0];
+    }
+    /* OpenBLAS reads OPENBLAS_CORETYPE once, when the library loads: set it
+     * and re-execute ourselves (DESIGN.md §8). APQ_REEXEC guards the loop. */
+    if (!getenv("OPENBLAS_CORETYPE") && !getenv("APQ_REEXEC") && argv) {
+        const char *core = choose_coretype();
+        if (core) {
+            setenv("OPENBLAS_CORETYPE", core, 1);
+            setenv("APQ_REEXEC", "1", 1);
+            execv("/proc/self/exe", argv);
+            /* exec failed: carry on with whatever kernel OpenBLAS chose */
+        }
+    }
+    if (threads <= 0) {
+        const char *e = getenv("APQ_THREADS");
+        threads = e ? atoi(e) : 0;
+        if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (threads <= 0) threads = 1;
+    }
+    n_threads = threads;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    if (!getenv("APQ_QUIET"))
+        apq_log("OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s), %d thread%s", openblas_get_corename(),
+                getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset", threads,
+                threads == 1 ? "" : "s");
+    return threads;
+}
+
+int apq_threads(void) { return n_threads; }
+
+const char *apq_git_rev(void) {
+    static char rev[64];
+    if (rev[0]) return rev;
+    snprintf(rev, sizeof rev, "unknown");
+#ifdef APQ_SRC_DIR
+    FILE *p = popen("git -C '" APQ_SRC_DIR "' rev-parse --short=12 HEAD 2>/dev/null", "r");
+    if (p) {
+        char buf[64] = {0};
+        if (fgets(buf, sizeof buf, p) && buf[0] >= '0') {
+            buf[strcspn(buf, "\r\n")] = 0;
+            snprintf(rev, sizeof rev, "%s", buf);
+        }
+        pclose(p);
+        p = popen("git -C '" APQ_SRC_DIR "' status --porcelain --untracked-files=no 2>/dev/null",
+                  "r");
+        if (p && strcmp(rev, "unknown")) {
+            char buf2[8];
+            if (fgets(buf2, sizeof buf2, p)) strncat(rev, "-dirty", sizeof rev - strlen(rev) - 1);
+        }
+        if (p) pclose(p);
+    }
+#endif
+    return rev;
+}
+
+/* ---- progress ------------------------------------------------------------- */
+
+void progress_init(struct apq_progress *p, const char *label, const char *unit, long total) {
+    p->label = label;
+    p->unit = unit;
+    p->total = total;
+    p->t0 = p->t_last = apq_time();
+    p->tty = isatty(2);
+}
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (s < 0 || s > 1e7) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+void progress_update(struct apq_progress *p, long done, const char *extra) {
+    double now = apq_time();
+    double gap = p->tty ? 0.25 : 10.0;
+    if (now - p->t_last < gap && done < p->total) return;
+    p->t_last = now;
+    double el = now - p->t0, rate = el > 0 ? done / el : 0;
+    char eta[32], elapsed[32];
+    fmt_time(eta, sizeof eta, rate > 0 ? (p->total - done) / rate : -1);
+    fmt_time(elapsed, sizeof elapsed, el);
+    fprintf(stderr, "%s%s: %s %ld/%ld %s, %.1f %s/s, %s elapsed, ETA %s%s%s%s", p->tty ? "\r" : "",
+            apq_prog, p->label, done, p->total, p->unit, rate, p->unit, elapsed, eta,
+            extra ? ", " : "", extra ? extra : "", p->tty ? "\033[K" : "\n");
+}
+
+void progress_end(struct apq_progress *p, const char *extra) {
+    double el = apq_time() - p->t0;
+    char elapsed[32];
+    fmt_time(elapsed, sizeof elapsed, el);
+    fprintf(stderr, "%s%s: %s done: %ld %s in %s (%.1f %s/s)%s%s%s\n", p->tty ? "\r" : "",
+            apq_prog, p->label, p->total, p->unit, elapsed, el > 0 ? p->total / el : 0.0, p->unit,
+            extra ? ", " : "", extra ? extra : "", p->tty ? "\033[K" : "");
+}

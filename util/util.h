@@ -1,0 +1,119 @@
+/* util.h — errors, logging, progress, runtime setup, RNG streams.
+ *
+ * Two error tiers (reference/aesthetics.md E1):
+ *   - bugs (broken invariants) hit APQ_ASSERT, which prints file:line and aborts;
+ *   - environmental failures (I/O, malformed files, bad config) return a
+ *     negative apq_status and record one human-readable line with
+ *     apq_set_error(); the stage's main prints it with apq_die_status().
+ * Library code never calls exit().
+ *
+ *   int rc = h5_open_read(path, "supernet", 1, &f);
+ *   if (rc < 0) apq_die_status(rc);   // "apq-search: error: <detail>"
+ */
+#ifndef APQ_UTIL_H
+#define APQ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum apq_status {
+    APQ_OK = 0,
+    APQ_EIO = -1,       /* open/read/write/rename failed */
+    APQ_EFORMAT = -2,   /* file content malformed, truncated, wrong version or shape */
+    APQ_ECONFIG = -3,   /* bad .ini value, unknown key, bad arch string */
+    APQ_ENOMEM = -4,    /* allocation failed */
+    APQ_EHDF5 = -5,     /* the HDF5 library reported an error */
+    APQ_EUSAGE = -6,    /* bad command line (stages exit 2) */
+    APQ_EMISMATCH = -7, /* artifact made for another space / encoding */
+    APQ_EINFEASIBLE = -8 /* a budget no candidate can meet */
+};
+
+/* Static text for a status code; never NULL. */
+const char *apq_strerror(int status);
+
+/* Record the detail line of the last error (printf format, no newline) and
+ * return `status`, so library code can write `return apq_set_error(APQ_EIO, ...)`.
+ * The buffer is per thread, 1 KiB, truncated when longer. */
+int apq_set_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last recorded detail line ("" when none). Borrowed, valid until the next set. */
+const char *apq_last_error(void);
+
+/* Program name used as the log prefix (set by apq_runtime_init). */
+extern const char *apq_prog;
+
+/* Log one line to stderr: "<prog>: <message>". Results never go to stderr. */
+void apq_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "<prog>: error: <message>" and exit(1). */
+void apq_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Print the recorded detail of `status` and exit 1 (2 for APQ_EUSAGE). */
+void apq_die_status(int status) __attribute__((noreturn));
+
+#define APQ_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) apq_assert_fail(__FILE__, __LINE__, #cond);                                   \
+    } while (0)
+void apq_assert_fail(const char *file, int line, const char *cond) __attribute__((noreturn));
+
+/* malloc/calloc that abort with a message on failure (for program-level
+ * allocations that cannot be recovered from; size in bytes). */
+void *apq_xmalloc(size_t bytes);
+void *apq_xcalloc(size_t n, size_t size);
+/* 64-byte-aligned allocation for float arrays; free with free(). */
+float *apq_falloc(size_t n_floats);
+
+/* Runtime setup, first thing in every stage's main:
+ *  - sets apq_prog from argv[0];
+ *  - when OPENBLAS_CORETYPE is unset, chooses it from the CPU's features
+ *    (AVX-512 -> SkylakeX, AVX2 -> Haswell) and re-executes the program so
+ *    OpenBLAS sees it at load time (DESIGN.md §8); a value the user set is kept;
+ *  - sets the thread count of OpenBLAS and OpenMP to `threads` (0 = the
+ *    APQ_THREADS environment variable, else the number of online CPUs);
+ *  - logs the OpenBLAS kernel in use.
+ * Returns the thread count in use. */
+int apq_runtime_init(int argc, char **argv, int threads);
+int apq_threads(void);
+/* The git revision compiled in ("unknown" outside a checkout). */
+const char *apq_git_rev(void);
+/* Wall clock in seconds (monotonic). */
+double apq_time(void);
+
+/* ---- progress line ---------------------------------------------------- */
+/* A progress line with rate and ETA. On a terminal it redraws in place
+ * (at most 4 times a second); otherwise it logs a line every 10 s. */
+struct apq_progress {
+    const char *label;
+    const char *unit; /* "img", "subnets", "gen" ... */
+    long total;
+    double t0, t_last;
+    int tty;
+};
+void progress_init(struct apq_progress *p, const char *label, const char *unit, long total);
+/* `done` items of `total` finished; `extra` (may be NULL) is appended, e.g. "loss 0.42". */
+void progress_update(struct apq_progress *p, long done, const char *extra);
+/* Final line with the total time. */
+void progress_end(struct apq_progress *p, const char *extra);
+
+/* ---- RNG streams (GSL mt19937) ---------------------------------------- */
+/* One generator per purpose (weight init, sampling, evolution, shuffling),
+ * seeded from (seed, stream) so that changing one stream's use does not move
+ * the others (reference/aesthetics.md A4). */
+struct rng {
+    void *gsl; /* gsl_rng * */
+};
+enum rng_stream {
+    RNG_INIT = 1,
+    RNG_DATA = 2,
+    RNG_SAMPLE = 3,
+    RNG_EVOLVE = 4,
+    RNG_SPLIT = 5,
+    RNG_DROPOUT = 6,
+    RNG_PREDICTOR = 7
+};
+void rng_init(struct rng *r, uint64_t seed, uint64_t stream);
+void rng_free(struct rng *r);
+double rng_uniform(struct rng *r);            /* [0, 1) */
+unsigned long rng_int(struct rng *r, unsigned long n); /* 0 .. n-1 */
+double rng_normal(struct rng *r, double sigma); /* N(0, sigma^2) */
+void rng_shuffle_int(struct rng *r, int *a, size_t n);
+
+#endif
