@@ -15,7 +15,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wpedantic -Wno-unused-
            -I/usr/include/hdf5/serial -I. -MMD -MP -DAPQ_SRC_DIR='"$(CURDIR)"'
 LDLIBS  := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5_serial_hl -lhdf5_serial \
            -lgsl -lopenblas -lcsv -linih -lz -lm -fopenmp
-B       := build
+B       ?= build
 
 # ---- modules: one folder each, every .c in it ---------------------------
 objs = $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c))
@@ -61,7 +61,9 @@ $(addprefix $(B)/apq-,$(STAGES)):
 programs: $(addprefix $(B)/apq-,$(STAGES))
 
 # ---- tests ---------------------------------------------------------------
-TEST_SRC := $(wildcard tests/test_*.c)
+TEST_SRC  ?= $(wildcard tests/test_*.c)
+TEST_MODS ?= util datasets nn quant supernet predictor devices search
+TEST_LIB_O = $(foreach m,$(TEST_MODS),$(call objs,$(m)))
 TEST_O   := $(patsubst %.c,$(B)/%.o,$(TEST_SRC))
 $(B)/tests/list.h: $(TEST_SRC)
 	@mkdir -p $(dir $@)
@@ -69,7 +71,7 @@ $(B)/tests/list.h: $(TEST_SRC)
 $(B)/tests/run.o: tests/run.c $(B)/tests/list.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(B)/tests -c $< -o $@
-$(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(ALL_LIB_O)
+$(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(TEST_LIB_O)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 # Unit tests first, then the whole pipeline on PROFILE=tiny (tests/test_pipeline.c
