@@ -1,0 +1,3 @@
+build-lead/stages/cli.o: stages/cli.c stages/cli.h stages/../util/util.h
+stages/cli.h:
+stages/../util/util.h:

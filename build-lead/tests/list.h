@@ -1,0 +1,8 @@
+X(rng_streams_reproducible)
+X(error_detail_recorded)
+X(space_default_blocks)
+X(space_bad_files)
+X(arch_macs_extremes)
+X(arch_string_roundtrip)
+X(arch_bad_strings)
+X(arch_canonical_equal)

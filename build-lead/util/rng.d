@@ -1,0 +1,2 @@
+build-lead/util/rng.o: util/rng.c util/util.h
+util/util.h:

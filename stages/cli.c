@@ -1,0 +1,158 @@
+/* cli.c — argument parsing and profile settings for the stage mains. */
+#include "cli.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
+
+static void usage(const struct cli_opt *opts, int n, const char *what, FILE *f) {
+    fprintf(f, "%s — %s\noptions:\n", apq_prog, what);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  --%-16s %s\n", opts[i].name, opts[i].help);
+}
+
+void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const char *what) {
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+            usage(opts, n, what, stdout);
+            exit(0);
+        }
+        const struct cli_opt *o = NULL;
+        if (!strncmp(argv[a], "--", 2))
+            for (int i = 0; i < n; i++)
+                if (!strcmp(argv[a] + 2, opts[i].name)) o = &opts[i];
+        if (!o) {
+            fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", apq_prog, argv[a]);
+            exit(2);
+        }
+        if (o->type == CLI_FLAG) {
+            *(int *)o->value = 1;
+            continue;
+        }
+        if (a + 1 >= argc) {
+            fprintf(stderr, "%s: error: --%s needs a value\n", apq_prog, o->name);
+            exit(2);
+        }
+        const char *v = argv[++a];
+        char *end;
+        errno = 0;
+        if (o->type == CLI_STR) {
+            *(const char **)o->value = v;
+        } else if (o->type == CLI_INT) {
+            long x = strtol(v, &end, 10);
+            if (end == v || *end || errno) {
+                fprintf(stderr, "%s: error: --%s expects an integer, got '%s'\n", apq_prog,
+                        o->name, v);
+                exit(2);
+            }
+            *(long *)o->value = x;
+        } else {
+            double x = strtod(v, &end);
+            if (end == v || *end || errno) {
+                fprintf(stderr, "%s: error: --%s expects a number, got '%s'\n", apq_prog, o->name,
+                        v);
+                exit(2);
+            }
+            *(double *)o->value = x;
+        }
+    }
+}
+
+void cli_require(const char *name, const char *value) {
+    if (value) return;
+    fprintf(stderr, "%s: error: missing --%s (see --help)\n", apq_prog, name);
+    exit(2);
+}
+
+// ---- profiles ------------------------------------------------------------------
+
+#define PROFILE_MAX_KEYS 64
+struct profile {
+    char path[512], section[64], name[64];
+    int n;
+    struct {
+        char key[64], value[256];
+        int used;
+    } kv[PROFILE_MAX_KEYS];
+};
+
+static int on_kv(void *user, const char *sec, const char *k, const char *v) {
+    struct profile *p = user;
+    if (!strcmp(sec, "profile") && !strcmp(k, "name")) {
+        snprintf(p->name, sizeof p->name, "%s", v);
+        return 1;
+    }
+    if (strcmp(sec, p->section)) return 1;
+    if (p->n >= PROFILE_MAX_KEYS) return 0;
+    snprintf(p->kv[p->n].key, sizeof p->kv[p->n].key, "%s", k);
+    snprintf(p->kv[p->n].value, sizeof p->kv[p->n].value, "%s", v);
+    p->kv[p->n++].used = 0;
+    return 1;
+}
+
+struct profile *profile_load(const char *path, const char *section) {
+    struct profile *p = apq_xcalloc(1, sizeof *p);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    snprintf(p->section, sizeof p->section, "%s", section);
+    snprintf(p->name, sizeof p->name, "unnamed");
+    int rc = ini_parse(path, on_kv, p);
+    if (rc < 0) apq_die("%s: cannot open the profile; hint: profiles live in profiles/<name>.ini", path);
+    if (rc > 0) apq_die("%s:%d: syntax error", path, rc);
+    return p;
+}
+
+static const char *lookup(struct profile *p, const char *key) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->kv[i].key, key)) {
+            p->kv[i].used = 1;
+            return p->kv[i].value;
+        }
+    return NULL;
+}
+
+long profile_int(struct profile *p, const char *key, long def) {
+    const char *v = lookup(p, key);
+    if (!v) return def;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end) {
+        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected an integer\n", apq_prog, p->path,
+                p->section, key, v);
+        exit(2);
+    }
+    return x;
+}
+
+double profile_f64(struct profile *p, const char *key, double def) {
+    const char *v = lookup(p, key);
+    if (!v) return def;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end) {
+        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected a number\n", apq_prog, p->path,
+                p->section, key, v);
+        exit(2);
+    }
+    return x;
+}
+
+const char *profile_str(struct profile *p, const char *key, const char *def) {
+    const char *v = lookup(p, key);
+    return v ? v : def;
+}
+
+const char *profile_name(const struct profile *p) { return p->name; }
+
+void profile_finish(struct profile *p) {
+    for (int i = 0; i < p->n; i++)
+        if (!p->kv[i].used) {
+            fprintf(stderr, "%s: error: %s: [%s] unknown key '%s'\n", apq_prog, p->path,
+                    p->section, p->kv[i].key);
+            exit(2);
+        }
+    free(p);
+}

@@ -1,0 +1,45 @@
+/* cli.h — argument parsing and profile settings shared by the stage mains.
+ *
+ * Options are "--name value" (or "--flag"); unknown options, missing values and
+ * malformed numbers are usage errors (exit 2). A profile is an .ini file
+ * (profiles/<name>.ini) with one section per stage; a stage reads its own
+ * section with profile_int/profile_f64/profile_str and finally calls
+ * profile_finish(), which rejects keys of that section nobody asked for.
+ *
+ *   const char *space = "supernet/spaces/fmnist-mbv2.ini", *out = NULL;
+ *   long seed = 1;
+ *   struct cli_opt opts[] = {
+ *       {"space", CLI_STR, &space, "search-space .ini"},
+ *       {"seed", CLI_INT, &seed, "random seed"},
+ *       {"out", CLI_STR, &out, "output file (required)"},
+ *   };
+ *   cli_parse(argc, argv, opts, 3, "train the supernet");
+ */
+#ifndef APQ_CLI_H
+#define APQ_CLI_H
+
+enum cli_type { CLI_STR, CLI_INT, CLI_F64, CLI_FLAG };
+struct cli_opt {
+    const char *name; /* without the leading "--" */
+    enum cli_type type;
+    void *value; /* const char ** | long * | double * | int * (flag) */
+    const char *help;
+};
+/* Parse argv; "--help" prints usage to stdout and exits 0; errors exit 2. */
+void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const char *what);
+/* Exit 2 with "missing --name" when *value is NULL. */
+void cli_require(const char *name, const char *value);
+
+struct profile; /* opaque */
+/* Load a profile .ini (exit 1 with a message on failure); `section` is the
+ * stage's section name. */
+struct profile *profile_load(const char *path, const char *section);
+long profile_int(struct profile *p, const char *key, long def);
+double profile_f64(struct profile *p, const char *key, double def);
+const char *profile_str(struct profile *p, const char *key, const char *def);
+/* The profile's name ([profile] name), for provenance. */
+const char *profile_name(const struct profile *p);
+/* Exit 2 when the section holds keys nobody read; frees p. */
+void profile_finish(struct profile *p);
+
+#endif
