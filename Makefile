@@ -44,18 +44,18 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # ---- stage programs (each links only the modules it runs) ---------------
-NET_O := $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
+NET_O := $(B)/stages/data.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
 STAGES := train-supernet sample-fp32 sample-quant verify train-predictor transfer-predictor \
           build-lut search report
 $(B)/apq-train-supernet:     $(B)/stages/train_supernet.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-sample-fp32:        $(B)/stages/sample.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-sample-quant:       $(B)/stages/sample.o $(B)/stages/cli.o $(NET_O)
-$(B)/apq-verify:             $(B)/stages/verify.o $(B)/stages/cli.o $(NET_O) $(DEV_O)
+$(B)/apq-verify:             $(B)/stages/verify.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-train-predictor:    $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-transfer-predictor: $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-build-lut:          $(B)/stages/build_lut.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)
 $(B)/apq-search:             $(B)/stages/search.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
-$(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)
+$(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O)
 $(addprefix $(B)/apq-,$(STAGES)):
 	$(CC) -o $@ $^ $(LDLIBS)
 programs: $(addprefix $(B)/apq-,$(STAGES))

@@ -44,9 +44,12 @@ static const char *obj_path(hid_t loc, const char *name, char *buf, size_t size)
     char base[512] = "";
     if (H5Iget_type(loc) != H5I_FILE && H5Iget_name(loc, base, sizeof base) < 0) base[0] = 0;
     const char *b = base[0] == '/' ? base + 1 : base;
-    if (!name || !strcmp(name, ".")) snprintf(buf, size, "/%s", b);
-    else if (b[0]) snprintf(buf, size, "%s/%s", b, name);
-    else snprintf(buf, size, "%s", name);
+    if (!name || !strcmp(name, "."))
+        snprintf(buf, size, "/%s", b);
+    else if (b[0])
+        snprintf(buf, size, "%s/%s", b, name);
+    else
+        snprintf(buf, size, "%s", name);
     return buf;
 }
 
@@ -65,14 +68,27 @@ static const char *dims_str(char *buf, size_t size, int rank, const hsize_t *dim
 static void close_id(hid_t id) {
     if (id < 0) return;
     switch (H5Iget_type(id)) {
-    case H5I_FILE: H5Fclose(id); break;
+    case H5I_FILE:
+        H5Fclose(id);
+        break;
     case H5I_GROUP:
-    case H5I_DATASET: H5Oclose(id); break;
-    case H5I_DATATYPE: H5Tclose(id); break;
-    case H5I_DATASPACE: H5Sclose(id); break;
-    case H5I_ATTR: H5Aclose(id); break;
-    case H5I_GENPROP_LST: H5Pclose(id); break;
-    default: break;
+    case H5I_DATASET:
+        H5Oclose(id);
+        break;
+    case H5I_DATATYPE:
+        H5Tclose(id);
+        break;
+    case H5I_DATASPACE:
+        H5Sclose(id);
+        break;
+    case H5I_ATTR:
+        H5Aclose(id);
+        break;
+    case H5I_GENPROP_LST:
+        H5Pclose(id);
+        break;
+    default:
+        break;
     }
 }
 
@@ -145,8 +161,7 @@ static int open_dataset(hid_t loc, const char *name, H5T_class_t cls, hid_t *ds,
         const char *want = cls == H5T_FLOAT     ? "floating-point"
                            : cls == H5T_INTEGER ? "integer"
                                                 : "string";
-        rc = apq_set_error(APQ_EFORMAT, "%s: dataset '%s' is not %s", h5_filename(loc), what,
-                           want);
+        rc = apq_set_error(APQ_EFORMAT, "%s: dataset '%s' is not %s", h5_filename(loc), what, want);
     }
 done:
     close_id(type);
@@ -158,8 +173,8 @@ done:
     return rc;
 }
 
-static int read_dataset(hid_t loc, const char *name, int rank, const hsize_t *dims,
-                        H5T_class_t cls, hid_t memtype, void *out) {
+static int read_dataset(hid_t loc, const char *name, int rank, const hsize_t *dims, H5T_class_t cls,
+                        hid_t memtype, void *out) {
     APQ_ASSERT(name && rank >= 1 && rank <= H5S_MAX_RANK && dims && out);
     hsize_t got[H5S_MAX_RANK];
     int got_rank = 0;
@@ -313,8 +328,8 @@ int h5_commit(hid_t file, const char *path) {
         rc = apq_set_error(APQ_EHDF5, "%s: no open HDF5 file to commit", tmp);
         goto done;
     }
-    ssize_t open_objs = H5Fget_obj_count(file, H5F_OBJ_DATASET | H5F_OBJ_GROUP |
-                                                   H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
+    ssize_t open_objs = H5Fget_obj_count(file, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE |
+                                                   H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
     if (open_objs > 0) /* a caller's bug; H5F_CLOSE_STRONG still closes them */
         apq_log("warning: %s: %zd HDF5 handles left open at commit", tmp, open_objs);
     if (H5Fclose(file) < 0) {
@@ -358,7 +373,7 @@ int h5_open_read(const char *path, const char *kind, int version, hid_t *file) {
         goto done;
     }
     if (H5Fis_hdf5(path) <= 0) {
-        rc = apq_set_error(APQ_EFORMAT, "%s: not an HDF5 file or truncated", path);
+        rc = apq_set_error(APQ_EFORMAT, "%s: not an HDF5 file", path);
         goto done;
     }
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
@@ -368,8 +383,8 @@ int h5_open_read(const char *path, const char *kind, int version, hid_t *file) {
     }
     if ((f = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
         rc = apq_set_error(APQ_EFORMAT,
-                           "%s: not an HDF5 file or truncated (HDF5 signature found but the "
-                           "file cannot be opened); hint: delete it and run make",
+                           "%s: truncated or damaged HDF5 file (it has an HDF5 signature but "
+                           "cannot be opened); hint: delete it and run make",
                            path);
         goto done;
     }
@@ -377,14 +392,13 @@ int h5_open_read(const char *path, const char *kind, int version, hid_t *file) {
         int64_t v = 0;
         htri_t has = H5Aexists(f, "format");
         if (has <= 0) {
-            rc = apq_set_error(APQ_EFORMAT, "%s: no 'format' attribute, expected format '%s'",
-                               path, kind);
+            rc = apq_set_error(APQ_EFORMAT, "%s: no 'format' attribute, expected format '%s'", path,
+                               kind);
             goto done;
         }
         if ((rc = h5_attr_get_str(f, "format", found, sizeof found)) < 0) goto done;
         if (strcmp(found, kind) != 0) {
-            rc = apq_set_error(APQ_EFORMAT, "%s: format is '%s', expected '%s'", path, found,
-                               kind);
+            rc = apq_set_error(APQ_EFORMAT, "%s: format is '%s', expected '%s'", path, found, kind);
             goto done;
         }
         if ((rc = h5_attr_get_i64(f, "format_version", &v)) < 0) goto done;
@@ -465,8 +479,8 @@ int h5_write_strings(hid_t loc, const char *name, const char *const *strs, size_
     for (size_t i = 0; i < n; i++) memcpy(buf + i * len, strs[i], strlen(strs[i]));
     if ((type = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(type, len) < 0 ||
         H5Tset_strpad(type, H5T_STR_NULLPAD) < 0) {
-        rc = apq_set_error(APQ_EHDF5, "%s: dataset '%s': cannot make string type",
-                           h5_filename(loc), obj_path(loc, name, what, sizeof what));
+        rc = apq_set_error(APQ_EHDF5, "%s: dataset '%s': cannot make string type", h5_filename(loc),
+                           obj_path(loc, name, what, sizeof what));
         goto done;
     }
     rc = write_dataset(loc, name, 1, (hsize_t[]){n}, type, buf);
@@ -575,8 +589,8 @@ nomem:
     rc = apq_set_error(APQ_ENOMEM, "%s: dataset '%s': out of memory", h5_filename(loc), what);
     goto done;
 hdf5:
-    rc = apq_set_error(APQ_EHDF5, "%s: cannot read strings of dataset '%s'", h5_filename(loc),
-                       what);
+    rc =
+        apq_set_error(APQ_EHDF5, "%s: cannot read strings of dataset '%s'", h5_filename(loc), what);
 done:
     if (vlen && count && (space = H5Dget_space(ds)) >= 0)
         H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, vlen);
@@ -674,8 +688,8 @@ nomem:
     rc = apq_set_error(APQ_ENOMEM, "%s: attribute '%s': out of memory", h5_filename(loc), name);
     goto done;
 hdf5:
-    rc = apq_set_error(APQ_EHDF5, "%s: cannot read attribute '%s' of '%s'", h5_filename(loc),
-                       name, obj_path(loc, ".", what, sizeof what));
+    rc = apq_set_error(APQ_EHDF5, "%s: cannot read attribute '%s' of '%s'", h5_filename(loc), name,
+                       obj_path(loc, ".", what, sizeof what));
 done:
     if (vlen) H5free_memory(vlen);
     free(s);

@@ -116,15 +116,20 @@ int apq_runtime_init(int argc, char **argv, int threads) {
         const char *s = strrchr(argv[0], '/');
         apq_prog = s ? s + 1 : argv[0];
     }
-    /* OpenBLAS reads OPENBLAS_CORETYPE once, when the library loads: set it
-     * and re-execute ourselves (DESIGN.md §8). APQ_REEXEC guards the loop. */
-    if (!getenv("OPENBLAS_CORETYPE") && !getenv("APQ_REEXEC") && argv) {
+    /* OpenBLAS reads OPENBLAS_CORETYPE, and libgomp OMP_WAIT_POLICY, once, when
+     * the libraries load: set them and re-execute ourselves (DESIGN.md §8).
+     * Passive waiting keeps idle OpenMP workers from spinning against
+     * OpenBLAS's own threads on a 2-core machine. Values the user set are kept;
+     * APQ_REEXEC guards the loop. */
+    if (!getenv("APQ_REEXEC") && argv) {
         const char *core = choose_coretype();
-        if (core) {
-            setenv("OPENBLAS_CORETYPE", core, 1);
+        int again = 0;
+        if (!getenv("OPENBLAS_CORETYPE") && core) again = !setenv("OPENBLAS_CORETYPE", core, 1);
+        if (!getenv("OMP_WAIT_POLICY")) again |= !setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        if (again) {
             setenv("APQ_REEXEC", "1", 1);
             execv("/proc/self/exe", argv);
-            /* exec failed: carry on with whatever kernel OpenBLAS chose */
+            /* exec failed: carry on with the libraries' defaults */
         }
     }
     if (threads <= 0) {

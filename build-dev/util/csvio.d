@@ -1,0 +1,3 @@
+build-dev/util/csvio.o: util/csvio.c util/csvio.h util/util.h
+util/csvio.h:
+util/util.h:

@@ -1,0 +1,2 @@
+build-io/util/rng.o: util/rng.c util/util.h
+util/util.h:

@@ -1,0 +1,3 @@
+build-lead/nn/nn.o: nn/nn.c nn/nn.h nn/../util/util.h
+nn/nn.h:
+nn/../util/util.h:

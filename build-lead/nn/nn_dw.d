@@ -1,0 +1,3 @@
+build-lead/nn/nn_dw.o: nn/nn_dw.c nn/nn.h nn/../util/util.h
+nn/nn.h:
+nn/../util/util.h:

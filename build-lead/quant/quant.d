@@ -1,0 +1,4 @@
+build-lead/quant/quant.o: quant/quant.c quant/quant.h \
+ quant/../util/util.h
+quant/quant.h:
+quant/../util/util.h:

@@ -1,0 +1,285 @@
+/* nn.c — linear (sgemm), dense conv (im2col + sgemm) and batch
+ * normalisation, forward and backward.
+ *
+ * Not here: depthwise (nn_dw.c); element-wise ops, pooling, loss, resize,
+ * optimizers and the arena (nn_ops.c); naive references (nn_ref.c).
+ *
+ * Parallelism: OpenMP over independent outputs (rows). Every
+ * reduction over rows (BN statistics, bias gradients) sums a FIXED number of
+ * row chunks, each in row order, and combines the chunk partials in chunk
+ * order, so results are bit-identical for any thread count. Products use
+ * fmaf so gcc emits vector FMAs (ISO C mode keeps -ffp-contract=off).
+ */
+#include "nn.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "../util/util.h"
+
+/* Work (in multiply-adds or floats touched) below which a kernel runs on one
+ * thread: a parallel region costs a few microseconds. Never changes results. */
+#define PAR_MIN_WORK 32768
+
+// ---- column reductions over rows -------------------------------------------
+
+/* Row chunks of a column reduction: a constant, so the summation order (and
+ * the result) is the same for every thread count. */
+#define RED_CHUNKS 16
+/* Columns per pass: bounds the stack partials to RED_CHUNKS*2*RED_COLS floats. */
+#define RED_COLS 128
+
+enum red_op {
+    RED_SUM,   /* s1[c] = sum_r a[r][c] */
+    RED_SQDEV, /* s1[c] = sum_r (a[r][c] - mu[c])^2 */
+    RED_DOTDEV /* s1[c] = sum_r b[r][c];  s2[c] = sum_r b[r][c] * (a[r][c] - mu[c]) */
+};
+
+/* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 (cw <= RED_COLS). */
+static void red_rows(float *restrict p1, float *restrict p2, const float *a, const float *b,
+                     const float *mu, size_t ld, int r0, int r1, int c0, int cw, enum red_op op) {
+    for (int c = 0; c < cw; c++) p1[c] = p2[c] = 0;
+    for (int r = r0; r < r1; r++) {
+        const float *restrict ar = a + (size_t)r * ld + c0;
+        if (op == RED_SUM) {
+            for (int c = 0; c < cw; c++) p1[c] += ar[c];
+        } else if (op == RED_SQDEV) {
+            const float *restrict m = mu + c0;
+            for (int c = 0; c < cw; c++) {
+                float d = ar[c] - m[c];
+                p1[c] = fmaf(d, d, p1[c]);
+            }
+        } else {
+            const float *restrict br = b + (size_t)r * ld + c0;
+            const float *restrict m = mu + c0;
+            for (int c = 0; c < cw; c++) {
+                p1[c] += br[c];
+                p2[c] = fmaf(br[c], ar[c] - m[c], p2[c]);
+            }
+        }
+    }
+}
+
+/* s1[c] (and s2[c] for RED_DOTDEV) = the reduction `op` over rows 0..M-1 of the
+ * [M][C] arrays a (and b), row stride ld. Overwrites s1/s2; s2 may be NULL
+ * unless op is RED_DOTDEV. */
+static void col_reduce(float *s1, float *s2, const float *a, const float *b, const float *mu,
+                       size_t ld, int M, int C, enum red_op op) {
+    float part1[RED_CHUNKS][RED_COLS], part2[RED_CHUNKS][RED_COLS];
+    int chunks = M < RED_CHUNKS ? (M > 0 ? M : 1) : RED_CHUNKS;
+    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
+        int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
+#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
+        for (int ch = 0; ch < chunks; ch++) {
+            int r0 = (int)((long)M * ch / chunks), r1 = (int)((long)M * (ch + 1) / chunks);
+            red_rows(part1[ch], part2[ch], a, b, mu, ld, r0, r1, c0, cw, op);
+        }
+        for (int c = 0; c < cw; c++) {
+            float t1 = 0, t2 = 0;
+            for (int ch = 0; ch < chunks; ch++) {
+                t1 += part1[ch][c];
+                t2 += part2[ch][c];
+            }
+            s1[c0 + c] = t1;
+            if (s2) s2[c0 + c] = t2;
+        }
+    }
+}
+
+// ---- linear / pointwise ----------------------------------------------------
+
+void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
+                       const float *bias, int M, int K, int N) {
+    APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out,
+                ldo);
+    if (!bias) return;
+#pragma omp parallel for schedule(static) if ((long)M * N >= PAR_MIN_WORK)
+    for (int m = 0; m < M; m++) {
+        float *restrict o = out + (size_t)m * ldo;
+        for (int n = 0; n < N; n++) o[n] += bias[n];
+    }
+}
+
+void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias, const float *dout,
+                        int ldo, const float *in, int ldi, const float *w, int ldw, int M, int K,
+                        int N) {
+    APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N);
+    if (din) {
+        APQ_ASSERT(lddi >= K && ldw >= K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, ldo, w, ldw,
+                    0.0f, din, lddi);
+    }
+    if (dw) {
+        APQ_ASSERT(lddw >= K && ldi >= K);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, ldo, in, ldi,
+                    1.0f, dw, lddw);
+    }
+    if (dbias) {
+        float s[RED_COLS];
+        for (int c0 = 0; c0 < N; c0 += RED_COLS) {
+            int cw = N - c0 < RED_COLS ? N - c0 : RED_COLS;
+            col_reduce(s, NULL, dout + c0, NULL, NULL, (size_t)ldo, M, cw, RED_SUM);
+            for (int c = 0; c < cw; c++) dbias[c0 + c] += s[c];
+        }
+    }
+}
+
+// ---- dense conv (im2col + sgemm) -------------------------------------------
+
+size_t nn_conv_scratch_floats(int N, int H, int W, int Cin, int k, int stride) {
+    return (size_t)N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride) * k * k * Cin;
+}
+
+/* col[(n,oh,ow)][(kh,kw,ci)] = in[n][oh*s-pad+kh][ow*s-pad+kw][ci], 0 outside. */
+static void im2col(float *col, const float *in, int N, int H, int W, int Cin, int k, int stride) {
+    const int pad = k / 2, OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride);
+    const size_t KK = (size_t)k * k * Cin;
+#pragma omp parallel for schedule(static) if ((long)N * OH * OW * KK >= PAR_MIN_WORK)
+    for (int r = 0; r < N * OH; r++) {
+        const int n = r / OH, oh = r % OH;
+        for (int ow = 0; ow < OW; ow++) {
+            float *dst = col + ((size_t)r * OW + ow) * KK;
+            for (int kh = 0; kh < k; kh++) {
+                const int ih = oh * stride - pad + kh;
+                for (int kw = 0; kw < k; kw++) {
+                    const int iw = ow * stride - pad + kw;
+                    float *d = dst + (size_t)(kh * k + kw) * Cin;
+                    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                        memset(d, 0, sizeof(float) * Cin);
+                    else
+                        memcpy(d, in + (((size_t)n * H + ih) * W + iw) * Cin, sizeof(float) * Cin);
+                }
+            }
+        }
+    }
+}
+
+/* din[n][ih][iw][ci] = sum of the col entries that copied it (gather per din row). */
+static void col2im(float *din, const float *col, int N, int H, int W, int Cin, int k, int stride) {
+    const int pad = k / 2, OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride);
+    const size_t KK = (size_t)k * k * Cin;
+#pragma omp parallel for schedule(static) if ((long)N * OH * OW * KK >= PAR_MIN_WORK)
+    for (int r = 0; r < N * H; r++) {
+        const int n = r / H, ih = r % H;
+        float *restrict drow = din + (size_t)r * W * Cin;
+        memset(drow, 0, sizeof(float) * W * Cin);
+        for (int kh = 0; kh < k; kh++) {
+            const int t = ih + pad - kh;
+            if (t < 0 || t % stride) continue;
+            const int oh = t / stride;
+            if (oh >= OH) continue;
+            for (int ow = 0; ow < OW; ow++) {
+                const float *src = col + (((size_t)n * OH + oh) * OW + ow) * KK;
+                for (int kw = 0; kw < k; kw++) {
+                    const int iw = ow * stride - pad + kw;
+                    if (iw < 0 || iw >= W) continue;
+                    float *restrict d = drow + (size_t)iw * Cin;
+                    const float *restrict s = src + (size_t)(kh * k + kw) * Cin;
+                    for (int c = 0; c < Cin; c++) d[c] += s[c];
+                }
+            }
+        }
+    }
+}
+
+void nn_conv_forward(float *out, const float *in, const float *w, float *scratch, int N, int H,
+                     int W, int Cin, int Cout, int k, int stride) {
+    APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
+    const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
+    im2col(scratch, in, N, H, W, Cin, k, stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Cout, KK, 1.0f, scratch, KK, w, KK,
+                0.0f, out, Cout);
+}
+
+void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
+                      float *scratch, int N, int H, int W, int Cin, int Cout, int k, int stride) {
+    APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
+    const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
+    if (dw) {
+        im2col(scratch, in, N, H, W, Cin, k, stride);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, KK, M, 1.0f, dout, Cout,
+                    scratch, KK, 1.0f, dw, KK);
+    }
+    if (din) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, KK, Cout, 1.0f, dout, Cout, w,
+                    KK, 0.0f, scratch, KK);
+        col2im(din, scratch, N, H, W, Cin, k, stride);
+    }
+}
+
+// ---- batch normalisation ---------------------------------------------------
+
+void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
+                         const float *gamma, const float *beta, int M, int C, float eps) {
+    APQ_ASSERT(M > 0 && C > 0 && eps > 0);
+    col_reduce(mean, NULL, x, NULL, NULL, (size_t)C, M, C, RED_SUM);
+    for (int c = 0; c < C; c++) mean[c] /= (float)M;
+    /* two passes: the variance from deviations, not E[x^2] - mean^2 */
+    col_reduce(invstd, NULL, x, NULL, mean, (size_t)C, M, C, RED_SQDEV);
+    for (int c = 0; c < C; c++) {
+        float var = invstd[c] / (float)M;
+        if (var_out) var_out[c] = var;
+        invstd[c] = 1.0f / sqrtf(var + eps);
+    }
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+    for (int m = 0; m < M; m++) {
+        const float *restrict xr = x + (size_t)m * C;
+        float *restrict yr = y + (size_t)m * C;
+        for (int c = 0; c < C; c++) yr[c] = fmaf(gamma[c] * invstd[c], xr[c] - mean[c], beta[c]);
+    }
+}
+
+void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *rmean, const float *rvar, int M, int C, float eps) {
+    APQ_ASSERT(M > 0 && C > 0 && eps > 0);
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+    for (int m = 0; m < M; m++) {
+        const float *restrict xr = x + (size_t)m * C;
+        float *restrict yr = y + (size_t)m * C;
+        for (int c = 0; c < C; c++)
+            yr[c] = fmaf(gamma[c] / sqrtf(rvar[c] + eps), xr[c] - rmean[c], beta[c]);
+    }
+}
+
+/* With xhat = (x-mean)*invstd, S1 = sum dy, S2 = sum dy*(x-mean):
+ *   dbeta = S1, dgamma = S2*invstd,
+ *   dx = gamma*invstd * (dy - S1/M - (x-mean)*invstd^2*S2/M). */
+void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                    const float *mean, const float *invstd, const float *gamma, int M, int C) {
+    APQ_ASSERT(M > 0 && C > 0);
+    float s1[RED_COLS], s2[RED_COLS];
+    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
+        const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
+        col_reduce(s1, s2, x + c0, dy + c0, mean + c0, (size_t)C, M, cw, RED_DOTDEV);
+        if (dbeta)
+            for (int c = 0; c < cw; c++) dbeta[c0 + c] += s1[c];
+        if (dgamma)
+            for (int c = 0; c < cw; c++) dgamma[c0 + c] += s2[c] * invstd[c0 + c];
+        if (!dx) continue;
+        float a[RED_COLS], b[RED_COLS], d[RED_COLS]; /* dx = a*dy + b*(x-mean) + d */
+        for (int c = 0; c < cw; c++) {
+            const float is = invstd[c0 + c], g = gamma[c0 + c] * is;
+            a[c] = g;
+            b[c] = -g * is * is * s2[c] / (float)M;
+            d[c] = -g * s1[c] / (float)M;
+        }
+#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
+        for (int m = 0; m < M; m++) {
+            const float *restrict dyr = dy + (size_t)m * C + c0;
+            const float *restrict xr = x + (size_t)m * C + c0;
+            const float *restrict mu = mean + c0;
+            float *restrict dxr = dx + (size_t)m * C + c0;
+            for (int c = 0; c < cw; c++) dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
+        }
+    }
+}
+
+void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,
+                          float momentum) {
+    for (int c = 0; c < C; c++) {
+        rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean[c];
+        rvar[c] = (1.0f - momentum) * rvar[c] + momentum * var[c];
+    }
+}

@@ -1,0 +1,296 @@
+/* nn_dw.c — depthwise k x k convolution (stride s, pad k/2), NHWC, forward
+ * and backward. Not here: the naive reference (nn_ref.c).
+ *
+ * Every kernel is a loop over channels (contiguous in NHWC and in the
+ * tap-major weights) whose body is a fully unrolled register tile: P output
+ * pixels x NK taps of one kernel row. gcc vectorises the channel loop and
+ * keeps the P (or NK) accumulators in vector registers, so each FMA needs
+ * about one load instead of three loads and a store. Tiles cover the pixels
+ * whose taps are all inside the image; border pixels take single-pixel tiles
+ * over their valid taps. P, NK and S are compile-time constants of each
+ * instantiation (tap_tile_* below); unusual shapes (k > 7, stride > 2) take
+ * the same code with run-time sizes.
+ *
+ * Parallelism: forward and input gradient over output / input rows; weight
+ * gradient over channel blocks. Per element the summation order is fixed
+ * (kernel rows, then taps or rows of the batch, ascending), so results do
+ * not depend on the thread count.
+ */
+#include "nn.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "../util/util.h"
+
+#define PAR_MIN_WORK 32768 /* multiply-adds below which a kernel runs on one thread */
+#define DW_P 4             /* output pixels per register tile */
+#define DW_MAXNK 7         /* taps per tile with an unrolled instantiation */
+#define DW_CB 16           /* channels per weight-gradient block (one AVX-512 vector) */
+#define DW_MAXK 15         /* largest kernel size (bounds the stack accumulators) */
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+// ---- register tiles ----------------------------------------------------------
+
+/* Output-stationary tile, channels c < cw:
+ *   o[p*os + c] += sum_{t<NK} w[t*ws + c] * x[(p*S + t)*xt + c],  p < P. */
+static ALWAYS_INLINE void tap_tile_out(float *restrict o, ptrdiff_t os, const float *restrict x,
+                                       ptrdiff_t xt, const float *restrict w, ptrdiff_t ws, int cw,
+                                       const int P, const int NK, const int S) {
+    for (int c = 0; c < cw; c++) {
+        float a[DW_P];
+#pragma GCC unroll 8
+        for (int p = 0; p < P; p++) a[p] = o[p * os + c];
+#pragma GCC unroll 8
+        for (int t = 0; t < NK; t++) {
+            const float wv = w[t * ws + c];
+#pragma GCC unroll 8
+            for (int p = 0; p < P; p++) a[p] = fmaf(wv, x[(p * S + t) * xt + c], a[p]);
+        }
+#pragma GCC unroll 8
+        for (int p = 0; p < P; p++) o[p * os + c] = a[p];
+    }
+}
+
+/* Weight-stationary tile (weight gradient), channels c < cw:
+ *   acc[t*as + c] += sum_{p<P} g[p*gs + c] * x[(p*S + t)*xt + c],  t < NK. */
+static ALWAYS_INLINE void tap_tile_w(float *restrict acc, ptrdiff_t as, const float *restrict g,
+                                     ptrdiff_t gs, const float *restrict x, ptrdiff_t xt, int cw,
+                                     const int P, const int NK, const int S) {
+    for (int c = 0; c < cw; c++) {
+        float a[DW_MAXNK];
+#pragma GCC unroll 8
+        for (int t = 0; t < NK; t++) a[t] = acc[t * as + c];
+#pragma GCC unroll 8
+        for (int p = 0; p < P; p++) {
+            const float gv = g[p * gs + c];
+#pragma GCC unroll 8
+            for (int t = 0; t < NK; t++) a[t] = fmaf(gv, x[(p * S + t) * xt + c], a[t]);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < NK; t++) acc[t * as + c] = a[t];
+    }
+}
+
+/* The same tiles with run-time sizes (any P, NK, S; same summation order). */
+static void tap_out_any(float *o, ptrdiff_t os, const float *x, ptrdiff_t xt, const float *w,
+                        ptrdiff_t ws, int cw, int P, int NK, int S) {
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < NK; t++) {
+            float *restrict op = o + p * os;
+            const float *restrict xp = x + (p * S + t) * xt, *restrict wp = w + t * ws;
+            for (int c = 0; c < cw; c++) op[c] = fmaf(wp[c], xp[c], op[c]);
+        }
+}
+
+static void tap_w_any(float *acc, ptrdiff_t as, const float *g, ptrdiff_t gs, const float *x,
+                      ptrdiff_t xt, int cw, int P, int NK, int S) {
+    for (int t = 0; t < NK; t++)
+        for (int p = 0; p < P; p++) {
+            float *restrict ap = acc + t * as;
+            const float *restrict gp = g + p * gs, *restrict xp = x + (p * S + t) * xt;
+            for (int c = 0; c < cw; c++) ap[c] = fmaf(gp[c], xp[c], ap[c]);
+        }
+}
+
+/* Instantiations: single pixels with 1..7 taps; 4-pixel tiles with 1..7 taps
+ * at tap stride 1 (forward s=1, input gradient) and 3, 5, 7 taps at stride 2. */
+#define TILE_KEY(p, nk, s) (((p) * 8 + (nk)) * 2 + (s) - 1)
+#define TILE_CASES(X)                                                                              \
+    X(1, 1, 1) X(1, 2, 1) X(1, 3, 1) X(1, 4, 1) X(1, 5, 1) X(1, 6, 1) X(1, 7, 1) X(4, 1, 1)       \
+        X(4, 2, 1) X(4, 3, 1) X(4, 4, 1) X(4, 5, 1) X(4, 6, 1) X(4, 7, 1) X(4, 3, 2) X(4, 5, 2)   \
+            X(4, 7, 2)
+
+static void tile_out(float *o, ptrdiff_t os, const float *x, ptrdiff_t xt, const float *w,
+                     ptrdiff_t ws, int cw, int P, int NK, int S) {
+    if (P == 1) S = 1;
+    switch (NK <= DW_MAXNK && S <= 2 ? TILE_KEY(P, NK, S) : -1) {
+#define X(p, nk, s)                                                                                \
+    case TILE_KEY(p, nk, s): tap_tile_out(o, os, x, xt, w, ws, cw, p, nk, s); return;
+        TILE_CASES(X)
+#undef X
+    default: tap_out_any(o, os, x, xt, w, ws, cw, P, NK, S);
+    }
+}
+
+static void tile_w(float *acc, ptrdiff_t as, const float *g, ptrdiff_t gs, const float *x,
+                   ptrdiff_t xt, int cw, int P, int NK, int S) {
+    if (P == 1) S = 1;
+    switch (NK <= DW_MAXNK && S <= 2 ? TILE_KEY(P, NK, S) : -1) {
+#define X(p, nk, s)                                                                                \
+    case TILE_KEY(p, nk, s): tap_tile_w(acc, as, g, gs, x, xt, cw, p, nk, s); return;
+        TILE_CASES(X)
+#undef X
+    default: tap_w_any(acc, as, g, gs, x, xt, cw, P, NK, S);
+    }
+}
+
+// ---- geometry ------------------------------------------------------------------
+
+static void dw_check(int ldw, int N, int H, int W, int C, int k, int stride) {
+    APQ_ASSERT(N > 0 && H > 0 && W > 0 && C > 0 && ldw >= C);
+    APQ_ASSERT(k >= 1 && k % 2 == 1 && k <= DW_MAXK && stride >= 1);
+}
+
+/* Output columns [*lo, *hi] whose k input columns ow*s - pad + kw all lie in [0, W). */
+static void interior(int *lo, int *hi, int W, int OW, int k, int s) {
+    const int pad = k / 2;
+    *lo = (pad + s - 1) / s;
+    *hi = W - k + pad >= 0 ? (W - k + pad) / s : -1;
+    if (*hi > OW - 1) *hi = OW - 1;
+}
+
+/* Valid taps [*kw0, *kw1) of output column ow. */
+static void tap_range(int *kw0, int *kw1, int ow, int W, int k, int s) {
+    const int pad = k / 2, base = ow * s - pad;
+    *kw0 = base < 0 ? -base : 0;
+    *kw1 = W - base < k ? W - base : k;
+}
+
+// ---- forward -------------------------------------------------------------------
+
+void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
+                   int k, int stride) {
+    dw_check(ldw, N, H, W, C, k, stride);
+    const int pad = k / 2, s = stride, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    int lo, hi;
+    interior(&lo, &hi, W, OW, k, s);
+    const long work = (long)N * OH * OW * C * k * k;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+    for (int r = 0; r < N * OH; r++) {
+        const int n = r / OH, oh = r % OH;
+        float *orow = out + (size_t)r * OW * C;
+        memset(orow, 0, sizeof(float) * OW * C);
+        for (int kh = 0; kh < k; kh++) {
+            const int ih = oh * s - pad + kh;
+            if (ih < 0 || ih >= H) continue;
+            const float *xrow = in + ((size_t)n * H + ih) * W * C;
+            const float *wrow = w + (size_t)kh * k * ldw;
+            for (int ow = 0; ow < OW;) {
+                if (ow >= lo && ow + DW_P - 1 <= hi) {
+                    tile_out(orow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C, wrow,
+                             ldw, C, DW_P, k, s);
+                    ow += DW_P;
+                } else {
+                    int kw0, kw1;
+                    tap_range(&kw0, &kw1, ow, W, k, s);
+                    if (kw1 > kw0)
+                        tile_out(orow + (size_t)ow * C, 0,
+                                 xrow + (size_t)(ow * s - pad + kw0) * C, C,
+                                 wrow + (size_t)kw0 * ldw, ldw, C, 1, kw1 - kw0, 1);
+                    ow++;
+                }
+            }
+        }
+    }
+}
+
+// ---- backward: input gradient ----------------------------------------------------
+
+/* din pixel iw of one input row gets, from one kernel row, the taps
+ * kw = kwf + s*j (kwf = (iw + pad) mod s) at output column ow = ob - j,
+ * ob = (iw + pad - kwf)/s, for the j with 0 <= ob - j < OW. The tiles walk j
+ * downwards (t = j1-1-j), so x advances with t and w steps by -s*ldw. */
+static void din_row(float *drow, const float *grow, const float *wrow, int ldw, int W, int OW,
+                    int C, int k, int s) {
+    const int pad = k / 2;
+    for (int rho = 0; rho < s && rho < W; rho++) {
+        const int kwf = (rho + pad) % s, nk = (k - kwf + s - 1) / s; /* taps of this class */
+        for (int iw = rho; iw < W;) {
+            const int ob = (iw + pad - kwf) / s;
+            /* a full tile: every pixel has all nk taps inside [0, OW) */
+            if (iw + (DW_P - 1) * s < W && ob - (nk - 1) >= 0 && ob + DW_P - 1 <= OW - 1) {
+                tile_out(drow + (size_t)iw * C, (ptrdiff_t)s * C,
+                         grow + (size_t)(ob - (nk - 1)) * C, C,
+                         wrow + (size_t)(kwf + s * (nk - 1)) * ldw, -(ptrdiff_t)s * ldw, C, DW_P,
+                         nk, 1);
+                iw += DW_P * s;
+                continue;
+            }
+            const int j0 = ob - (OW - 1) > 0 ? ob - (OW - 1) : 0, j1 = ob + 1 < nk ? ob + 1 : nk;
+            if (j1 > j0)
+                tile_out(drow + (size_t)iw * C, 0, grow + (size_t)(ob - (j1 - 1)) * C, C,
+                         wrow + (size_t)(kwf + s * (j1 - 1)) * ldw, -(ptrdiff_t)s * ldw, C, 1,
+                         j1 - j0, 1);
+            iw += s;
+        }
+    }
+}
+
+static void dw_backward_din(float *din, const float *dout, const float *w, int ldw, int N, int H,
+                            int W, int C, int k, int s) {
+    const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    const long work = (long)N * OH * OW * C * k * k;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+    for (int r = 0; r < N * H; r++) {
+        const int n = r / H, ih = r % H;
+        float *drow = din + (size_t)r * W * C;
+        memset(drow, 0, sizeof(float) * W * C);
+        for (int kh = 0; kh < k; kh++) {
+            const int t = ih + pad - kh;
+            if (t < 0 || t % s) continue;
+            const int oh = t / s;
+            if (oh >= OH) continue;
+            din_row(drow, dout + ((size_t)n * OH + oh) * OW * C, w + (size_t)kh * k * ldw, ldw, W,
+                    OW, C, k, s);
+        }
+    }
+}
+
+// ---- backward: weight gradient ------------------------------------------------------
+
+/* acc[t][0..cw) (row stride DW_CB) = sum over n, oh, ow of dout * in for
+ * tap t, channels c0 .. c0+cw-1. */
+static void dw_wgrad_block(float *acc, const float *dout, const float *in, int N, int H, int W,
+                           int C, int k, int s, int c0, int cw) {
+    const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    int lo, hi;
+    interior(&lo, &hi, W, OW, k, s);
+    memset(acc, 0, sizeof(float) * k * k * DW_CB);
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++) {
+            const float *grow = dout + ((size_t)n * OH + oh) * OW * C + c0;
+            for (int kh = 0; kh < k; kh++) {
+                const int ih = oh * s - pad + kh;
+                if (ih < 0 || ih >= H) continue;
+                const float *xrow = in + ((size_t)n * H + ih) * W * C + c0;
+                float *arow = acc + (size_t)kh * k * DW_CB;
+                for (int ow = 0; ow < OW;) {
+                    if (ow >= lo && ow + DW_P - 1 <= hi) {
+                        tile_w(arow, DW_CB, grow + (size_t)ow * C, C,
+                               xrow + (size_t)(ow * s - pad) * C, C, cw, DW_P, k, s);
+                        ow += DW_P;
+                    } else {
+                        int kw0, kw1;
+                        tap_range(&kw0, &kw1, ow, W, k, s);
+                        if (kw1 > kw0)
+                            tile_w(arow + (size_t)kw0 * DW_CB, DW_CB, grow + (size_t)ow * C, 0,
+                                   xrow + (size_t)(ow * s - pad + kw0) * C, C, cw, 1, kw1 - kw0, 1);
+                        ow++;
+                    }
+                }
+            }
+        }
+}
+
+void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
+                    const float *w, int ldw, int N, int H, int W, int C, int k, int stride) {
+    dw_check(ldw, N, H, W, C, k, stride);
+    if (din) dw_backward_din(din, dout, w, ldw, N, H, W, C, k, stride);
+    if (!dw) return;
+    APQ_ASSERT(lddw >= C);
+    const int OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride);
+    const long work = (long)N * OH * OW * C * k * k;
+    const int nblk = (C + DW_CB - 1) / DW_CB;
+    /* each channel block owns its columns of dw: no shared sums */
+#pragma omp parallel for schedule(dynamic, 1) if (work >= PAR_MIN_WORK && nblk > 1)
+    for (int b = 0; b < nblk; b++) {
+        float acc[DW_MAXK * DW_MAXK * DW_CB];
+        const int c0 = b * DW_CB, cw = C - c0 < DW_CB ? C - c0 : DW_CB;
+        dw_wgrad_block(acc, dout, in, N, H, W, C, k, stride, c0, cw);
+        for (int t = 0; t < k * k; t++)
+            for (int c = 0; c < cw; c++) dw[(size_t)t * lddw + c0 + c] += acc[t * DW_CB + c];
+    }
+}

@@ -1,0 +1,57 @@
+/* metrics.c — the train/held-out split and the predictor's metrics (RMSE, Kendall's tau-b). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "predictor.h"
+
+void predictor_split(int n, uint64_t seed, int *perm, int *n_train) {
+    APQ_ASSERT(n >= 2);
+    for (int i = 0; i < n; i++) perm[i] = i;
+    struct rng r;
+    rng_init(&r, seed, RNG_SPLIT);
+    rng_shuffle_int(&r, perm, (size_t)n);
+    rng_free(&r);
+    int n_test = n / 5 > 0 ? n / 5 : 1;
+    *n_train = n - n_test;
+}
+
+double rmse_points(const double *pred, const double *truth, int n) {
+    if (n <= 0) return 0;
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (pred[i] - truth[i]) * (pred[i] - truth[i]);
+    return 100.0 * sqrt(s / n);
+}
+
+double kendall_tau(const double *x, const double *y, int n) {
+    long long conc = 0, disc = 0, tie_x = 0, tie_y = 0, pairs = (long long)n * (n - 1) / 2;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            double dx = x[j] - x[i], dy = y[j] - y[i];
+            if (dx == 0) tie_x++;
+            if (dy == 0) tie_y++;
+            if (dx == 0 || dy == 0) continue;
+            if ((dx > 0) == (dy > 0))
+                conc++;
+            else
+                disc++;
+        }
+    double den = sqrt((double)(pairs - tie_x) * (double)(pairs - tie_y));
+    return den > 0 ? (double)(conc - disc) / den : 0.0;
+}
+
+void predictor_score(const struct predictor *p, const float *x, const float *y, int n, double *rmse,
+                     double *tau) {
+    float *out = apq_falloc((size_t)(n > 0 ? n : 1));
+    double *a = apq_xmalloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    double *b = apq_xmalloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    predictor_forward(p, x, n, out);
+    for (int i = 0; i < n; i++) {
+        a[i] = out[i];
+        b[i] = y[i];
+    }
+    *rmse = rmse_points(a, b, n);
+    *tau = kendall_tau(a, b, n);
+    free(b);
+    free(a);
+    free(out);
+}

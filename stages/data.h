@@ -1,0 +1,18 @@
+/* data.h — the splits every network stage uses (DESIGN.md §1): 50k train /
+ * 10k val (held out from train with a fixed seed, independent of --seed) /
+ * 10k test, optionally cut to the profile's sizes. */
+#ifndef APQ_STAGE_DATA_H
+#define APQ_STAGE_DATA_H
+
+#include "../datasets/datasets.h"
+
+#define SPLIT_SEED 20260101u /* fixed: the val split never moves with --seed */
+#define VAL_SIZE 10000
+
+/* Load DIR's IDX files and split; n_* > 0 keeps only the first n_* of each
+ * split (tiny profile). Exits 1 with a one-line message on bad data. */
+void stage_load_data(const char *dir, int n_train, int n_val, int n_test, struct dataset *train,
+                     struct dataset *val, struct dataset *test);
+void stage_free_data(struct dataset *train, struct dataset *val, struct dataset *test);
+
+#endif

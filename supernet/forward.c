@@ -1,0 +1,624 @@
+/* forward.c — forward and backward of any subnet: an eager tape of kernel calls.
+ *
+ * supernet_forward runs each layer immediately and records an op (inputs,
+ * outputs, weights, where their gradients go); supernet_backward walks the
+ * tape in reverse. Activations and their gradients live in the ctx arena,
+ * reset at every forward, so the hot loop allocates nothing (DESIGN.md §8).
+ * Elastic kernels (reference/ofa.md §2) and fake quantization
+ * (reference/apq.md §6) are "weight preparation" steps with their own
+ * backward: the transform chain and the straight-through estimator.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../quant/quant.h"
+#include "supernet.h"
+
+enum op_kind { OP_CONV, OP_DW, OP_PW, OP_BN, OP_RELU6, OP_ADD, OP_POOL, OP_LINEAR, OP_QACT, OP_DROP };
+
+struct node {
+    float *v, *g;
+    size_t n;
+};
+
+/* One elastic-kernel preparation: W_j = T_j · crop(W_{j+1}) chained down from the max kernel. */
+struct kprep {
+    int block, level, mid; /* target kernel index `level`, channels */
+    float *crop[SPACE_MAX_CHOICES]; /* crop[l]: [k_l^2][mid], saved for dT */
+    float *w[SPACE_MAX_CHOICES];    /* w[l]: transformed kernel at level l, [k_l^2][mid] */
+};
+
+struct sn_op {
+    enum op_kind kind;
+    int in, in2, out;                 /* node indices */
+    int N, H, W, C, Cout, k, stride, M;
+    const float *w;                   /* weights as used (maybe prepared scratch) */
+    int ldw;
+    float *dw;                        /* gradient destination of the used weights */
+    int lddw;
+    const float *bias;
+    float *dbias;
+    struct kprep *kp;                 /* elastic-kernel chain to back-propagate dw through */
+    struct sn_bn *bn;
+    float *mean, *invstd;             /* saved batch statistics */
+    int qlayer, bits, is_signed;      /* fake-quantized activation */
+    float *mask;                      /* dropout */
+};
+
+#define MAX_NODES 512
+struct tape_nodes {
+    struct node node[MAX_NODES];
+    int n;
+};
+
+// ---- context -------------------------------------------------------------------
+
+/* Upper bound on the arena floats one forward+backward of the largest subnet
+ * at batch n needs: every layer keeps about 5 tensors of its output size
+ * (conv out, BN out, quantized copy, and gradients) plus weight scratch. */
+static size_t arena_bound(const struct supernet *sn, int n) {
+    const struct space *s = &sn->s;
+    struct arch a;
+    arch_largest(s, 8, &a);
+    struct layer_desc L[ARCH_MAX_LAYERS];
+    int nl = arch_layers(s, &a, L);
+    size_t total = 0;
+    for (int i = 0; i < nl; i++) {
+        size_t out = (size_t)n * L[i].h_out * L[i].h_out * L[i].cout;
+        size_t in = (size_t)n * L[i].h_in * L[i].h_in * L[i].cin;
+        total += 6 * out + 2 * in + 4 * (size_t)layer_weights(&L[i]) + 64 * 8;
+        total += 16 * 3 * (size_t)s->max_kernel * s->max_kernel * L[i].cout;
+    }
+    return total + (size_t)n * s->in_size * s->in_size * 4 + (1u << 20);
+}
+
+void sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    c->max_batch = max_batch;
+    arena_init(&c->arena, arena_bound(sn, max_batch));
+    c->cap_ops = 1024;
+    c->ops = apq_xcalloc((size_t)c->cap_ops, sizeof *c->ops);
+    const struct space *s = &sn->s;
+    c->scratch_floats = nn_conv_scratch_floats(max_batch, s->in_size, s->in_size, s->in_ch,
+                                               s->first_conv_k, 1);
+    c->scratch = apq_falloc(c->scratch_floats);
+    c->calib_mean = apq_xcalloc(sn->n_bufs, sizeof(double));
+    c->calib_var = apq_xcalloc(sn->n_bufs, sizeof(double));
+    rng_init(&c->rng, seed, RNG_DROPOUT);
+    c->nodes = apq_xcalloc(1, sizeof(struct tape_nodes));
+}
+
+void sn_ctx_free(struct sn_ctx *c) {
+    if (!c) return;
+    arena_free(&c->arena);
+    free(c->ops);
+    free(c->nodes);
+    free(c->scratch);
+    free(c->calib_mean);
+    free(c->calib_var);
+    rng_free(&c->rng);
+    memset(c, 0, sizeof *c);
+}
+
+// ---- forward state -----------------------------------------------------------------
+
+struct fwd {
+    struct supernet *sn;
+    struct sn_ctx *c;
+    const struct arch *a;
+    struct sn_quant *q;
+    enum sn_mode mode;
+    int quant;        /* quantized arch */
+    int calib_quant;  /* SN_CALIB pass that sets the quant ranges */
+    int layer;        /* index in arch_layers order */
+    int n;            /* images in the batch */
+    size_t bn_off;    /* offset into the calibration accumulators */
+    struct tape_nodes *t;
+};
+
+static int new_node(struct fwd *f, float *v, size_t n) {
+    APQ_ASSERT(f->t->n < MAX_NODES);
+    f->t->node[f->t->n] = (struct node){v, NULL, n};
+    return f->t->n++;
+}
+
+static struct sn_op *new_op(struct fwd *f, enum op_kind kind) {
+    struct sn_ctx *c = f->c;
+    APQ_ASSERT(c->n_ops < c->cap_ops);
+    struct sn_op *op = &c->ops[c->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->in = op->in2 = op->out = -1;
+    return op;
+}
+
+static float *grad_of(const struct supernet *sn, const float *param) {
+    return sn->grads + (param - sn->params);
+}
+
+static float *A(struct fwd *f, size_t n) { return arena_alloc(&f->c->arena, n); }
+
+// ---- layers ----------------------------------------------------------------------
+
+static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C) {
+    const float *x = f->t->node[in].v;
+    float *y = A(f, (size_t)M * C);
+    struct sn_op *op = new_op(f, OP_BN);
+    op->in = in;
+    op->M = M;
+    op->C = C;
+    op->bn = bn;
+    if (f->mode == SN_EVAL) {
+        nn_bn_forward_eval(y, x, bn->gamma, bn->beta, bn->mean, bn->var, M, C, SN_BN_EPS);
+    } else {
+        op->mean = A(f, (size_t)C);
+        op->invstd = A(f, (size_t)C);
+        float *var = A(f, (size_t)C);
+        nn_bn_forward_train(y, op->mean, op->invstd, var, x, bn->gamma, bn->beta, M, C, SN_BN_EPS);
+        if (f->mode == SN_CALIB) {
+            double *cm = f->c->calib_mean + f->bn_off, *cv = f->c->calib_var + f->bn_off;
+            for (int i = 0; i < C; i++) {
+                cm[i] += (double)op->mean[i] * f->n; /* batch-size weighted, ofa.md §7 */
+                cv[i] += (double)var[i] * f->n;
+            }
+        }
+    }
+    f->bn_off += (size_t)C;
+    op->out = new_node(f, y, (size_t)M * C);
+    return op->out;
+}
+
+static int emit_relu6(struct fwd *f, int in) {
+    struct node *x = &f->t->node[in];
+    nn_relu6_forward(x->v, x->v, x->n); /* in place: BN backward needs its input, not its output */
+    struct sn_op *op = new_op(f, OP_RELU6);
+    op->in = in;
+    op->out = new_node(f, x->v, x->n);
+    return op->out;
+}
+
+/* Fake-quantize a conv's input activation (layer f->layer); identity when unquantized. */
+static int emit_qact(struct fwd *f, int in, int bits, int is_signed) {
+    if (!f->quant || !bits) return in;
+    struct node *x = &f->t->node[in];
+    int l = f->layer;
+    if (f->calib_quant) {
+        f->q->a_range[l] = quant_act_range(x->v, x->n, bits, is_signed);
+        return in; /* calibration pass runs unquantized (HAQ) */
+    }
+    float *y = A(f, x->n);
+    quant_act_forward(y, x->v, x->n, bits, f->q->a_range[l], is_signed);
+    struct sn_op *op = new_op(f, OP_QACT);
+    op->in = in;
+    op->qlayer = l;
+    op->bits = bits;
+    op->is_signed = is_signed;
+    op->out = new_node(f, y, x->n);
+    return op->out;
+}
+
+/* Weights as the conv will use them: fake-quantized dense copy on a quantized
+ * arch (range calibrated or taken from q), else the original view. */
+static const float *prep_weight(struct fwd *f, const float *w, int rows, int cols, int ldw,
+                                int bits, int *ld_out) {
+    *ld_out = ldw;
+    if (!f->quant || !bits) return w;
+    int l = f->layer;
+    if (f->calib_quant) {
+        f->q->w_range[l] = quant_weight_range(w, rows, cols, ldw, bits);
+        return w;
+    }
+    float *wq = A(f, (size_t)rows * cols);
+    quant_weight_fake(wq, w, rows, cols, ldw, bits, f->q->w_range[l]);
+    *ld_out = cols;
+    return wq;
+}
+
+static int emit_pw(struct fwd *f, int in, const float *w, int ldw, int M, int Cin, int Cout,
+                   int wbits) {
+    int ld;
+    const float *wu = prep_weight(f, w, Cout, Cin, ldw, wbits, &ld);
+    float *y = A(f, (size_t)M * Cout);
+    nn_linear_forward(y, Cout, f->t->node[in].v, Cin, wu, ld, NULL, M, Cin, Cout);
+    struct sn_op *op = new_op(f, OP_PW);
+    op->in = in;
+    op->M = M;
+    op->C = Cin;
+    op->Cout = Cout;
+    op->w = wu;
+    op->ldw = ld;
+    op->dw = grad_of(f->sn, w);
+    op->lddw = ldw;
+    op->out = new_node(f, y, (size_t)M * Cout);
+    f->layer++;
+    return op->out;
+}
+
+/* The active kernel of block b at kernel index j with `mid` channels:
+ * chained transforms from the max kernel (ofa.md §2). Returns [k*k][mid]. */
+static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
+    const struct space *s = &f->sn->s;
+    const struct sn_block *blk = &f->sn->block[b];
+    struct kprep *kp = (struct kprep *)A(f, (sizeof(struct kprep) + 3) / 4);
+    memset(kp, 0, sizeof *kp);
+    kp->block = b;
+    kp->level = j;
+    kp->mid = mid;
+    int top = s->n_kernels - 1, K = s->max_kernel, mid_max = s->block[b].mid_max;
+    const float *src = blk->dw_w;
+    int src_k = K, src_ld = mid_max;
+    for (int l = top - 1; l >= j; l--) {
+        int k = s->kernels[l], off = (src_k - k) / 2;
+        float *crop = A(f, (size_t)k * k * mid);
+        for (int r = 0; r < k; r++)
+            for (int cc = 0; cc < k; cc++)
+                memcpy(crop + (size_t)(r * k + cc) * mid,
+                       src + (size_t)((r + off) * src_k + cc + off) * src_ld, sizeof(float) * mid);
+        float *w = A(f, (size_t)k * k * mid);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k * k, mid, k * k, 1.0f,
+                    blk->transform[l], k * k, crop, mid, 0.0f, w, mid);
+        kp->crop[l] = crop;
+        kp->w[l] = w;
+        src = w;
+        src_k = k;
+        src_ld = mid;
+    }
+    return kp;
+}
+
+static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride,
+                   int wbits) {
+    const struct space *s = &f->sn->s;
+    const float *w;
+    int ldw;
+    float *dw;
+    int lddw;
+    struct kprep *kp = NULL;
+    if (b < 0) { /* the fixed first block: 3x3 on its own weights */
+        w = f->sn->first_dw_w;
+        ldw = C;
+        dw = grad_of(f->sn, w);
+        lddw = C;
+    } else if (k == s->max_kernel) {
+        w = f->sn->block[b].dw_w;
+        ldw = s->block[b].mid_max;
+        dw = grad_of(f->sn, w);
+        lddw = ldw;
+    } else {
+        int j = space_choice_index(s->kernels, s->n_kernels, k);
+        kp = kernel_prep(f, b, j, C);
+        w = kp->w[j];
+        ldw = C;
+        dw = NULL; /* into a scratch gradient, then through the transforms */
+        lddw = C;
+    }
+    int ld;
+    const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
+    int OH = nn_out_size(H, k, stride);
+    float *y = A(f, (size_t)N * OH * OH * C);
+    nn_dw_forward(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride);
+    struct sn_op *op = new_op(f, OP_DW);
+    op->in = in;
+    op->N = N;
+    op->H = op->W = H;
+    op->C = C;
+    op->k = k;
+    op->stride = stride;
+    op->w = wu;
+    op->ldw = ld;
+    op->dw = dw;
+    op->lddw = lddw;
+    op->kp = kp;
+    op->out = new_node(f, y, (size_t)N * OH * OH * C);
+    f->layer++;
+    return op->out;
+}
+
+// ---- the network -------------------------------------------------------------------
+
+static int emit_block(struct fwd *f, int x, int b, int N, int H) {
+    struct supernet *sn = f->sn;
+    const struct space_block *sb = &sn->s.block[b];
+    struct sn_block *blk = &sn->block[b];
+    const struct arch *a = f->a;
+    int mid = a->mid[b], k = a->ks[b], M = N * H * H;
+    int OH = nn_out_size(H, k, sb->stride), MO = N * OH * OH;
+    int h = emit_qact(f, x, a->pw_a[b], 1);
+    h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
+    h = emit_relu6(f, emit_bn(f, h, &blk->expand_bn, M, mid));
+    h = emit_qact(f, h, a->dw_a[b], 0);
+    h = emit_dw(f, h, b, N, H, mid, k, sb->stride, a->dw_w[b]);
+    h = emit_relu6(f, emit_bn(f, h, &blk->dw_bn, MO, mid));
+    h = emit_qact(f, h, a->pw_a[b], 0);
+    h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
+    h = emit_bn(f, h, &blk->project_bn, MO, sb->cout);
+    if (!sb->residual) return h;
+    float *y = A(f, (size_t)MO * sb->cout);
+    nn_add(y, f->t->node[h].v, f->t->node[x].v, (size_t)MO * sb->cout);
+    struct sn_op *op = new_op(f, OP_ADD);
+    op->in = h;
+    op->in2 = x;
+    op->out = new_node(f, y, (size_t)MO * sb->cout);
+    return op->out;
+}
+
+float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
+                        struct sn_quant *q, const float *x, int n, enum sn_mode mode) {
+    const struct space *s = &sn->s;
+    APQ_ASSERT(n <= c->max_batch);
+    struct fwd f = {.sn = sn, .c = c, .a = a, .q = q, .mode = mode, .t = c->nodes, .n = n};
+    f.quant = arch_is_quantized(a);
+    f.calib_quant = f.quant && mode == SN_CALIB && c->quant_calibrate;
+    APQ_ASSERT(!f.quant || q);
+    arena_reset(&c->arena);
+    c->n_ops = 0;
+    c->arch = a;
+    c->quant = q;
+    f.t->n = 0;
+    int fb = f.quant ? s->fixed_bits : 0, H = a->res, c0 = s->first_conv_ch;
+
+    /* first conv (its image input is not quantized, apq.md §2) */
+    int in = new_node(&f, (float *)x, (size_t)n * H * H * s->in_ch);
+    int ld;
+    int k0 = s->first_conv_k;
+    const float *w0 = prep_weight(&f, sn->first_conv_w, c0, k0 * k0 * s->in_ch,
+                                  k0 * k0 * s->in_ch, fb, &ld);
+    float *y0 = A(&f, (size_t)n * H * H * c0);
+    nn_conv_forward(y0, x, w0, c->scratch, n, H, H, s->in_ch, c0, k0, 1);
+    struct sn_op *op = new_op(&f, OP_CONV);
+    op->in = in;
+    op->N = n;
+    op->H = op->W = H;
+    op->C = s->in_ch;
+    op->Cout = c0;
+    op->k = k0;
+    op->stride = 1;
+    op->w = w0;
+    op->dw = grad_of(sn, sn->first_conv_w);
+    int h = op->out = new_node(&f, y0, (size_t)n * H * H * c0);
+    f.layer++;
+    h = emit_relu6(&f, emit_bn(&f, h, &sn->first_conv_bn, n * H * H, c0));
+
+    /* first block: dw 3x3 -> BN -> ReLU6 -> pw -> BN (+ identity) */
+    int skip = h;
+    h = emit_qact(&f, h, fb, 0);
+    h = emit_dw(&f, h, -1, n, H, c0, 3, 1, fb);
+    h = emit_relu6(&f, emit_bn(&f, h, &sn->first_dw_bn, n * H * H, c0));
+    h = emit_qact(&f, h, fb, 0);
+    h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);
+    h = emit_bn(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch);
+    if (c0 == s->first_block_ch) {
+        size_t sz = (size_t)n * H * H * c0;
+        float *y = A(&f, sz);
+        nn_add(y, f.t->node[h].v, f.t->node[skip].v, sz);
+        op = new_op(&f, OP_ADD);
+        op->in = h;
+        op->in2 = skip;
+        h = op->out = new_node(&f, y, sz);
+    }
+
+    /* elastic stages */
+    for (int b = 0; b < s->n_blocks; b++) {
+        if (!arch_block_active(s, a, b)) continue;
+        h = emit_block(&f, h, b, n, H);
+        H = nn_out_size(H, a->ks[b], s->block[b].stride);
+    }
+
+    /* feature mix, pool, dropout, classifier */
+    int last = s->stage[s->n_stages - 1].width, F = s->feature_mix_ch;
+    h = emit_qact(&f, h, fb, 1);
+    h = emit_pw(&f, h, sn->mix_w, last, n * H * H, last, F, fb);
+    h = emit_relu6(&f, emit_bn(&f, h, &sn->mix_bn, n * H * H, F));
+    float *pooled = A(&f, (size_t)n * F);
+    nn_avgpool_forward(pooled, f.t->node[h].v, n, H * H, F);
+    op = new_op(&f, OP_POOL);
+    op->in = h;
+    op->N = n;
+    op->M = H * H;
+    op->C = F;
+    h = op->out = new_node(&f, pooled, (size_t)n * F);
+    if (mode == SN_TRAIN && c->dropout > 0) {
+        float *mask = A(&f, (size_t)n * F), *y = A(&f, (size_t)n * F);
+        float keep = 1.0f - c->dropout;
+        for (size_t i = 0; i < (size_t)n * F; i++) {
+            mask[i] = rng_uniform(&c->rng) < keep ? 1.0f / keep : 0.0f;
+            y[i] = pooled[i] * mask[i];
+        }
+        op = new_op(&f, OP_DROP);
+        op->in = h;
+        op->mask = mask;
+        h = op->out = new_node(&f, y, (size_t)n * F);
+    }
+    h = emit_qact(&f, h, fb, 0);
+    const float *wc = prep_weight(&f, sn->cls_w, s->n_classes, F, F, fb, &ld);
+    float *logits = A(&f, (size_t)n * s->n_classes);
+    nn_linear_forward(logits, s->n_classes, f.t->node[h].v, F, wc, ld, sn->cls_b, n, F,
+                      s->n_classes);
+    op = new_op(&f, OP_LINEAR);
+    op->in = h;
+    op->M = n;
+    op->C = F;
+    op->Cout = s->n_classes;
+    op->w = wc;
+    op->ldw = ld;
+    op->dw = grad_of(sn, sn->cls_w);
+    op->lddw = F;
+    op->bias = sn->cls_b;
+    op->dbias = grad_of(sn, sn->cls_b);
+    op->out = new_node(&f, logits, (size_t)n * s->n_classes);
+    f.layer++;
+    if (q) q->n_layers = f.layer;
+    if (mode == SN_CALIB) c->calib_batches += n;
+    return logits;
+}
+
+// ---- backward -------------------------------------------------------------------------
+
+/* Back-propagate the effective kernel's gradient dW [k_j^2][mid] through the
+ * transform chain into the transforms' and the max kernel's gradients. */
+static void kernel_prep_backward(struct supernet *sn, struct sn_ctx *c, const struct kprep *kp,
+                                 float *dW) {
+    const struct space *s = &sn->s;
+    const struct sn_block *blk = &sn->block[kp->block];
+    int top = s->n_kernels - 1, mid = kp->mid, mid_max = s->block[kp->block].mid_max;
+    for (int l = kp->level; l <= top - 1; l++) {
+        int k = s->kernels[l], kb = s->kernels[l + 1], off = (kb - k) / 2;
+        /* dT_l += dW_l · crop_l^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k * k, k * k, mid, 1.0f, dW, mid,
+                    kp->crop[l], mid, 1.0f, grad_of(sn, blk->transform[l]), k * k);
+        /* dcrop = T_l^T · dW_l */
+        float *dcrop = arena_alloc(&c->arena, (size_t)k * k * mid);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k * k, mid, k * k, 1.0f,
+                    blk->transform[l], k * k, dW, mid, 0.0f, dcrop, mid);
+        /* scatter into the bigger kernel's gradient */
+        float *dst;
+        int ld;
+        if (l + 1 == top) {
+            dst = grad_of(sn, blk->dw_w);
+            ld = mid_max;
+        } else {
+            dst = arena_alloc(&c->arena, (size_t)kb * kb * mid);
+            memset(dst, 0, sizeof(float) * kb * kb * mid);
+            ld = mid;
+        }
+        for (int r = 0; r < k; r++)
+            for (int cc = 0; cc < k; cc++) {
+                float *d = dst + (size_t)((r + off) * kb + cc + off) * ld;
+                const float *sv = dcrop + (size_t)(r * k + cc) * mid;
+                for (int i = 0; i < mid; i++) d[i] += sv[i];
+            }
+        dW = dst;
+    }
+}
+
+/* Gradient buffer for node i's input gradient: fresh when none exists yet,
+ * else a temporary that is added afterwards (fan-out at residual inputs). */
+static float *din_buf(struct sn_ctx *c, struct node *x, int *accumulate) {
+    *accumulate = x->g != NULL;
+    float *g = arena_alloc(&c->arena, x->n);
+    if (!x->g) x->g = g;
+    return g;
+}
+
+static void din_done(struct node *x, float *g, int accumulate) {
+    if (accumulate)
+        for (size_t i = 0; i < x->n; i++) x->g[i] += g[i];
+}
+
+void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogits) {
+    struct tape_nodes *t = c->nodes;
+    struct node *nd = t->node;
+    nd[c->ops[c->n_ops - 1].out].g = (float *)dlogits;
+    for (int i = c->n_ops - 1; i >= 0; i--) {
+        struct sn_op *op = &c->ops[i];
+        struct node *y = &nd[op->out], *x = op->in >= 0 ? &nd[op->in] : NULL;
+        if (!y->g) continue; /* no gradient reaches this op */
+        int acc = 0;
+        float *g;
+        switch (op->kind) {
+        case OP_CONV: /* first layer: no input gradient */
+            nn_conv_backward(NULL, op->dw, y->g, x->v, op->w, c->scratch, op->N, op->H, op->W,
+                             op->C, op->Cout, op->k, op->stride);
+            break;
+        case OP_PW:
+        case OP_LINEAR:
+            g = din_buf(c, x, &acc);
+            nn_linear_backward(g, op->C, op->dw, op->lddw, op->dbias, y->g, op->Cout, x->v, op->C,
+                               op->w, op->ldw, op->M, op->C, op->Cout);
+            din_done(x, g, acc);
+            break;
+        case OP_DW: {
+            g = din_buf(c, x, &acc);
+            float *dw = op->dw;
+            if (!dw) {
+                dw = arena_alloc(&c->arena, (size_t)op->k * op->k * op->C);
+                memset(dw, 0, sizeof(float) * op->k * op->k * op->C);
+            }
+            nn_dw_backward(g, dw, op->lddw, y->g, x->v, op->w, op->ldw, op->N, op->H, op->W,
+                           op->C, op->k, op->stride);
+            if (op->kp) kernel_prep_backward(sn, c, op->kp, dw);
+            din_done(x, g, acc);
+            break;
+        }
+        case OP_BN:
+            g = din_buf(c, x, &acc);
+            nn_bn_backward(g, grad_of(sn, op->bn->gamma), grad_of(sn, op->bn->beta), y->g, x->v,
+                           op->mean, op->invstd, op->bn->gamma, op->M, op->C);
+            din_done(x, g, acc);
+            break;
+        case OP_RELU6: /* in place on the gradient */
+            nn_relu6_backward(y->g, y->g, y->v, y->n);
+            APQ_ASSERT(!x->g);
+            x->g = y->g;
+            break;
+        case OP_ADD: {
+            struct node *x2 = &nd[op->in2];
+            APQ_ASSERT(!x->g);
+            x->g = y->g; /* read-only from here on */
+            if (!x2->g) x2->g = y->g; /* later consumers add into it after x's branch is done */
+            else
+                for (size_t j = 0; j < x2->n; j++) x2->g[j] += y->g[j];
+            break;
+        }
+        case OP_POOL:
+            g = din_buf(c, x, &acc);
+            nn_avgpool_backward(g, y->g, op->N, op->M, op->C);
+            din_done(x, g, acc);
+            break;
+        case OP_DROP:
+            g = din_buf(c, x, &acc);
+            for (size_t j = 0; j < x->n; j++) g[j] = y->g[j] * op->mask[j];
+            din_done(x, g, acc);
+            break;
+        case OP_QACT: {
+            g = din_buf(c, x, &acc);
+            struct sn_quant *qq = c->quant;
+            float dR = 0;
+            quant_act_backward(g, &dR, y->g, x->v, x->n, qq->a_range[op->qlayer], op->is_signed);
+            qq->a_grad[op->qlayer] += dR;
+            din_done(x, g, acc);
+            break;
+        }
+        }
+    }
+}
+
+// ---- BN recalibration ----------------------------------------------------------------
+
+void supernet_recalibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
+                          struct sn_quant *q, const struct dataset *calib, int n_images) {
+    const struct space *s = &sn->s;
+    int B = c->max_batch, res = a->res;
+    if (n_images > calib->n) n_images = calib->n;
+    APQ_ASSERT(n_images > 0);
+    memset(c->calib_mean, 0, sizeof(double) * sn->n_bufs);
+    memset(c->calib_var, 0, sizeof(double) * sn->n_bufs);
+    c->calib_batches = 0;
+    float *x = apq_falloc((size_t)B * res * res * s->in_ch);
+    float *tmp = apq_falloc((size_t)B * calib->h * calib->w);
+    int *idx = apq_xmalloc(sizeof(int) * (size_t)B), *lab = apq_xmalloc(sizeof(int) * (size_t)B);
+    for (int off = 0; off < n_images; off += B) {
+        int n = n_images - off < B ? n_images - off : B;
+        for (int i = 0; i < n; i++) idx[i] = off + i;
+        sn_input_batch(x, lab, tmp, calib, idx, n, res, 0, NULL);
+        supernet_forward(sn, c, a, q, x, n, SN_CALIB);
+    }
+    /* mean of per-batch means and of per-batch (biased) variances, ofa.md §7 */
+    size_t off = 0;
+    double total = c->calib_batches;
+    for (int i = 0; i < c->n_ops; i++) {
+        const struct sn_op *op = &c->ops[i];
+        if (op->kind != OP_BN) continue;
+        for (int ch = 0; ch < op->C; ch++) {
+            op->bn->mean[ch] = (float)(c->calib_mean[off + ch] / total);
+            op->bn->var[ch] = (float)(c->calib_var[off + ch] / total);
+        }
+        off += (size_t)op->C;
+    }
+    free(x);
+    free(tmp);
+    free(idx);
+    free(lab);
+}

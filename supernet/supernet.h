@@ -1,0 +1,212 @@
+/* supernet.h — the weight-sharing supernet: parameters, forward/backward of any
+ * subnet, training, BN recalibration, QAT, evaluation, checkpoints.
+ *
+ * Parameters of the largest network live in one block (`params`, with
+ * `grads` and the optimizer's `mom` mirroring it; aesthetics M1), carved into
+ * named tensors. A subnet is selected by an explicit `struct arch` passed to
+ * every forward (no hidden "active" state, DESIGN.md §4):
+ *   - elastic width: the first `mid` middle channels (prefix views, no copy);
+ *   - elastic kernel: the 7x7 depthwise kernel's centre through learned
+ *     transforms 25x25 (7->5) and 9x9 (5->3) (reference/ofa.md §2);
+ *   - elastic depth: the first d blocks of each stage (ofa.md §4);
+ *   - elastic resolution: the input is resized to arch.res (ofa.md §5).
+ * On a quantized arch every conv's weights and input activations are
+ * fake-quantized (reference/apq.md §6) with ranges from a `struct sn_quant`.
+ *
+ * In-memory layouts: 1x1/linear weights [out][in]; depthwise weights
+ * tap-major [k*k][C]; the first conv OHWI. supernet.h5 stores PyTorch order
+ * (OIHW, [out,in]); see docs/formats.md.
+ *
+ *   struct supernet sn; supernet_init(&sn, &space, seed);
+ *   struct sn_ctx ctx;  sn_ctx_init(&ctx, &sn, batch);
+ *   float *logits = supernet_forward(&sn, &ctx, &arch, NULL, x, n, SN_TRAIN);
+ *   nn_softmax_ce(dlogits, logits, y, NULL, n, 10, 0.1f);
+ *   supernet_backward(&sn, &ctx, dlogits);   // accumulates into sn.grads
+ */
+#ifndef APQ_SUPERNET_H
+#define APQ_SUPERNET_H
+
+#include <stddef.h>
+
+#include "../datasets/datasets.h"
+#include "../nn/nn.h"
+#include "arch.h"
+
+#define SN_BN_EPS 1e-5f
+#define SN_BN_MOMENTUM 0.1f
+#define SN_FORMAT_VERSION 1
+
+struct sn_bn {
+    float *gamma, *beta;      /* params */
+    float *mean, *var;        /* running statistics (buffers) */
+};
+
+struct sn_tensor {
+    char name[96];    /* path in the network, e.g. "stage2/block1/depthwise/weight" */
+    int rank, dims[4]; /* PyTorch order */
+    int layout;       /* SN_LAYOUT_*: how memory order differs from PyTorch order */
+    int is_buffer;    /* running statistics: in `bufs`, no gradient */
+    int no_decay;     /* BN parameters and biases: no weight decay */
+    size_t offset, size; /* in floats, into params (or bufs) */
+};
+enum { SN_LAYOUT_PLAIN, SN_LAYOUT_DW_TAPMAJOR, SN_LAYOUT_OHWI };
+
+struct sn_block {
+    float *expand_w;        /* [mid_max][cin] */
+    struct sn_bn expand_bn; /* [mid_max] */
+    float *dw_w;            /* [K*K][mid_max], K = max kernel, tap-major */
+    float *transform[SPACE_MAX_CHOICES]; /* transform[j]: kernels[j+1] -> kernels[j],
+                                            [kernels[j]^2][kernels[j]^2] */
+    struct sn_bn dw_bn;     /* [mid_max] */
+    float *project_w;       /* [cout][mid_max] */
+    struct sn_bn project_bn;/* [cout] */
+};
+
+struct supernet {
+    struct space s;
+    size_t n_params, n_bufs;
+    float *params, *grads, *mom; /* [n_params] each, owned */
+    float *bufs;                 /* [n_bufs] running statistics, owned */
+    int n_tensors;
+    struct sn_tensor *tensors;   /* owned */
+    /* views into params/bufs */
+    float *first_conv_w;         /* OHWI [C0][k][k][in_ch] */
+    struct sn_bn first_conv_bn;
+    float *first_dw_w;           /* [9][C0] */
+    struct sn_bn first_dw_bn;
+    float *first_pw_w;           /* [C1][C0] */
+    struct sn_bn first_pw_bn;
+    struct sn_block block[SPACE_MAX_BLOCKS];
+    float *mix_w;                /* [F][C_last] */
+    struct sn_bn mix_bn;
+    float *cls_w, *cls_b;        /* [classes][F], [classes] */
+};
+
+/* Allocate and initialise (reference/ofa.md §6.1: conv N(0, sqrt(2/(k*k*C_out))),
+ * linear U(+-1/sqrt(fan_in)), BN gamma 1 beta 0, transforms identity, running
+ * var 1). zero_last_gamma: BigNAS's zero-initialised last BN gamma of
+ * residual blocks (ofa.md §10). Deterministic from seed (RNG_INIT). */
+void supernet_init(struct supernet *sn, const struct space *s, uint64_t seed, int zero_last_gamma);
+void supernet_free(struct supernet *sn);
+/* Find a tensor by name (NULL if absent). */
+const struct sn_tensor *supernet_tensor(const struct supernet *sn, const char *name);
+
+/* ---- quantization state of one subnet (QAT) -------------------------------- */
+/* Per layer of arch_layers() order: weight range T (fixed after calibration)
+ * and activation clip R (trainable, with gradient). */
+struct sn_quant {
+    int n_layers;
+    float w_range[ARCH_MAX_LAYERS];
+    float a_range[ARCH_MAX_LAYERS];
+    float a_grad[ARCH_MAX_LAYERS];
+    float a_mom[ARCH_MAX_LAYERS];
+};
+
+/* ---- per-run workspace ------------------------------------------------------ */
+enum sn_mode {
+    SN_TRAIN, /* batch statistics, tape for backward, dropout */
+    SN_CALIB, /* batch statistics accumulated for BN recalibration (and quant calibration) */
+    SN_EVAL   /* running statistics */
+};
+struct sn_op;
+struct sn_ctx {
+    int max_batch;
+    struct arena arena;   /* activations and their gradients, sized for the largest subnet */
+    struct sn_op *ops;    /* the tape of the last forward */
+    void *nodes;          /* its activation nodes (values and gradients) */
+    int n_ops, cap_ops;
+    float *scratch;       /* im2col / kernel-transform scratch */
+    size_t scratch_floats;
+    /* BN recalibration accumulators, per BN op in forward order */
+    double *calib_mean, *calib_var;
+    int calib_batches;
+    float dropout;        /* dropout before the classifier in SN_TRAIN (0 = off) */
+    struct rng rng;       /* dropout masks */
+    const struct arch *arch;
+    struct sn_quant *quant; /* quantization state of the last forward (NULL on fp32) */
+    int quant_calibrate;    /* SN_CALIB: set quant ranges from this batch instead of quantizing */
+};
+void sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uint64_t seed);
+void sn_ctx_free(struct sn_ctx *c);
+
+/* Forward a batch x [n][res][res][in_ch] (already at the arch's resolution,
+ * n <= max_batch) through subnet `a`. q: quantization ranges (required on a
+ * quantized arch, NULL on fp32). Returns logits [n][classes] in the arena,
+ * valid until the next forward. */
+float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
+                        struct sn_quant *q, const float *x, int n, enum sn_mode mode);
+/* Backward of the last SN_TRAIN forward; dlogits [n][classes]. Accumulates
+ * parameter gradients into sn->grads and activation-range gradients into q. */
+void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogits);
+
+/* ---- data to the network ----------------------------------------------------- */
+/* Fill x [n][res][res][1] from examples idx of d (augment: random crop + flip,
+ * ofa.md §5), bilinear-resized to res. tmp holds n*h*w floats. */
+void sn_input_batch(float *x, int *labels, float *tmp, const struct dataset *d, const int *idx,
+                    int n, int res, int augment, struct rng *r);
+
+/* ---- evaluation ---------------------------------------------------------------- */
+/* BN recalibration (ofa.md §7): forward the first n_images of `calib` (batches
+ * of `batch`, at a's resolution, no augmentation) accumulating per-batch mean
+ * and variance; writes their averages into the running statistics of the
+ * channels a uses. */
+void supernet_recalibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
+                          struct sn_quant *q, const struct dataset *calib, int n_images);
+/* Top-1 accuracy (fraction) of subnet a on the first n_images of d (eval BN). */
+double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
+                         struct sn_quant *q, const struct dataset *d, int n_images);
+
+/* ---- training ------------------------------------------------------------------ */
+struct sn_train_cfg {
+    int epochs;          /* passes over the training images (may be fractional via steps) */
+    long steps;          /* total optimizer steps (overrides epochs when > 0) */
+    int batch;
+    float lr, lr_end_frac; /* peak lr; the cosine decays to lr*lr_end_frac (BigNAS clamp 0.05) */
+    int warmup_steps;
+    float momentum, weight_decay, label_smoothing, dropout;
+    int largest_steps;   /* phase 0: steps training only the largest subnet */
+    int n_random;        /* sandwich: random subnets per step besides largest and smallest */
+    int kd;              /* in-place distillation from the largest subnet */
+    int calib_images;    /* BN recalibration images for the end-of-training report */
+    int eval_images;     /* val images for the end-of-training report */
+    uint64_t seed;
+};
+struct sn_train_report {
+    double acc_largest, acc_smallest; /* val accuracy after BN recalibration */
+    double seconds, images_per_s;
+    long steps;
+};
+/* BigNAS sandwich training (ofa.md §10) after an optional largest-only phase:
+ * per step the largest subnet on labels (label smoothing), then the smallest
+ * and n_random random subnets on the largest's soft predictions (kd), one
+ * resolution per step shared by all; gradients summed, one SGD-Nesterov
+ * update; weight decay off for BN and biases. Shows a progress line. */
+void supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
+                    const struct sn_train_cfg *cfg, struct sn_train_report *rep);
+
+/* ---- QAT -------------------------------------------------------------------- */
+/* Calibrate q for quantized arch a (apq.md §6): weight ranges from the
+ * weights, activation ranges from one batch of `calib`. */
+void qat_calibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
+                   const struct dataset *calib, int n_images);
+/* Quantization-aware fine-tuning of subnet a for `steps` SGD steps of `batch`
+ * images from train (lr cosine to 0, momentum 0.9 Nesterov, label smoothing 0.1);
+ * updates sn's weights in place (callers snapshot/restore the supernet). */
+void qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
+                  const struct dataset *train, int steps, int batch, float lr, uint64_t seed);
+
+/* ---- checkpoints -------------------------------------------------------------- */
+/* supernet.h5 (docs/formats.md): attributes space (.ini text), space_hash,
+ * format_version, git_rev, seed, profile; one dataset per tensor in PyTorch
+ * order. Written to a temp file and renamed. */
+/* rep (may be NULL) adds the training summary as attributes acc_val_largest,
+ * acc_val_smallest, train_seconds, train_steps. */
+int supernet_save(const struct supernet *sn, const char *path, uint64_t seed, const char *profile,
+                  const struct sn_train_report *rep);
+/* Load into an initialised supernet of the same space. A file of another space
+ * (APQ_EMISMATCH), a missing tensor or a wrong shape (APQ_EFORMAT) is refused. */
+int supernet_load(struct supernet *sn, const char *path);
+/* Read only the space stored in a supernet.h5. */
+int supernet_load_space(const char *path, struct space *s);
+
+#endif
