@@ -55,7 +55,7 @@ $(B)/apq-train-predictor:    $(B)/stages/train_predictor.o $(B)/stages/cli.o $(U
 $(B)/apq-transfer-predictor: $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-build-lut:          $(B)/stages/build_lut.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)
 $(B)/apq-search:             $(B)/stages/search.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
-$(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O)
+$(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(SEARCH_O)
 $(addprefix $(B)/apq-,$(STAGES)):
 	$(CC) -o $@ $^ $(LDLIBS)
 programs: $(addprefix $(B)/apq-,$(STAGES))

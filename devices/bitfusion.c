@@ -24,17 +24,21 @@
  *   - pointwise and linear (a 1x1 conv at h = 1): the dense loop nest above;
  *   - a dense kxk conv (only the first conv, whose input is the image): im2col,
  *     k*k*cin on the reduction dimension, oc tiles of any power of two;
- *   - depthwise: APQ's mapping is unpublished (§8.5); we fitted one to their
- *     LUT. The C channels run as ceil(C/G) independent groups, each costed as
- *     a dense k x k conv with G input and G output channels through the
- *     search above, G = 8*pf channels (8 at 8x8 or 6-bit, 16 at 8x4, 32 at
- *     4x4); a layer of fewer than G channels is one group of C. Checked on 18
- *     of APQ's depthwise entries (k 3/5/7, stride 1/2, W4A4, W4A8, W8A8): 14
- *     agree to the cycle (e.g. 384 ch, 14x14, k7, s2, W8A8: 0.266688 ms), the
- *     other 4 (stride 1 at 14x14, and k5 s2 at W8A8) come out 3-12% slower
- *     than APQ's. Energy and traffic are the group's times ceil(C/G).
- *     The grouping is a fit, not a physical claim: it makes a depthwise conv
- *     cost as a dense G->G conv per group, i.e. it wastes most of the array.
+ *   - depthwise: APQ's mapping is unpublished (§8.5); this one is fitted to
+ *     their LUT. The C channels run as ceil(C/G) independent groups of G
+ *     channels (the last one padded), each costed as a dense k x k conv with
+ *     G inputs and G outputs through the search above, G = 8*pf (8 channels
+ *     at W8A8 and any 6-bit operand, 16 at W4A8/W8A4, 32 at W4A4; capped at
+ *     M = 32 for 2-bit operands, which APQ's LUT does not have). Latency,
+ *     energy and traffic are one group's times ceil(C/G). Checked against 18
+ *     depthwise entries of APQ's LUT (k 3/5/7, stride 1/2, 7x7 and 14x14,
+ *     W4A4/W4A8/W8A8): 14 agree to the cycle, the other 4 (three stride-1
+ *     14x14 ones, one k5 stride 2 at W8A8) come out 3-12% slower. Energy is
+ *     within 0.4% at W4A4, 3-4% below at W4A8 and 9-10% below at W8A8 on the
+ *     matching ones. A fit, not a physical claim: a dense G->G conv per
+ *     group wastes most of the array, and at 4 bits the G = 32 groups carry
+ *     32x32 weight tiles, so a 4-bit depthwise layer can cost more energy
+ *     than an 8-bit one (APQ's LUT shows such inversions too).
  *
  * Not here: device files (device.c), the lookup table (lut.c).
  */
@@ -286,10 +290,10 @@ int bitfusion_layer_stats(const struct device *d, const struct layer_desc *l, st
         if (l->cin != l->cout)
             return apq_set_error(APQ_ECONFIG, "%s: depthwise layer with cin %d != cout %d", d->name,
                                  l->cin, l->cout);
-        int64_t g = 8 * p.pf;
+        int64_t g = 8 * p.pf < p.M ? 8 * p.pf : p.M;
         groups = cdiv(l->cin, g);
         p.mode = BF_DENSE;
-        p.IC = p.OC = l->cin < g ? l->cin : g;
+        p.IC = p.OC = g;
         break;
     }
     case LAYER_PW:

@@ -9,7 +9,8 @@
  * whose taps are all inside the image; border pixels take single-pixel tiles
  * over their valid taps. P, NK and S are compile-time constants of each
  * instantiation (tap_tile_* below); unusual shapes (k > 7, stride > 2) take
- * the same code with run-time sizes.
+ * the same code with run-time sizes. The weight gradient supports k <= 7
+ * (its accumulators live on the stack).
  *
  * Parallelism: forward and input gradient over output / input rows; weight
  * gradient over channel blocks. Per element the summation order is fixed
@@ -19,6 +20,7 @@
 #include "nn.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -27,8 +29,8 @@
 #define PAR_MIN_WORK 32768 /* multiply-adds below which a kernel runs on one thread */
 #define DW_P 4             /* output pixels per register tile */
 #define DW_MAXNK 7         /* taps per tile with an unrolled instantiation */
-#define DW_CB 16           /* channels per weight-gradient block (one AVX-512 vector) */
-#define DW_MAXK 15         /* largest kernel size (bounds the stack accumulators) */
+#define DW_AS 64            /* row stride of the weight-gradient accumulators: max channels */
+#define DW_ACC (49 * DW_AS) /* weight-gradient accumulators (stack): kernels up to 7x7 */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -54,15 +56,16 @@ static ALWAYS_INLINE void tap_tile_out(float *restrict o, ptrdiff_t os, const fl
     }
 }
 
-/* Weight-stationary tile (weight gradient), channels c < cw:
- *   acc[t*as + c] += sum_{p<P} g[p*gs + c] * x[(p*S + t)*xt + c],  t < NK. */
-static ALWAYS_INLINE void tap_tile_w(float *restrict acc, ptrdiff_t as, const float *restrict g,
-                                     ptrdiff_t gs, const float *restrict x, ptrdiff_t xt, int cw,
-                                     const int P, const int NK, const int S) {
+/* Weight-stationary tile (weight gradient), channels c < cw <= DW_AS:
+ *   acc[t*DW_AS + c] += sum_{p<P} g[p*gs + c] * x[(p*S + t)*xt + c],  t < NK.
+ * (A compile-time row stride lets gcc see that the rows do not overlap.) */
+static ALWAYS_INLINE void tap_tile_w(float *restrict acc, const float *restrict g, ptrdiff_t gs,
+                                     const float *restrict x, ptrdiff_t xt, int cw, const int P,
+                                     const int NK, const int S) {
     for (int c = 0; c < cw; c++) {
         float a[DW_MAXNK];
 #pragma GCC unroll 8
-        for (int t = 0; t < NK; t++) a[t] = acc[t * as + c];
+        for (int t = 0; t < NK; t++) a[t] = acc[t * DW_AS + c];
 #pragma GCC unroll 8
         for (int p = 0; p < P; p++) {
             const float gv = g[p * gs + c];
@@ -70,7 +73,7 @@ static ALWAYS_INLINE void tap_tile_w(float *restrict acc, ptrdiff_t as, const fl
             for (int t = 0; t < NK; t++) a[t] = fmaf(gv, x[(p * S + t) * xt + c], a[t]);
         }
 #pragma GCC unroll 8
-        for (int t = 0; t < NK; t++) acc[t * as + c] = a[t];
+        for (int t = 0; t < NK; t++) acc[t * DW_AS + c] = a[t];
     }
 }
 
@@ -85,11 +88,11 @@ static void tap_out_any(float *o, ptrdiff_t os, const float *x, ptrdiff_t xt, co
         }
 }
 
-static void tap_w_any(float *acc, ptrdiff_t as, const float *g, ptrdiff_t gs, const float *x,
-                      ptrdiff_t xt, int cw, int P, int NK, int S) {
+static void tap_w_any(float *acc, const float *g, ptrdiff_t gs, const float *x, ptrdiff_t xt,
+                      int cw, int P, int NK, int S) {
     for (int t = 0; t < NK; t++)
         for (int p = 0; p < P; p++) {
-            float *restrict ap = acc + t * as;
+            float *restrict ap = acc + t * DW_AS;
             const float *restrict gp = g + p * gs, *restrict xp = x + (p * S + t) * xt;
             for (int c = 0; c < cw; c++) ap[c] = fmaf(gp[c], xp[c], ap[c]);
         }
@@ -115,15 +118,15 @@ static void tile_out(float *o, ptrdiff_t os, const float *x, ptrdiff_t xt, const
     }
 }
 
-static void tile_w(float *acc, ptrdiff_t as, const float *g, ptrdiff_t gs, const float *x,
-                   ptrdiff_t xt, int cw, int P, int NK, int S) {
+static void tile_w(float *acc, const float *g, ptrdiff_t gs, const float *x, ptrdiff_t xt, int cw,
+                   int P, int NK, int S) {
     if (P == 1) S = 1;
     switch (NK <= DW_MAXNK && S <= 2 ? TILE_KEY(P, NK, S) : -1) {
 #define X(p, nk, s)                                                                                \
-    case TILE_KEY(p, nk, s): tap_tile_w(acc, as, g, gs, x, xt, cw, p, nk, s); return;
+    case TILE_KEY(p, nk, s): tap_tile_w(acc, g, gs, x, xt, cw, p, nk, s); return;
         TILE_CASES(X)
 #undef X
-    default: tap_w_any(acc, as, g, gs, x, xt, cw, P, NK, S);
+    default: tap_w_any(acc, g, gs, x, xt, cw, P, NK, S);
     }
 }
 
@@ -131,7 +134,7 @@ static void tile_w(float *acc, ptrdiff_t as, const float *g, ptrdiff_t gs, const
 
 static void dw_check(int ldw, int N, int H, int W, int C, int k, int stride) {
     APQ_ASSERT(N > 0 && H > 0 && W > 0 && C > 0 && ldw >= C);
-    APQ_ASSERT(k >= 1 && k % 2 == 1 && k <= DW_MAXK && stride >= 1);
+    APQ_ASSERT(k >= 1 && k % 2 == 1 && stride >= 1);
 }
 
 /* Output columns [*lo, *hi] whose k input columns ow*s - pad + kw all lie in [0, W). */
@@ -241,14 +244,14 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
 
 // ---- backward: weight gradient ------------------------------------------------------
 
-/* acc[t][0..cw) (row stride DW_CB) = sum over n, oh, ow of dout * in for
+/* acc[t][0..cw) (row stride DW_AS) = sum over n, oh, ow of dout * in for
  * tap t, channels c0 .. c0+cw-1. */
 static void dw_wgrad_block(float *acc, const float *dout, const float *in, int N, int H, int W,
                            int C, int k, int s, int c0, int cw) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
     int lo, hi;
     interior(&lo, &hi, W, OW, k, s);
-    memset(acc, 0, sizeof(float) * k * k * DW_CB);
+    memset(acc, 0, sizeof(float) * k * k * DW_AS);
     for (int n = 0; n < N; n++)
         for (int oh = 0; oh < OH; oh++) {
             const float *grow = dout + ((size_t)n * OH + oh) * OW * C + c0;
@@ -256,17 +259,17 @@ static void dw_wgrad_block(float *acc, const float *dout, const float *in, int N
                 const int ih = oh * s - pad + kh;
                 if (ih < 0 || ih >= H) continue;
                 const float *xrow = in + ((size_t)n * H + ih) * W * C + c0;
-                float *arow = acc + (size_t)kh * k * DW_CB;
+                float *arow = acc + (size_t)kh * k * DW_AS;
                 for (int ow = 0; ow < OW;) {
                     if (ow >= lo && ow + DW_P - 1 <= hi) {
-                        tile_w(arow, DW_CB, grow + (size_t)ow * C, C,
+                        tile_w(arow, grow + (size_t)ow * C, C,
                                xrow + (size_t)(ow * s - pad) * C, C, cw, DW_P, k, s);
                         ow += DW_P;
                     } else {
                         int kw0, kw1;
                         tap_range(&kw0, &kw1, ow, W, k, s);
                         if (kw1 > kw0)
-                            tile_w(arow + (size_t)kw0 * DW_CB, DW_CB, grow + (size_t)ow * C, 0,
+                            tile_w(arow + (size_t)kw0 * DW_AS, grow + (size_t)ow * C, 0,
                                    xrow + (size_t)(ow * s - pad + kw0) * C, C, cw, 1, kw1 - kw0, 1);
                         ow++;
                     }
@@ -275,22 +278,40 @@ static void dw_wgrad_block(float *acc, const float *dout, const float *in, int N
         }
 }
 
+/* Channels per weight-gradient block. Wider blocks run faster (longer
+ * channel loops) but leave threads idle when there are few of them; the
+ * estimate is rounds of blocks per thread x block width / relative speed.
+ * The per-channel summation order does not depend on the choice. */
+static int wgrad_block_width(int C) {
+    static const int width[3] = {64, 32, 16};
+    static const double speed[3] = {1.0, 0.8, 0.7};
+    const int threads = omp_get_max_threads();
+    int best = 16;
+    double best_t = 1e300;
+    for (int i = 0; i < 3; i++) {
+        const int nblk = (C + width[i] - 1) / width[i];
+        const double t = (double)((nblk + threads - 1) / threads) * width[i] / speed[i];
+        if (t < best_t) best_t = t, best = width[i];
+    }
+    return best;
+}
+
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
                     const float *w, int ldw, int N, int H, int W, int C, int k, int stride) {
     dw_check(ldw, N, H, W, C, k, stride);
     if (din) dw_backward_din(din, dout, w, ldw, N, H, W, C, k, stride);
     if (!dw) return;
-    APQ_ASSERT(lddw >= C);
+    APQ_ASSERT(lddw >= C && k * k * DW_AS <= DW_ACC);
     const int OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride);
     const long work = (long)N * OH * OW * C * k * k;
-    const int nblk = (C + DW_CB - 1) / DW_CB;
+    const int cb = wgrad_block_width(C), nblk = (C + cb - 1) / cb;
     /* each channel block owns its columns of dw: no shared sums */
 #pragma omp parallel for schedule(dynamic, 1) if (work >= PAR_MIN_WORK && nblk > 1)
     for (int b = 0; b < nblk; b++) {
-        float acc[DW_MAXK * DW_MAXK * DW_CB];
-        const int c0 = b * DW_CB, cw = C - c0 < DW_CB ? C - c0 : DW_CB;
+        float acc[DW_ACC];
+        const int c0 = b * cb, cw = C - c0 < cb ? C - c0 : cb;
         dw_wgrad_block(acc, dout, in, N, H, W, C, k, stride, c0, cw);
         for (int t = 0; t < k * k; t++)
-            for (int c = 0; c < cw; c++) dw[(size_t)t * lddw + c0 + c] += acc[t * DW_CB + c];
+            for (int c = 0; c < cw; c++) dw[(size_t)t * lddw + c0 + c] += acc[t * DW_AS + c];
     }
 }

@@ -399,7 +399,9 @@ TEST(nn_bn_backward_fd) {
 // ---- thread-count independence -----------------------------------------------
 
 /* Run BN (train + backward), depthwise backward and the linear bias gradient
- * at sizes that take the parallel paths; compare 1 thread with 3, bitwise. */
+ * at sizes that take the parallel paths; compare 1 thread with 3, bitwise.
+ * out holds y, dx, din [M][C], then mean, invstd, var, dgamma, dbeta, dbias
+ * [C], dw [49][C], and a second dw [25][96]. */
 static void run_reductions(int threads, float *out, const float *x, const float *dy,
                            const float *w) {
     const int M = 2 * 14 * 14 * 4, C = 144; /* [8,14,14,144] as dw input */
@@ -411,13 +413,15 @@ static void run_reductions(int threads, float *out, const float *x, const float 
     nn_bn_backward(dx, dg, db, dy, x, mean, invstd, w, M, C);
     nn_dw_backward(din, dw, C, dy, x, w, C, 8, 14, 14, C, 7, 1);
     nn_linear_backward(NULL, 0, NULL, 0, dbias, dy, C, x, C, w, C, M, C, C);
+    /* 96 channels: the weight gradient's channel blocks differ with 1 and 3 threads */
+    nn_dw_backward(NULL, dbias + C, 96, dy, x, w, 96, 8, 7, 7, 96, 5, 2);
 }
 
 TEST(nn_reductions_thread_independent) {
     struct rng r;
     rng_init(&r, 9, RNG_INIT);
     const int M = 2 * 14 * 14 * 4, C = 144;
-    const size_t nout = (size_t)3 * M * C + 7 * C + 49 * C;
+    const size_t nout = (size_t)3 * M * C + 7 * C + 49 * C + 25 * 96;
     float *x = randn(&r, (size_t)M * C, 1), *dy = randn(&r, (size_t)M * C, 1);
     float *w = randn(&r, 49 * C, 1);
     float *a = zeros(nout), *b = zeros(nout);

@@ -1,0 +1,255 @@
+/* apq-report — the per-device report (DESIGN.md §1, §6): pareto.csv,
+ * pareto.h5, pareto.png (gnuplot) and README.md in reports/<profile>/<device>/.
+ * Every searched budget's verified subnet is one row, sorted by latency; the
+ * column on_front marks the rows no other row beats on both latency and
+ * val accuracy. Columns are documented in reports/README.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../search/search.h"
+#include "../util/csvio.h"
+#include "../util/h5.h"
+#include "cli.h"
+
+#define NC 10
+static const char *num_cols[NC] = {"budget_latency_ms", "budget_energy_mj", "latency_ms",
+                                   "energy_mj",         "macs_m",           "weight_kb",
+                                   "acc_pred",          "acc_val",          "acc_test",
+                                   "user_budget"};
+enum { C_BUD, C_BUDE, C_LAT, C_EN, C_MACS, C_WKB, C_PRED, C_VAL, C_TEST, C_USER };
+
+struct table {
+    size_t n;
+    char **arch;
+    double *col[NC];
+    int *front;
+    int *order; /* rows by ascending latency */
+};
+
+static void read_verified(const char *path, struct table *t) {
+    hid_t f;
+    int rc = h5_open_read(path, "verified", 1, &f);
+    if (rc < 0) apq_die_status(rc);
+    if ((rc = h5_read_strings(f, "arch", &t->arch, &t->n)) < 0) apq_die_status(rc);
+    hsize_t dn = t->n;
+    for (int j = 0; j < NC; j++) {
+        t->col[j] = apq_xcalloc(t->n, sizeof(double));
+        if (j == C_USER) {
+            int32_t *u = apq_xcalloc(t->n, sizeof(int32_t));
+            if ((rc = h5_read_i32(f, num_cols[j], 1, &dn, u)) < 0) apq_die_status(rc);
+            for (size_t i = 0; i < t->n; i++) t->col[j][i] = u[i];
+            free(u);
+        } else if ((rc = h5_read_f64(f, num_cols[j], 1, &dn, t->col[j])) < 0) {
+            apq_die_status(rc);
+        }
+    }
+    h5_close(f);
+    for (int j = C_PRED; j <= C_TEST; j++) /* fractions -> percent */
+        for (size_t i = 0; i < t->n; i++) t->col[j][i] *= 100;
+    t->front = apq_xcalloc(t->n, sizeof(int));
+    t->order = apq_xcalloc(t->n, sizeof(int));
+    int *idx = apq_xcalloc(t->n, sizeof(int));
+    int nf = pareto_front(t->col[C_LAT], t->col[C_VAL], (int)t->n, idx);
+    for (int i = 0; i < nf; i++) t->front[idx[i]] = 1;
+    free(idx);
+    for (size_t i = 0; i < t->n; i++) t->order[i] = (int)i;
+    for (size_t i = 1; i < t->n; i++) /* insertion sort by latency: n is small */
+        for (size_t j = i; j > 0 && t->col[C_LAT][t->order[j]] < t->col[C_LAT][t->order[j - 1]]; j--) {
+            int tmp = t->order[j];
+            t->order[j] = t->order[j - 1];
+            t->order[j - 1] = tmp;
+        }
+}
+
+static void write_csv(const char *path, const struct table *t) {
+    struct csvw w;
+    int rc = csvw_open(&w, path, NULL);
+    if (rc < 0) apq_die_status(rc);
+    csvw_str(&w, "arch");
+    for (int j = 0; j < NC; j++) csvw_str(&w, num_cols[j]);
+    csvw_str(&w, "on_front");
+    csvw_end_row(&w);
+    for (size_t r = 0; r < t->n; r++) {
+        int i = t->order[r];
+        csvw_str(&w, t->arch[i]);
+        for (int j = 0; j < NC; j++) {
+            if (j == C_USER) csvw_i64(&w, (long long)t->col[j][i]);
+            else csvw_f64(&w, t->col[j][i], j >= C_PRED ? "%.2f" : "%.6g");
+        }
+        csvw_i64(&w, t->front[i]);
+        csvw_end_row(&w);
+    }
+    if ((rc = csvw_commit(&w)) < 0) apq_die_status(rc);
+}
+
+static void write_h5(const char *path, const struct table *t, long seed, const char *profile,
+                     const char *device) {
+    hid_t f;
+    int rc = h5_create(path, &f);
+    if (rc < 0) apq_die_status(rc);
+    hsize_t dn = t->n;
+    const char **arch = apq_xcalloc(t->n, sizeof(char *));
+    double *v = apq_xcalloc(t->n, sizeof(double));
+    int32_t *fr = apq_xcalloc(t->n, sizeof(int32_t));
+    for (size_t r = 0; r < t->n; r++) {
+        arch[r] = t->arch[t->order[r]];
+        fr[r] = t->front[t->order[r]];
+    }
+    rc = h5_write_provenance(f, "pareto", 1, (uint64_t)seed, profile);
+    if (rc == 0) rc = h5_attr_set_str(f, "device", device);
+    if (rc == 0) rc = h5_write_strings(f, "arch", arch, t->n);
+    for (int j = 0; j < NC && rc == 0; j++) {
+        for (size_t r = 0; r < t->n; r++) v[r] = t->col[j][t->order[r]];
+        rc = h5_write_f64(f, num_cols[j], 1, &dn, v);
+    }
+    if (rc == 0) rc = h5_write_i32(f, "on_front", 1, &dn, fr);
+    free(arch);
+    free(v);
+    free(fr);
+    if (rc < 0) {
+        h5_abort(f, path);
+        apq_die_status(rc);
+    }
+    if ((rc = h5_commit(f, path)) < 0) apq_die_status(rc);
+}
+
+/* Accuracy against latency and against energy: predicted, val and test. */
+static void write_plot(const char *dir, const struct table *t, const char *device) {
+    char dat[1100], gp[1100], png[1100], tmp[1200], cmd[2600];
+    snprintf(dat, sizeof dat, "%s/.pareto.dat.tmp", dir);
+    snprintf(gp, sizeof gp, "%s/.pareto.gp.tmp", dir);
+    snprintf(png, sizeof png, "%s/pareto.png", dir);
+    snprintf(tmp, sizeof tmp, "%s/pareto.png.tmp", dir);
+    FILE *f = fopen(dat, "w");
+    if (!f) apq_die("%s: cannot write", dat);
+    for (size_t r = 0; r < t->n; r++) {
+        int i = t->order[r];
+        fprintf(f, "%.6g %.6g %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
+                t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i]);
+    }
+    fclose(f);
+    f = fopen(gp, "w");
+    if (!f) apq_die("%s: cannot write", gp);
+    fprintf(f,
+            "set terminal pngcairo size 1200,500 font 'sans,10'\nset output '%s'\n"
+            "set multiplot layout 1,2 title 'apq Pareto points on %s'\n"
+            "set grid\nset key bottom right\nset ylabel 'top-1 accuracy (%%)'\n"
+            "set xlabel 'latency (ms)'\n"
+            "plot '%s' u 1:3 w lp pt 6 t 'predicted', '' u 1:4 w lp pt 7 t 'val (QAT)', "
+            "'' u 1:5 w lp pt 5 t 'test (QAT)'\n"
+            "set xlabel 'energy (mJ)'\n"
+            "plot '%s' u 2:3 w p pt 6 t 'predicted', '' u 2:4 w p pt 7 t 'val (QAT)', "
+            "'' u 2:5 w p pt 5 t 'test (QAT)'\nunset multiplot\n",
+            tmp, device, dat, dat);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
+    int st = system(cmd);
+    remove(dat);
+    remove(gp);
+    if (st != 0) {
+        remove(tmp);
+        apq_die("gnuplot failed (exit %d) drawing %s; hint: install gnuplot-nox (make deps)", st, png);
+    }
+    if (rename(tmp, png) != 0) apq_die("%s: cannot rename into place", png);
+}
+
+/* Read one numeric attribute of an artifact for the README ("n/a" if absent). */
+static void attr_text(const char *path, const char *name, double scale, char *buf, size_t n) {
+    hid_t f;
+    double v;
+    snprintf(buf, n, "n/a");
+    if (!path || h5_open_read(path, NULL, 0, &f) < 0) return;
+    if (h5_attr_get_f64(f, name, &v) == 0) snprintf(buf, n, "%.4g", v * scale);
+    h5_close(f);
+}
+
+struct inputs {
+    const char *verified, *supernet, *pred_fp32, *pred_quant, *out_dir, *profile, *device;
+    long seed;
+};
+
+static void write_readme(const struct inputs *in, const struct table *t) {
+    char path[1100], tmp[1200];
+    snprintf(path, sizeof path, "%s/README.md", in->out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) apq_die("%s: cannot write", tmp);
+    char a[8][32];
+    attr_text(in->supernet, "acc_val_largest", 100, a[0], 32);
+    attr_text(in->supernet, "acc_val_smallest", 100, a[1], 32);
+    attr_text(in->pred_fp32, "rmse", 1, a[2], 32);
+    attr_text(in->pred_fp32, "kendall_tau", 1, a[3], 32);
+    attr_text(in->pred_quant, "rmse", 1, a[4], 32);
+    attr_text(in->pred_quant, "kendall_tau", 1, a[5], 32);
+    attr_text(in->pred_quant, "scratch_rmse", 1, a[6], 32);
+    attr_text(in->pred_quant, "scratch_kendall_tau", 1, a[7], 32);
+    time_t now = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    fprintf(f, "# apq report: %s, profile %s\n\n", in->device, in->profile);
+    fprintf(f, "Made by apq %s on %s; seed %ld, %d threads. Columns and units: "
+               "[reports/README.md](../../README.md).\n\n", apq_git_rev(), date, in->seed,
+            apq_threads());
+    fprintf(f, "## Settings and quality of each stage\n\n| what | value |\n|---|---|\n");
+    fprintf(f, "| device | `devices/%s.ini` |\n| profile | `profiles/%s.ini` |\n", in->device, in->profile);
+    fprintf(f, "| supernet val accuracy, largest / smallest subnet (BN recalibrated) | %s%% / %s%% |\n", a[0], a[1]);
+    fprintf(f, "| fp32 predictor, held-out RMSE (points) / Kendall's tau | %s / %s |\n", a[2], a[3]);
+    fprintf(f, "| quant predictor with transfer, RMSE / tau | %s / %s |\n", a[4], a[5]);
+    fprintf(f, "| quant predictor from scratch, RMSE / tau | %s / %s |\n\n", a[6], a[7]);
+    fprintf(f, "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
+               "chose, QAT-finetuned and measured. `front` marks rows no other row beats on both "
+               "latency and val accuracy. Accuracy in %%.\n\n");
+    fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights kB | pred | val | test | front | arch |\n");
+    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
+    for (size_t r = 0; r < t->n; r++) {
+        int i = t->order[r];
+        fprintf(f, "| %.4g%s | %.4g | %.4g | %.2f | %.1f | %.2f | %.2f | %.2f | %s | `%s` |\n",
+                t->col[C_BUD][i], t->col[C_USER][i] ? " (yours)" : "", t->col[C_LAT][i],
+                t->col[C_EN][i], t->col[C_MACS][i], t->col[C_WKB][i], t->col[C_PRED][i],
+                t->col[C_VAL][i], t->col[C_TEST][i], t->front[i] ? "yes" : "", t->arch[i]);
+    }
+    fprintf(f, "\n![accuracy against latency and energy](pareto.png)\n\n"
+               "Files: `pareto.csv` and `pareto.h5` hold the same table; `pareto.png` the plot.\n");
+    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+}
+
+int main(int argc, char **argv) {
+    apq_runtime_init(argc, argv, 0);
+    struct inputs in = {.seed = 1};
+    struct cli_opt opts[] = {
+        {"verified", CLI_STR, &in.verified, "verified.h5 from apq-verify"},
+        {"supernet", CLI_STR, &in.supernet, "supernet.h5 (for its training summary)"},
+        {"predictor-fp32", CLI_STR, &in.pred_fp32, "predictor-fp32.h5 (for its metrics)"},
+        {"predictor-quant", CLI_STR, &in.pred_quant, "predictor-quant.h5 (for its metrics)"},
+        {"profile", CLI_STR, &in.profile, "profile name"},
+        {"device", CLI_STR, &in.device, "device name"},
+        {"seed", CLI_INT, &in.seed, "seed of the run"},
+        {"out-dir", CLI_STR, &in.out_dir, "report folder (reports/<profile>/<device>)"},
+    };
+    cli_parse(argc, argv, opts, 8, "write the Pareto report");
+    cli_require("verified", in.verified);
+    cli_require("out-dir", in.out_dir);
+    cli_require("profile", in.profile);
+    cli_require("device", in.device);
+    struct table t;
+    read_verified(in.verified, &t);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", in.out_dir);
+    if (system(cmd) != 0) apq_die("%s: cannot create the folder", in.out_dir);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/pareto.csv", in.out_dir);
+    write_csv(path, &t);
+    snprintf(path, sizeof path, "%s/pareto.h5", in.out_dir);
+    write_h5(path, &t, in.seed, in.profile, in.device);
+    write_plot(in.out_dir, &t, in.device);
+    write_readme(&in, &t); /* last: it is the make target */
+    apq_log("report written to %s (%zu points)", in.out_dir, t.n);
+    h5_free_strings(t.arch, t.n);
+    for (int j = 0; j < NC; j++) free(t.col[j]);
+    free(t.front);
+    free(t.order);
+    return 0;
+}
