@@ -77,7 +77,7 @@ $(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(TEST_LIB_O)
 # Unit tests first, then the whole pipeline on PROFILE=tiny (tests/test_pipeline.c
 # runs `make PROFILE=tiny` into a scratch folder and checks every artifact).
 test: $(B)/apq-test programs
-	OPENBLAS_NUM_THREADS=1 APQ_THREADS=1 ./$(B)/apq-test $(T)
+	APQ_BUILD_DIR=$(B) ./$(B)/apq-test $(if $(T),-t $(T))
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

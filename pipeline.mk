@@ -49,12 +49,13 @@ $(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/
 PRED_Q := $(or $(PREDICTOR),$(R)/predictor-quant.h5)
 
 # ---- per device --------------------------------------------------------------
-# budget.args holds the command-line budgets; it is rewritten only when they
-# change, so `make LATENCY_MS=x` reruns the search and what follows, nothing else.
-BUDGET_ARGS := $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(ENERGY_MJ),--energy-mj $(ENERGY_MJ))
-$(R)/%/budget.args: FORCE
-	@mkdir -p $(@D)
-	@echo '$(BUDGET_ARGS)' | cmp -s - $@ || echo '$(BUDGET_ARGS)' > $@
+# budget.args holds the command-line budgets; it is rewritten (at parse time)
+# only when they change, so `make LATENCY_MS=x` reruns the search and what
+# follows, nothing else, and a plain second `make` has nothing to do.
+BUDGET_ARGS := $(strip $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(ENERGY_MJ),--energy-mj $(ENERGY_MJ)))
+ifneq ($(filter all report $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
+  $(foreach d,$(DEVICES),$(shell mkdir -p $(R)/$(d) && (echo '$(BUDGET_ARGS)' | cmp -s - $(R)/$(d)/budget.args || echo '$(BUDGET_ARGS)' > $(R)/$(d)/budget.args)))
+endif
 
 $(R)/%/lut.h5: $(B)/apq-build-lut devices/%.ini $(SPACE) $(PROF)
 	@mkdir -p $(@D)
@@ -73,6 +74,5 @@ $(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5
 
 report all: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/README.md)
 
-.PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5 $(R)/%/budget.args
-.PHONY: report FORCE
-FORCE:
+.PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5
+.PHONY: report

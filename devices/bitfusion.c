@@ -54,9 +54,9 @@ enum { NS_ACT, NS_WGT, NS_OUT, NS_N };     /* on-chip buffers: IBUF, WBUF, OBUF 
 #define OPREC   32 /* partial sums and outputs in the array are 32-bit */
 
 /* Which buffers each tile loop indexes (optimizer.py tile_deps). */
-static const unsigned deps_dense[L_N] = {DEP(NS_ACT) | DEP(NS_OUT), DEP(NS_ACT) | DEP(NS_OUT),
-                                         DEP(NS_ACT) | DEP(NS_OUT), DEP(NS_ACT) | DEP(NS_WGT),
-                                         DEP(NS_WGT) | DEP(NS_OUT)};
+static const unsigned deps[L_N] = {DEP(NS_ACT) | DEP(NS_OUT), DEP(NS_ACT) | DEP(NS_OUT),
+                                   DEP(NS_ACT) | DEP(NS_OUT), DEP(NS_ACT) | DEP(NS_WGT),
+                                   DEP(NS_WGT) | DEP(NS_OUT)};
 struct bf_problem {
     enum bf_mode mode;
     int64_t K, O, S, IC, OC, B;
@@ -167,7 +167,6 @@ static void try_tiling(const struct bf_problem *p, const int64_t *num, const int
     inner_sram(p, sz, &act_rd, &wgt_rd, &out_rw);
     act_rd *= ntiles, wgt_rd *= ntiles, out_rw *= ntiles;
 
-    const unsigned *deps = deps_dense;
     int order[L_N], n = 0;
     for (int l = 0; l < L_N; l++)
         if (num[l] > 1) order[n++] = l; /* a loop of one trip changes nothing */
@@ -217,9 +216,9 @@ static void try_tiling(const struct bf_problem *p, const int64_t *num, const int
 static void search(const struct bf_problem *p, struct bf_best *best) {
     int64_t num[L_N], sz[L_N];
     int pb = clog2(p->B), po = clog2(p->O), pic = clog2(p->IC);
-    int poc = p->mode == BF_DENSE    ? clog2(cdiv(p->OC, p->M))
-              : p->mode == BF_IM2COL ? clog2(p->OC)
-                                     : 0;
+    /* oc tiles: multiples of the M columns (im2col: any power of two) */
+    int64_t step = p->mode == BF_DENSE ? p->M : 1;
+    int poc = clog2(cdiv(p->OC, step));
     for (int ib = 0; ib <= pb; ib++) {
         sz[L_B] = ((int64_t)1 << ib) < p->B ? (int64_t)1 << ib : p->B;
         num[L_B] = cdiv(p->B, sz[L_B]);
@@ -229,9 +228,8 @@ static void search(const struct bf_problem *p, struct bf_best *best) {
             for (int ii = 0; ii <= pic; ii++) {
                 sz[L_IC] = ((int64_t)1 << ii) < p->IC ? (int64_t)1 << ii : p->IC;
                 num[L_IC] = cdiv(p->IC, sz[L_IC]);
-                for (int ic = 0; ic <= poc; ic++) {
-                    int64_t step = p->mode == BF_DENSE ? p->M : 1;
-                    int64_t oc = ((int64_t)1 << ic) * step;
+                for (int ioc = 0; ioc <= poc; ioc++) {
+                    int64_t oc = ((int64_t)1 << ioc) * step;
                     sz[L_OC] = oc < p->OC ? oc : p->OC;
                     num[L_OC] = cdiv(p->OC, sz[L_OC]);
                     try_tiling(p, num, sz, best);

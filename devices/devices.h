@@ -68,6 +68,8 @@ struct bf_stats {
 int bitfusion_layer_stats(const struct device *d, const struct layer_desc *l, struct bf_stats *st);
 
 /* ---- lookup table -------------------------------------------------------- */
+/* Compare keys field by field (or with lut_find), not with memcmp: the
+ * struct has a padding byte. */
 struct lut_key {
     uint8_t kind, k, stride, w_bits, a_bits; /* enum layer_kind; bits 2..8 */
     uint16_t cin, cout, h_in;

@@ -90,7 +90,8 @@ static int key_cmp(const struct lut_key *a, const struct lut_key *b) {
 #define C(f)                                                                                       \
     if (a->f != b->f) return a->f < b->f ? -1 : 1;
     C(kind)
-    C(cin) C(cout) C(h_in) C(k) C(stride) C(w_bits) C(a_bits)
+    C(cin)
+    C(cout) C(h_in) C(k) C(stride) C(w_bits) C(a_bits)
 #undef C
         return 0;
 }

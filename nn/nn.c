@@ -199,12 +199,12 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     if (dw) {
         im2col(scratch, in, N, H, W, Cin, k, stride);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, KK, M, 1.0f, dout, Cout,
-                    scratch, KK, 1.0f, dw, KK);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, KK, M, 1.0f, dout, Cout, scratch,
+                    KK, 1.0f, dw, KK);
     }
     if (din) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, KK, Cout, 1.0f, dout, Cout, w,
-                    KK, 0.0f, scratch, KK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, KK, Cout, 1.0f, dout, Cout, w, KK,
+                    0.0f, scratch, KK);
         col2im(din, scratch, N, H, W, Cin, k, stride);
     }
 }
@@ -271,7 +271,8 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
             const float *restrict xr = x + (size_t)m * C + c0;
             const float *restrict mu = mean + c0;
             float *restrict dxr = dx + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++) dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
+            for (int c = 0; c < cw; c++)
+                dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
         }
     }
 }

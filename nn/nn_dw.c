@@ -26,11 +26,11 @@
 
 #include "../util/util.h"
 
-#define PAR_MIN_WORK 32768 /* multiply-adds below which a kernel runs on one thread */
-#define DW_P 4             /* output pixels per register tile */
-#define DW_MAXNK 7         /* taps per tile with an unrolled instantiation */
-#define DW_AS 64            /* row stride of the weight-gradient accumulators: max channels */
-#define DW_ACC (49 * DW_AS) /* weight-gradient accumulators (stack): kernels up to 7x7 */
+#define PAR_MIN_WORK 32768        /* multiply-adds below which a kernel runs on one thread */
+#define DW_P         4            /* output pixels per register tile */
+#define DW_MAXNK     7            /* taps per tile with an unrolled instantiation */
+#define DW_AS        64           /* row stride of the weight-gradient accumulators: max channels */
+#define DW_ACC       (49 * DW_AS) /* weight-gradient accumulators (stack): kernels up to 7x7 */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -100,21 +100,26 @@ static void tap_w_any(float *acc, const float *g, ptrdiff_t gs, const float *x, 
 
 /* Instantiations: single pixels with 1..7 taps; 4-pixel tiles with 1..7 taps
  * at tap stride 1 (forward s=1, input gradient) and 3, 5, 7 taps at stride 2. */
-#define TILE_KEY(p, nk, s) (((p) * 8 + (nk)) * 2 + (s) - 1)
-#define TILE_CASES(X)                                                                              \
-    X(1, 1, 1) X(1, 2, 1) X(1, 3, 1) X(1, 4, 1) X(1, 5, 1) X(1, 6, 1) X(1, 7, 1) X(4, 1, 1)       \
-        X(4, 2, 1) X(4, 3, 1) X(4, 4, 1) X(4, 5, 1) X(4, 6, 1) X(4, 7, 1) X(4, 3, 2) X(4, 5, 2)   \
-            X(4, 7, 2)
+#define TILE_KEY(p, nk, s) (((p)*8 + (nk)) * 2 + (s)-1)
+/* clang-format off */
+#define TILE_CASES(X)                                                                  \
+    X(1, 1, 1) X(1, 2, 1) X(1, 3, 1) X(1, 4, 1) X(1, 5, 1) X(1, 6, 1) X(1, 7, 1)       \
+    X(4, 1, 1) X(4, 2, 1) X(4, 3, 1) X(4, 4, 1) X(4, 5, 1) X(4, 6, 1) X(4, 7, 1)       \
+    X(4, 3, 2) X(4, 5, 2) X(4, 7, 2)
+/* clang-format on */
 
 static void tile_out(float *o, ptrdiff_t os, const float *x, ptrdiff_t xt, const float *w,
                      ptrdiff_t ws, int cw, int P, int NK, int S) {
     if (P == 1) S = 1;
     switch (NK <= DW_MAXNK && S <= 2 ? TILE_KEY(P, NK, S) : -1) {
 #define X(p, nk, s)                                                                                \
-    case TILE_KEY(p, nk, s): tap_tile_out(o, os, x, xt, w, ws, cw, p, nk, s); return;
+    case TILE_KEY(p, nk, s):                                                                       \
+        tap_tile_out(o, os, x, xt, w, ws, cw, p, nk, s);                                           \
+        return;
         TILE_CASES(X)
 #undef X
-    default: tap_out_any(o, os, x, xt, w, ws, cw, P, NK, S);
+    default:
+        tap_out_any(o, os, x, xt, w, ws, cw, P, NK, S);
     }
 }
 
@@ -123,10 +128,13 @@ static void tile_w(float *acc, const float *g, ptrdiff_t gs, const float *x, ptr
     if (P == 1) S = 1;
     switch (NK <= DW_MAXNK && S <= 2 ? TILE_KEY(P, NK, S) : -1) {
 #define X(p, nk, s)                                                                                \
-    case TILE_KEY(p, nk, s): tap_tile_w(acc, g, gs, x, xt, cw, p, nk, s); return;
+    case TILE_KEY(p, nk, s):                                                                       \
+        tap_tile_w(acc, g, gs, x, xt, cw, p, nk, s);                                               \
+        return;
         TILE_CASES(X)
 #undef X
-    default: tap_w_any(acc, g, gs, x, xt, cw, P, NK, S);
+    default:
+        tap_w_any(acc, g, gs, x, xt, cw, P, NK, S);
     }
 }
 
@@ -180,9 +188,8 @@ void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, 
                     int kw0, kw1;
                     tap_range(&kw0, &kw1, ow, W, k, s);
                     if (kw1 > kw0)
-                        tile_out(orow + (size_t)ow * C, 0,
-                                 xrow + (size_t)(ow * s - pad + kw0) * C, C,
-                                 wrow + (size_t)kw0 * ldw, ldw, C, 1, kw1 - kw0, 1);
+                        tile_out(orow + (size_t)ow * C, 0, xrow + (size_t)(ow * s - pad + kw0) * C,
+                                 C, wrow + (size_t)kw0 * ldw, ldw, C, 1, kw1 - kw0, 1);
                     ow++;
                 }
             }
@@ -205,10 +212,9 @@ static void din_row(float *drow, const float *grow, const float *wrow, int ldw, 
             const int ob = (iw + pad - kwf) / s;
             /* a full tile: every pixel has all nk taps inside [0, OW) */
             if (iw + (DW_P - 1) * s < W && ob - (nk - 1) >= 0 && ob + DW_P - 1 <= OW - 1) {
-                tile_out(drow + (size_t)iw * C, (ptrdiff_t)s * C,
-                         grow + (size_t)(ob - (nk - 1)) * C, C,
-                         wrow + (size_t)(kwf + s * (nk - 1)) * ldw, -(ptrdiff_t)s * ldw, C, DW_P,
-                         nk, 1);
+                tile_out(
+                    drow + (size_t)iw * C, (ptrdiff_t)s * C, grow + (size_t)(ob - (nk - 1)) * C, C,
+                    wrow + (size_t)(kwf + s * (nk - 1)) * ldw, -(ptrdiff_t)s * ldw, C, DW_P, nk, 1);
                 iw += DW_P * s;
                 continue;
             }
@@ -262,8 +268,8 @@ static void dw_wgrad_block(float *acc, const float *dout, const float *in, int N
                 float *arow = acc + (size_t)kh * k * DW_AS;
                 for (int ow = 0; ow < OW;) {
                     if (ow >= lo && ow + DW_P - 1 <= hi) {
-                        tile_w(arow, grow + (size_t)ow * C, C,
-                               xrow + (size_t)(ow * s - pad) * C, C, cw, DW_P, k, s);
+                        tile_w(arow, grow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C,
+                               cw, DW_P, k, s);
                         ow += DW_P;
                     } else {
                         int kw0, kw1;

@@ -205,4 +205,6 @@ float *arena_alloc(struct arena *a, size_t n_floats) {
     return p;
 }
 
-void arena_reset(struct arena *a) { a->used = 0; }
+void arena_reset(struct arena *a) {
+    a->used = 0;
+}

@@ -87,8 +87,10 @@ static float kl_threshold(const float *x, size_t rows, size_t cols, size_t ld, i
     int best_i = nbins;
     for (int i = nlev + 1; i <= nbins; i++) {
         for (int b = 0; b < nbins; b++) p[b] = b < i - 1 ? cdf[b] : 1.0;
-        for (int j = 0; j < nlev; j++) pl[j] = interp_unit(nlev > 1 ? (double)j / (nlev - 1) : 0, p, i);
-        for (int b = 0; b < nbins; b++) q[b] = b < i ? interp_unit((double)b / (i - 1), pl, nlev) : 1.0;
+        for (int j = 0; j < nlev; j++)
+            pl[j] = interp_unit(nlev > 1 ? (double)j / (nlev - 1) : 0, p, i);
+        for (int b = 0; b < nbins; b++)
+            q[b] = b < i ? interp_unit((double)b / (i - 1), pl, nlev) : 1.0;
         double d = 0;
         for (int b = 0; b < nbins; b++)
             if (cdf[b] > 0 && q[b] > 0) d += (cdf[b] - q[b]) * log2(cdf[b] / q[b]);
@@ -110,8 +112,9 @@ float quant_kl_threshold(const float *x, size_t n, int ibits) {
 
 float quant_weight_range(const float *w, int rows, int cols, int ldw, int bits) {
     APQ_ASSERT(rows > 0 && cols > 0 && ldw >= cols && bits >= 0);
-    float T = bits == 0 || bits >= 5 ? absmax(w, (size_t)rows, (size_t)cols, (size_t)ldw)
-                                     : kl_threshold(w, (size_t)rows, (size_t)cols, (size_t)ldw, bits);
+    float T = bits == 0 || bits >= 5
+                  ? absmax(w, (size_t)rows, (size_t)cols, (size_t)ldw)
+                  : kl_threshold(w, (size_t)rows, (size_t)cols, (size_t)ldw, bits);
     return T > RANGE_MIN ? T : RANGE_MIN;
 }
 
@@ -146,10 +149,14 @@ void quant_act_backward(float *dx, float *dR, const float *dy, const float *x, s
         double r = 0;
         for (size_t i = i0; i < i1; i++) {
             const float xi = x[i], g = dy[i];
-            if (xi > R) r += g;
-            else if (xi == R) r += 0.5 * g;
-            else if (is_signed && xi < lo) r -= g;
-            else if (is_signed && xi == lo) r -= 0.5 * g;
+            if (xi > R)
+                r += g;
+            else if (xi == R)
+                r += 0.5 * g;
+            else if (is_signed && xi < lo)
+                r -= g;
+            else if (is_signed && xi == lo)
+                r -= 0.5 * g;
             if (dx) dx[i] = (xi > lo && xi < R) ? g : (xi == lo || xi == R) ? 0.5f * g : 0.0f;
         }
         part[ch] = r;

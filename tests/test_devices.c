@@ -38,6 +38,14 @@ static double cost_ms(const struct device *d, struct layer_desc l, double *mj) {
     return ms;
 }
 
+static struct space load_space(const char *path) {
+    struct space s;
+    int rc = space_load(path, &s);
+    if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
+    CHECK(rc == APQ_OK);
+    return s;
+}
+
 // ---- device files ------------------------------------------------------------
 
 TEST(dev_load_bitfusion) {
@@ -158,14 +166,15 @@ TEST(dev_bitfusion_golden_pointwise) {
     CHECK_REL(mj, 0.9316, 0.01); /* APQ LUT 0.9316 mJ; the notes' port gives 0.9321 */
     CHECK_NEAR(cost_ms(&d, layer(LAYER_PW, 1152, 320, 7, 1, 1, 8, 8), NULL), 0.088216, 1e-6);
 
-    /* NOT reproduced exactly: APQ's LUT has 0.010852 ms = 5426 cycles; this
-     * model gives 5427 (0.010854 ms). The layer is DRAM-bound (1,041,696
-     * bits = 5425.5 interface cycles), and the three separate ceilings of
-     * fill, drain and the middle traffic cost one extra cycle. Joining the
-     * fill and drain ceilings gives 5426 here but breaks the other golden
-     * values by one cycle, so the model keeps the simulator's rule; the gap
-     * is 1 cycle (1.8e-4 relative). We pin our own value exactly and APQ's
-     * within one cycle. */
+    /* NOT reproduced exactly: APQ's LUT has 0.010852 ms = 5426 cycles, the
+     * model 5427 (0.010854 ms). The layer is DRAM-bound (1,041,696 bits =
+     * 5425.5 interface cycles) and the three separate ceilings of fill, drain
+     * and the remaining traffic cost one cycle more. Of 17 pointwise entries
+     * of APQ's LUT checked, 11 match to the cycle and 6 come out 1-2 cycles
+     * slower, all with fractional fill/drain/traffic cycles; flooring the
+     * traffic term fixes 16 of them but puts the head one cycle under, and
+     * no single rounding rule matched all, so the model keeps the
+     * simulator's ceilings. Ours is pinned exactly, APQ's within one cycle. */
     struct layer_desc l = layer(LAYER_PW, 456, 192, 7, 1, 1, 4, 4);
     struct bf_stats st;
     CHECK(bitfusion_layer_stats(&d, &l, &st) == APQ_OK);
@@ -184,22 +193,58 @@ TEST(dev_bitfusion_golden_head_tail) {
     CHECK_REL(mj, 0.15181, 0.01);
 }
 
-/* The depthwise assumption (devices/bitfusion.c): k*k taps on the rows,
- * floor(N*pf/k^2) channels per pass (at least 1, at most M), ceil(k^2/(N*pf))
- * passes; compute-bound 8-bit cases show the formula directly. */
+/* More entries of APQ's LUT (lut/BitFusion_new.b1.dict) that the model
+ * reproduces to the cycle: pointwise at mixed bits, and depthwise through
+ * the fitted mapping (ceil(C/G) dense G->G convs, G = 8*pf; devices/bitfusion.c). */
+TEST(dev_bitfusion_golden_apq_lut) {
+    struct device d = load_bitfusion();
+    double mj;
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_PW, 456, 96, 14, 1, 1, 4, 8), NULL), 0.021816, 1e-6);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_PW, 96, 488, 14, 1, 1, 4, 8), NULL), 0.067288, 1e-6);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_PW, 456, 192, 7, 1, 1, 8, 8), NULL), 0.020050, 1e-6);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_PW, 96, 456, 14, 1, 1, 4, 4), &mj), 0.062192, 1e-6);
+    CHECK_REL(mj, 0.106882, 0.01);
+    /* depthwise, W4A4 (G = 32): latency to the cycle, energy within 0.4% */
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_DW, 768, 768, 7, 3, 1, 4, 4), &mj), 0.058128, 1e-6);
+    CHECK_REL(mj, 0.0720275, 0.01);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_DW, 456, 456, 14, 3, 2, 4, 4), &mj), 0.039210, 1e-6);
+    CHECK_REL(mj, 0.0498194, 0.01);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_DW, 512, 512, 14, 5, 1, 4, 4), &mj), 0.188544, 1e-6);
+    CHECK_REL(mj, 0.358873, 0.01);
+    /* W4A8 (G = 16) and W8A8 (G = 8): latency to the cycle; energy comes out
+     * 3-4% (W4A8) and 9-10% (W8A8) below APQ's, not reproduced */
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_DW, 384, 384, 14, 5, 2, 4, 8), &mj), 0.083376, 1e-6);
+    CHECK_REL(mj, 0.117217, 0.05);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_DW, 384, 384, 14, 7, 2, 8, 8), &mj), 0.266688, 1e-6);
+    CHECK_REL(mj, 0.262122, 0.11);
+    CHECK_NEAR(cost_ms(&d, layer(LAYER_DW, 768, 768, 7, 3, 1, 8, 8), NULL), 0.119808, 1e-6);
+    /* NOT reproduced: APQ has 0.66573 ms for (520, 14x14, k5, s1, W8A8); the
+     * model's best schedule is 9.3% slower (one of 4 misses out of 18 checked
+     * depthwise entries, all on the slow side). Pinned so a change shows. */
+    double ms = cost_ms(&d, layer(LAYER_DW, 520, 520, 14, 5, 1, 8, 8), NULL);
+    CHECK(ms > 0.66573 && ms < 0.66573 * 1.12);
+}
+
+/* The depthwise mapping's compute: ceil(C/G) groups, each a dense G->G
+ * k x k conv: O^2 k^2 ceil(G/(N*pf)) ceil(G/M) cycles when untiled. */
 TEST(dev_bitfusion_depthwise_mapping) {
     struct device d = load_bitfusion();
     struct bf_stats st;
-    struct layer_desc l = layer(LAYER_DW, 144, 144, 56, 3, 1, 8, 8);
+    struct layer_desc l = layer(LAYER_DW, 144, 144, 56, 3, 1, 8, 8); /* G = 8: 18 groups */
     CHECK(bitfusion_layer_stats(&d, &l, &st) == APQ_OK);
-    CHECK(st.compute_cycles == 144LL * 56 * 56); /* g = 1, one pass */
+    CHECK(st.compute_cycles == 18LL * 56 * 56 * 9);
+    CHECK(st.tile_ic == 8 && st.tile_oc == 8);
     l = layer(LAYER_DW, 144, 144, 56, 7, 1, 8, 8);
     CHECK(bitfusion_layer_stats(&d, &l, &st) == APQ_OK);
-    CHECK(st.compute_cycles == 144LL * 56 * 56 * 4); /* 49 taps on 16 rows: 4 passes */
-    l = layer(LAYER_DW, 64, 64, 14, 3, 1, 2, 2);     /* N*pf = 256: 28 channels per pass */
+    CHECK(st.compute_cycles == 18LL * 56 * 56 * 49);
+    l = layer(LAYER_DW, 100, 100, 14, 3, 2, 4, 4); /* G = 32: 4 groups, the last padded */
     CHECK(bitfusion_layer_stats(&d, &l, &st) == APQ_OK);
-    CHECK(st.compute_cycles >= 14LL * 14 * 3 && st.compute_cycles <= 14LL * 14 * 64);
-    CHECK(st.cycles >= st.compute_cycles);
+    CHECK(st.tile_ic == 32 && st.compute_cycles % 4 == 0);
+    double a = cost_ms(&d, l, NULL);
+    l.cin = l.cout = 128;
+    CHECK(cost_ms(&d, l, NULL) == a);
+    l.cin = l.cout = 129;
+    CHECK(cost_ms(&d, l, NULL) > a);
 }
 
 TEST(dev_bitfusion_linear_is_pw_at_1) {
@@ -221,89 +266,141 @@ TEST(dev_bitfusion_rejects_fp32) {
     CHECK(device_layer_cost(&d, &l, &ms, &mj) == APQ_ECONFIG);
 }
 
-/* More bits are never faster (nor cheaper); bigger layers cost more. */
-TEST(dev_bitfusion_monotone) {
+/* More bits are never faster, with the model's known exceptions.
+ *
+ * BitFusion's schedule search minimises cycles with forced reuse: a tile
+ * that still fits in half an SRAM is always promoted to the next loop level
+ * and must be loaded before compute starts (the serial "fill"). A smaller
+ * operand can therefore let a tile be promoted further and add fill time,
+ * and the fitted depthwise mapping pads channels to groups of G = 8*pf. So
+ * per layer, raising one operand by 2 bits lowers the latency of about 2%
+ * of the shapes, by up to ~13% (e.g. dw 64 ch at 24x24, k3, s2: W4A8 is
+ * faster than W4A6). What does hold and is checked here:
+ *   - every shape of the default space runs faster at W4A4 than at W8A8;
+ *   - single-operand inversions stay rare (< 4% of pairs) and small (> 0.85);
+ *   - whole subnets at uniform 4, 6, 8 bits are strictly ordered.
+ * Energy is not monotone in bits for depthwise layers (APQ's own LUT has
+ * (488 ch, 14x14, k7, s1) at 0.851 mJ for W8A8 and 0.978 mJ for W4A8); only
+ * pointwise/linear/conv layers are checked for W4A4 < W8A8 energy. */
+TEST(dev_bitfusion_bits_monotone) {
+    struct space s = load_space("supernet/spaces/fmnist-mbv2.ini");
     struct device d = load_bitfusion();
-    struct layer_desc shapes[] = {
-        layer(LAYER_PW, 24, 96, 28, 1, 1, 8, 8),  layer(LAYER_PW, 192, 64, 7, 1, 1, 8, 8),
-        layer(LAYER_PW, 96, 576, 4, 1, 1, 8, 8),  layer(LAYER_DW, 96, 96, 28, 3, 2, 8, 8),
-        layer(LAYER_DW, 240, 240, 7, 5, 1, 8, 8), layer(LAYER_DW, 384, 384, 14, 7, 1, 8, 8),
-        layer(LAYER_CONV, 1, 16, 28, 3, 1, 8, 8), layer(LAYER_LINEAR, 640, 10, 1, 1, 1, 8, 8),
-    };
-    static const int bits[] = {2, 4, 6, 8};
-    int bad = 0;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        double ms[4][4], mj[4][4];
-        for (int wi = 0; wi < 4; wi++)
-            for (int ai = 0; ai < 4; ai++) {
-                struct layer_desc l = shapes[i];
-                l.w_bits = bits[wi], l.a_bits = bits[ai];
-                ms[wi][ai] = cost_ms(&d, l, &mj[wi][ai]);
-            }
-        for (int wi = 0; wi < 4; wi++)
-            for (int ai = 0; ai < 4; ai++) {
-                int up[2][2] = {{wi + 1, ai}, {wi, ai + 1}};
-                for (int u = 0; u < 2; u++) {
-                    int w2 = up[u][0], a2 = up[u][1];
-                    if (w2 > 3 || a2 > 3) continue;
-                    if (ms[w2][a2] < ms[wi][ai] || mj[w2][a2] < mj[wi][ai] * (1 - 1e-9)) {
-                        fprintf(stderr,
-                                "  shape %zu: W%dA%d %.6f ms %.6f mJ < W%dA%d %.6f ms %.6f mJ\n", i,
-                                bits[w2], bits[a2], ms[w2][a2], mj[w2][a2], bits[wi], bits[ai],
-                                ms[wi][ai], mj[wi][ai]);
-                        bad++;
-                    }
+    struct lut t;
+    CHECK(lut_build(&t, &d, &s) == APQ_OK);
+    int n44 = 0, bad44 = 0, pairs = 0, inv = 0;
+    double worst = 1;
+    for (int i = 0; i < t.n; i++) {
+        struct lut_key k = t.e[i].key;
+        struct layer_desc l = layer((enum layer_kind)k.kind, k.cin, k.cout, k.h_in, k.k, k.stride,
+                                    k.w_bits, k.a_bits);
+        if (k.w_bits == 4 && k.a_bits == 4) {
+            l.w_bits = l.a_bits = 8;
+            const struct lut_entry *e8 = lut_find(&t, &l);
+            if (e8) {
+                n44++;
+                int ok = e8->latency_ms > t.e[i].latency_ms;
+                if (k.kind != LAYER_DW) ok = ok && e8->energy_mj > t.e[i].energy_mj;
+                if (!ok) {
+                    char buf[64];
+                    fprintf(stderr, "  %s: W8A8 %.6f ms %.6f mJ vs W4A4 %.6f ms %.6f mJ\n",
+                            lut_key_string(&k, buf, sizeof buf), e8->latency_ms, e8->energy_mj,
+                            t.e[i].latency_ms, t.e[i].energy_mj);
+                    bad44++;
                 }
             }
+        }
+        for (int u = 0; u < 2; u++) {
+            l.w_bits = k.w_bits + 2 * (u == 0);
+            l.a_bits = k.a_bits + 2 * (u == 1);
+            const struct lut_entry *e = lut_find(&t, &l);
+            if (!e) continue;
+            pairs++;
+            double r = e->latency_ms / t.e[i].latency_ms;
+            if (r < 1) inv++;
+            if (r < worst) worst = r;
+        }
+    }
+    fprintf(stderr, "  %d shapes W4A4 < W8A8; %d of %d one-operand steps faster (worst %.3f)\n",
+            n44 - bad44, inv, pairs, worst);
+    CHECK(n44 > 1000 && bad44 == 0);
+    CHECK(pairs > 10000 && inv < 0.04 * pairs && worst > 0.85);
+
+    struct rng r;
+    rng_init(&r, 3, RNG_SAMPLE);
+    int bad = 0;
+    for (int it = 0; it < 300; it++) {
+        struct arch a;
+        if (it == 0)
+            arch_largest(&s, 8, &a);
+        else if (it == 1)
+            arch_smallest(&s, 8, &a);
+        else
+            arch_sample(&s, &r, 1, &a);
+        double ms[3], mj[3];
+        for (int b = 0; b < 3; b++) {
+            arch_set_bits(&s, &a, 4 + 2 * b);
+            CHECK(lut_arch_cost(&t, &s, &a, &ms[b], &mj[b]) == APQ_OK);
+        }
+        if (!(ms[0] < ms[1] && ms[1] < ms[2])) bad++;
     }
     CHECK(bad == 0);
+    rng_free(&r);
+    lut_free(&t);
+}
 
-    /* bigger: more output channels, input channels, resolution, kernel */
-    static const int wa[][2] = {{8, 8}, {4, 4}, {6, 4}};
-    for (size_t b = 0; b < sizeof wa / sizeof wa[0]; b++) {
-        int w = wa[b][0], a = wa[b][1];
-        double prev = 0, prev_e = 0, e;
-        for (int cout = 8; cout <= 512; cout += 24) {
-            double ms = cost_ms(&d, layer(LAYER_PW, 64, cout, 14, 1, 1, w, a), &e);
-            CHECK(ms >= prev && e > prev_e);
-            prev = ms, prev_e = e;
-        }
-        prev = prev_e = 0;
-        for (int cin = 8; cin <= 512; cin += 24) {
-            double ms = cost_ms(&d, layer(LAYER_PW, cin, 96, 14, 1, 1, w, a), &e);
-            CHECK(ms >= prev && e > prev_e);
-            prev = ms, prev_e = e;
-        }
-        prev = prev_e = 0;
-        for (int h = 2; h <= 32; h += 2) {
-            double ms = cost_ms(&d, layer(LAYER_DW, 144, 144, h, 5, 1, w, a), &e);
-            CHECK(ms >= prev && e > prev_e);
-            prev = ms, prev_e = e;
-        }
-        prev = prev_e = 0;
-        for (int k = 3; k <= 7; k += 2) {
-            double ms = cost_ms(&d, layer(LAYER_DW, 192, 192, 14, k, 1, w, a), &e);
-            CHECK(ms > prev && e > prev_e);
-            prev = ms, prev_e = e;
-        }
-        prev = prev_e = 0;
-        for (int c = 16; c <= 512; c += 16) {
-            double ms = cost_ms(&d, layer(LAYER_DW, c, c, 14, 3, 2, w, a), &e);
-            CHECK(ms >= prev && e > prev_e);
-            prev = ms, prev_e = e;
-        }
-    }
+/* Bigger layers cost more: doubling cin, cout (>= the 32 array columns) or
+ * the resolution, or growing the kernel, raises latency and energy; doubling
+ * a depthwise layer's channels never lowers them (channels come in groups).
+ * Below 32 output channels an 8-wide pointwise layer can be slower than a
+ * 16-wide one (forced reuse, see above), so cout starts at 32. */
+TEST(dev_bitfusion_size_monotone) {
+    struct device d = load_bitfusion();
+    static const int bits[] = {4, 6, 8}, c1s[] = {8, 40, 96, 200}, c2s[] = {32, 64, 160, 320},
+                     hs[] = {2, 5, 7, 14, 28};
+    int n = 0, bad = 0;
+    for (int wi = 0; wi < 3; wi++)
+        for (int ai = 0; ai < 3; ai++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    for (int hi = 0; hi < 5; hi++) {
+                        int w = bits[wi], a = bits[ai], c1 = c1s[i], c2 = c2s[j], h = hs[hi];
+                        double m0, e0, m1, e1;
+                        m0 = cost_ms(&d, layer(LAYER_PW, c1, c2, h, 1, 1, w, a), &e0);
+                        struct layer_desc big[3] = {layer(LAYER_PW, 2 * c1, c2, h, 1, 1, w, a),
+                                                    layer(LAYER_PW, c1, 2 * c2, h, 1, 1, w, a),
+                                                    layer(LAYER_PW, c1, c2, 2 * h, 1, 1, w, a)};
+                        for (int v = 0; v < 3; v++, n++) {
+                            m1 = cost_ms(&d, big[v], &e1);
+                            if (!(m1 > m0 && e1 > e0)) {
+                                fprintf(stderr, "  pw %d->%d h%d W%dA%d, bigger #%d: %g -> %g ms\n",
+                                        c1, c2, h, w, a, v, m0, m1);
+                                bad++;
+                            }
+                        }
+                        if (j) continue; /* depthwise: c1 channels */
+                        for (int k = 3; k <= 7; k += 2)
+                            for (int st = 1; st <= 2; st++) {
+                                m0 = cost_ms(&d, layer(LAYER_DW, c1, c1, h, k, st, w, a), &e0);
+                                m1 = cost_ms(&d, layer(LAYER_DW, 2 * c1, 2 * c1, h, k, st, w, a),
+                                             &e1);
+                                n++;
+                                if (m1 < m0 || e1 < e0) bad++;
+                                m1 = cost_ms(&d, layer(LAYER_DW, c1, c1, 2 * h, k, st, w, a), &e1);
+                                n++;
+                                if (!(m1 > m0 && e1 > e0)) bad++;
+                                if (k < 7) {
+                                    m1 = cost_ms(&d, layer(LAYER_DW, c1, c1, h, k + 2, st, w, a),
+                                                 &e1);
+                                    n++;
+                                    if (!(m1 > m0 && e1 > e0)) bad++;
+                                }
+                            }
+                    }
+    fprintf(stderr, "  %d pairs, %d violations\n", n, bad);
+    CHECK(bad == 0);
 }
 
 // ---- lookup table ----------------------------------------------------------------
-
-static struct space load_space(const char *path) {
-    struct space s;
-    int rc = space_load(path, &s);
-    if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
-    CHECK(rc == APQ_OK);
-    return s;
-}
 
 static void build_tiny(struct lut *t, struct space *s, struct device *d) {
     *s = load_space("supernet/spaces/tiny.ini");
@@ -311,6 +408,20 @@ static void build_tiny(struct lut *t, struct space *s, struct device *d) {
     int rc = lut_build(t, d, s);
     if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
     CHECK(rc == APQ_OK);
+}
+
+/* Field by field: struct lut_key has a padding byte, so no memcmp. */
+static int key_equal(const struct lut_key *a, const struct lut_key *b) {
+    return a->kind == b->kind && a->k == b->k && a->stride == b->stride && a->w_bits == b->w_bits &&
+           a->a_bits == b->a_bits && a->cin == b->cin && a->cout == b->cout && a->h_in == b->h_in;
+}
+static int tables_equal(const struct lut *a, const struct lut *b) {
+    if (a->n != b->n) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (!key_equal(&a->e[i].key, &b->e[i].key) || a->e[i].latency_ms != b->e[i].latency_ms ||
+            a->e[i].energy_mj != b->e[i].energy_mj)
+            return 0;
+    return 1;
 }
 
 TEST(lut_key_string) {
@@ -333,7 +444,7 @@ TEST(lut_build_tiny) {
     CHECK(t.space_hash == s.hash && !strcmp(t.device, "bitfusion"));
     int sorted = 1, positive = 1;
     for (int i = 0; i < t.n; i++) {
-        if (i && memcmp(&t.e[i - 1].key, &t.e[i].key, sizeof t.e[i].key) == 0) sorted = 0;
+        if (i && key_equal(&t.e[i - 1].key, &t.e[i].key)) sorted = 0;
         if (!(t.e[i].latency_ms > 0 && t.e[i].energy_mj > 0)) positive = 0;
         CHECK(lut_find(&t, &(struct layer_desc){.kind = t.e[i].key.kind,
                                                 .cin = t.e[i].key.cin,
@@ -370,7 +481,7 @@ TEST(lut_build_thread_independent) {
     omp_set_num_threads(3);
     CHECK(lut_build(&b, &d, &s) == APQ_OK);
     omp_set_num_threads(threads);
-    CHECK(a.n == b.n && !memcmp(a.e, b.e, (size_t)a.n * sizeof *a.e));
+    CHECK(tables_equal(&a, &b));
     lut_free(&a);
     lut_free(&b);
 }
@@ -465,7 +576,7 @@ TEST(lut_save_load_roundtrip) {
     if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
     CHECK(rc == APQ_OK);
     CHECK(u.n == t.n && u.space_hash == t.space_hash);
-    if (u.n == t.n) CHECK(!memcmp(u.e, t.e, (size_t)t.n * sizeof *t.e));
+    CHECK(tables_equal(&u, &t));
     CHECK(!strcmp(u.device, "bitfusion") && !strcmp(u.device_model, "bitfusion"));
     CHECK(!strcmp(u.device_text, d.text));
     struct arch a;

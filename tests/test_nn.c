@@ -99,8 +99,10 @@ TEST(nn_linear_matches_ref) {
     struct rng r;
     rng_init(&r, 1, RNG_INIT);
     /* M, K, N, ldi, ldw, ldo, bias */
-    const int shapes[][7] = {{7, 5, 3, 5, 5, 3, 1},      {33, 17, 9, 20, 24, 12, 0},
-                             {1, 1, 1, 1, 1, 1, 1},      {392, 144, 24, 144, 160, 32, 1},
+    const int shapes[][7] = {{7, 5, 3, 5, 5, 3, 1},
+                             {33, 17, 9, 20, 24, 12, 0},
+                             {1, 1, 1, 1, 1, 1, 1},
+                             {392, 144, 24, 144, 160, 32, 1},
                              {129, 40, 61, 48, 40, 64, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
@@ -135,7 +137,8 @@ TEST(nn_linear_backward_fd) {
     rng_init(&r, 2, RNG_INIT);
     lin.M = 3, lin.K = 4, lin.N = 5, lin.ldi = 6, lin.ldw = 7, lin.ldo = 8;
     lin.in = randn(&r, lin.M * lin.ldi, 1), lin.w = randn(&r, lin.N * lin.ldw, 1);
-    lin.b = randn(&r, lin.N, 1), lin.out = zeros(lin.M * lin.ldo), lin.rr = randn(&r, lin.M * lin.ldo, 1);
+    lin.b = randn(&r, lin.N, 1), lin.out = zeros(lin.M * lin.ldo),
+    lin.rr = randn(&r, lin.M * lin.ldo, 1);
     float *din = zeros(lin.M * 9), *dw = zeros(lin.N * 10), *db = zeros(lin.N);
     nn_linear_backward(din, 9, dw, 10, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw, lin.M,
                        lin.K, lin.N);
@@ -173,9 +176,12 @@ TEST(nn_linear_backward_fd) {
 
 /* N, H, W, C, k, stride, ldw: odd sizes, sliced weights, every k and stride */
 static const int dw_shapes[][7] = {
-    {2, 7, 7, 19, 7, 2, 24}, {3, 5, 6, 16, 5, 1, 16}, {1, 4, 4, 33, 3, 2, 40},
-    {2, 3, 3, 8, 7, 1, 8},   {2, 5, 5, 3, 3, 1, 5},   {4, 14, 14, 48, 5, 2, 56},
-    {2, 14, 14, 144, 7, 1, 160}, {1, 9, 7, 17, 7, 2, 17}, {1, 1, 1, 5, 3, 1, 5}};
+    {2, 7, 7, 19, 7, 2, 24},     {3, 5, 6, 16, 5, 1, 16},   {1, 4, 4, 33, 3, 2, 40},
+    {2, 3, 3, 8, 7, 1, 8},       {2, 5, 5, 3, 3, 1, 5},     {4, 14, 14, 48, 5, 2, 56},
+    {2, 14, 14, 144, 7, 1, 160}, {1, 9, 7, 17, 7, 2, 17},   {1, 1, 1, 5, 3, 1, 5},
+    {2, 9, 10, 20, 3, 3, 24},    {1, 6, 5, 8, 1, 1, 8},     {3, 28, 28, 16, 3, 1, 16},
+    {2, 8, 8, 200, 5, 2, 208},   {2, 16, 15, 24, 3, 2, 24}, {1, 20, 21, 24, 7, 2, 32},
+    {1, 5, 30, 16, 3, 3, 16}}; /* stride 3 takes the run-time-size tiles */
 
 TEST(nn_dw_forward_matches_ref) {
     struct rng r;
@@ -222,8 +228,8 @@ static struct {
 
 static double dw_loss(void) {
     nn_dw_forward(dwc.out, dwc.in, dwc.w, dwc.ldw, dwc.N, dwc.H, dwc.W, dwc.C, dwc.k, dwc.s);
-    size_t no = (size_t)dwc.N * nn_out_size(dwc.H, dwc.k, dwc.s) *
-                nn_out_size(dwc.W, dwc.k, dwc.s) * dwc.C;
+    size_t no =
+        (size_t)dwc.N * nn_out_size(dwc.H, dwc.k, dwc.s) * nn_out_size(dwc.W, dwc.k, dwc.s) * dwc.C;
     return dot(dwc.out, dwc.rr, no);
 }
 
@@ -242,8 +248,8 @@ TEST(nn_dw_backward_fd) {
         dwc.out = zeros(no), dwc.rr = randn(&r, no, 1);
         float *din = randn(&r, ni, 1), *dw = zeros(kk * dwc.ldw), *fd = zeros(ni + kk * dwc.ldw);
         float *an = zeros(kk * dwc.C);
-        nn_dw_backward(din, dw, dwc.ldw, dwc.rr, dwc.in, dwc.w, dwc.ldw, dwc.N, dwc.H, dwc.W,
-                       dwc.C, dwc.k, dwc.s);
+        nn_dw_backward(din, dw, dwc.ldw, dwc.rr, dwc.in, dwc.w, dwc.ldw, dwc.N, dwc.H, dwc.W, dwc.C,
+                       dwc.k, dwc.s);
         fd_grad(fd, dwc.in, 1, ni, ni, 0.25f, dw_loss);
         CHECK_ARRAY_REL(din, fd, ni, 1e-4);
         fd_grad(fd, dwc.w, kk, dwc.C, dwc.ldw, 0.25f, dw_loss);
@@ -264,8 +270,10 @@ TEST(nn_dw_backward_fd) {
 // ---- dense conv --------------------------------------------------------------
 
 /* N, H, W, Cin, Cout, k, stride */
-static const int conv_shapes[][7] = {{2, 7, 7, 1, 16, 3, 1}, {2, 5, 5, 3, 4, 5, 2},
-                                     {1, 4, 4, 2, 3, 7, 1},  {3, 28, 28, 1, 16, 3, 1},
+static const int conv_shapes[][7] = {{2, 7, 7, 1, 16, 3, 1},
+                                     {2, 5, 5, 3, 4, 5, 2},
+                                     {1, 4, 4, 2, 3, 7, 1},
+                                     {3, 28, 28, 1, 16, 3, 1},
                                      {2, 9, 6, 5, 7, 3, 2}};
 
 TEST(nn_conv_forward_matches_ref) {
@@ -275,7 +283,8 @@ TEST(nn_conv_forward_matches_ref) {
         const int *d = conv_shapes[s], N = d[0], H = d[1], W = d[2], Ci = d[3], Co = d[4];
         const int k = d[5], st = d[6], OH = nn_out_size(H, k, st), OW = nn_out_size(W, k, st);
         const size_t no = (size_t)N * OH * OW * Co;
-        float *in = randn(&r, (size_t)N * H * W * Ci, 1), *w = randn(&r, (size_t)Co * k * k * Ci, 1);
+        float *in = randn(&r, (size_t)N * H * W * Ci, 1),
+              *w = randn(&r, (size_t)Co * k * k * Ci, 1);
         float *got = zeros(no), *want = zeros(no);
         float *scratch = apq_falloc(nn_conv_scratch_floats(N, H, W, Ci, k, st));
         nn_conv_forward(got, in, w, scratch, N, H, W, Ci, Co, k, st);
@@ -294,7 +303,8 @@ static struct {
 static double conv_loss(void) {
     nn_conv_forward(cv.out, cv.in, cv.w, cv.scratch, cv.N, cv.H, cv.W, cv.Ci, cv.Co, cv.k, cv.s);
     return dot(cv.out, cv.rr,
-               (size_t)cv.N * nn_out_size(cv.H, cv.k, cv.s) * nn_out_size(cv.W, cv.k, cv.s) * cv.Co);
+               (size_t)cv.N * nn_out_size(cv.H, cv.k, cv.s) * nn_out_size(cv.W, cv.k, cv.s) *
+                   cv.Co);
 }
 
 TEST(nn_conv_backward_fd) {
@@ -565,7 +575,7 @@ TEST(nn_count_correct_first_max) {
 TEST(nn_resize_bilinear_pytorch) {
     /* F.interpolate([[1,2],[3,4]], size=(4,4), mode="bilinear", align_corners=False) */
     const float in[4] = {1, 2, 3, 4};
-    const float want[16] = {1,   1.25f, 1.75f, 2,    1.5f, 1.75f, 2.25f, 2.5f,
+    const float want[16] = {1,    1.25f, 1.75f, 2,    1.5f, 1.75f, 2.25f, 2.5f,
                             2.5f, 2.75f, 3.25f, 3.5f, 3,    3.25f, 3.75f, 4};
     float out[16];
     nn_resize_bilinear(out, in, 1, 2, 2, 1, 4, 4);
@@ -603,9 +613,8 @@ TEST(nn_resize_bilinear_pytorch) {
 static const float opt_grads[3][2] = {{0.5f, 0.25f}, {-0.3f, 0.75f}, {0.2f, -1.0f}};
 
 TEST(nn_sgd_steps) {
-    const double nesterov[3][2] = {{0.9031, -2.0437},
-                                   {0.91707411, -2.20094697},
-                                   {0.863721158191, -2.082626773757}};
+    const double nesterov[3][2] = {
+        {0.9031, -2.0437}, {0.91707411, -2.20094697}, {0.863721158191, -2.082626773757}};
     const double plain[3][2] = {{0.95, -2.025}, {0.935, -2.1225}, {0.9015, -2.11025}};
     float w[2] = {1, -2}, m[2] = {0, 0}, w2[2] = {1, -2}, m2[2] = {0, 0};
     for (int t = 0; t < 3; t++) {

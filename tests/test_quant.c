@@ -168,7 +168,8 @@ TEST(quant_act_backward_thread_independent) {
     rng_init(&r, 23, RNG_INIT);
     const size_t n = 200000;
     float *x = malloc(sizeof(float) * n), *dy = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(&r, 3), dy[i] = (float)rng_normal(&r, 1);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)rng_normal(&r, 3), dy[i] = (float)rng_normal(&r, 1);
     float d1 = 0, d3 = 0;
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -224,7 +225,8 @@ TEST(quant_kl_threshold_haq_golden) {
     CHECK(quant_kl_threshold(y, N, 4) == 6.0f);
     /* the weight range for < 5 bits is this threshold (ibits = bits), strided */
     float *w2 = malloc(sizeof(float) * 2 * N);
-    for (int i = 0; i < N; i++) w2[(i / 100) * 200 + i % 100] = x[i], w2[(i / 100) * 200 + 100 + i % 100] = 1e6f;
+    for (int i = 0; i < N; i++)
+        w2[(i / 100) * 200 + i % 100] = x[i], w2[(i / 100) * 200 + 100 + i % 100] = 1e6f;
     CHECK_REL(quant_weight_range(w2, 50, 100, 200, 3), 2.535211220383644, 1e-6);
     free(x), free(y), free(w2);
 }

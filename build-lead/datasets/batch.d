@@ -1,4 +1,0 @@
-build-lead/datasets/batch.o: datasets/batch.c datasets/datasets.h \
- datasets/../util/util.h
-datasets/datasets.h:
-datasets/../util/util.h:

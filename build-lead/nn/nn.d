@@ -1,3 +1,0 @@
-build-lead/nn/nn.o: nn/nn.c nn/nn.h nn/../util/util.h
-nn/nn.h:
-nn/../util/util.h:

@@ -1,4 +1,0 @@
-build-lead/quant/quant.o: quant/quant.c quant/quant.h \
- quant/../util/util.h
-quant/quant.h:
-quant/../util/util.h:

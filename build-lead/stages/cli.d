@@ -1,3 +1,0 @@
-build-lead/stages/cli.o: stages/cli.c stages/cli.h stages/../util/util.h
-stages/cli.h:
-stages/../util/util.h:

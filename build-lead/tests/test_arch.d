@@ -1,7 +1,0 @@
-build-lead/tests/test_arch.o: tests/test_arch.c tests/test.h \
- tests/../supernet/arch.h tests/../supernet/../util/util.h \
- tests/../supernet/space.h
-tests/test.h:
-tests/../supernet/arch.h:
-tests/../supernet/../util/util.h:
-tests/../supernet/space.h:

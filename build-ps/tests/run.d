@@ -1,5 +1,0 @@
-build-ps/tests/run.o: tests/run.c tests/test.h tests/../util/util.h \
- build-ps/tests/list.h
-tests/test.h:
-tests/../util/util.h:
-build-ps/tests/list.h:

@@ -1,0 +1,221 @@
+/* test_pipeline.c — the whole pipeline on PROFILE=tiny: every artifact exists,
+ * matches its documented schema (docs/formats.md) and holds finite values;
+ * make is incremental; bad input gets one line and a non-zero exit. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "../supernet/supernet.h"
+#include "../util/csvio.h"
+#include "../util/h5.h"
+
+static const char *bdir(void) {
+    const char *b = getenv("APQ_BUILD_DIR");
+    return b ? b : "build";
+}
+
+/* Run a shell command in the source tree; returns its exit status, output in out. */
+static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include <stdarg.h>
+static int run(char *out, size_t n, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = snprintf(cmd, sizeof cmd, "cd '%s' && ( ", APQ_SRC_DIR);
+    len += vsnprintf(cmd + len, sizeof cmd - (size_t)len, fmt, ap);
+    va_end(ap);
+    snprintf(cmd + len, sizeof cmd - (size_t)len, " ) 2>&1");
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = 0;
+    if (out && n) out[0] = 0;
+    char buf[4096];
+    while (fgets(buf, sizeof buf, p)) {
+        size_t l = strlen(buf);
+        if (out && got + l + 1 < n) {
+            memcpy(out + got, buf, l + 1);
+            got += l;
+        }
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char runs[600], reports[600];
+
+static int make_tiny(char *out, size_t n, const char *extra) {
+    return run(out, n, "make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s %s", bdir(), runs, reports,
+               extra);
+}
+
+static void check_finite_col(hid_t f, const char *path, const char *name, size_t n, double lo,
+                             double hi) {
+    double *v;
+    size_t m = 0;
+    int rc = h5_read_f64_alloc(f, name, &v, &m);
+    CHECK(rc == APQ_OK);
+    if (rc) {
+        fprintf(stderr, "  %s: %s\n", path, apq_last_error());
+        return;
+    }
+    CHECK(m == n);
+    for (size_t i = 0; i < m; i++)
+        if (!(isfinite(v[i]) && v[i] >= lo && v[i] <= hi)) {
+            fprintf(stderr, "  %s: %s[%zu] = %g outside [%g, %g]\n", path, name, i, v[i], lo, hi);
+            test_failed_checks++;
+            break;
+        }
+    free(v);
+}
+
+/* Open an artifact, check its kind, return the row count of its arch column. */
+static size_t open_table(const char *path, const char *kind, hid_t *f, const struct space *s) {
+    int rc = h5_open_read(path, kind, 1, f);
+    if (rc) fprintf(stderr, "  %s\n", apq_last_error());
+    CHECK(rc == APQ_OK);
+    if (rc) return 0;
+    char **arch;
+    size_t n = 0;
+    CHECK(h5_read_strings(*f, "arch", &arch, &n) == APQ_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct arch a;
+        int ok = arch_from_string(s, arch[i], &a) == APQ_OK;
+        if (!ok) fprintf(stderr, "  %s: %s\n", path, apq_last_error());
+        CHECK(ok);
+    }
+    h5_free_strings(arch, n);
+    return n;
+}
+
+TEST(pipeline_tiny_end_to_end) {
+    snprintf(runs, sizeof runs, "%s/runs", test_tmpdir);
+    snprintf(reports, sizeof reports, "%s/reports", test_tmpdir);
+    static char out[1 << 16];
+    int st = make_tiny(out, sizeof out, "");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    if (st) return;
+    char p[1200];
+    struct space s;
+    CHECK(space_load("supernet/spaces/tiny.ini", &s) == APQ_OK);
+
+    /* supernet.h5: every tensor present, right shape, finite */
+    snprintf(p, sizeof p, "%s/tiny/supernet.h5", runs);
+    struct supernet sn;
+    supernet_init(&sn, &s, 0, 0);
+    CHECK(supernet_load(&sn, p) == APQ_OK);
+    int finite = 1;
+    for (size_t i = 0; i < sn.n_params; i++) finite &= isfinite(sn.params[i]);
+    for (size_t i = 0; i < sn.n_bufs; i++) finite &= isfinite(sn.bufs[i]);
+    CHECK(finite);
+    supernet_free(&sn);
+
+    hid_t f;
+    size_t n;
+    const char *samples[2] = {"samples-fp32.h5", "samples-quant.h5"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/tiny/%s", runs, samples[k]);
+        n = open_table(p, "samples", &f, &s);
+        CHECK(n == (k ? 12u : 24u));
+        check_finite_col(f, p, "acc_val", n, 0, 1);
+        check_finite_col(f, p, "macs_m", n, 0, 1e4);
+        h5_close(f);
+    }
+    const char *preds[2] = {"predictor-fp32.h5", "predictor-quant.h5"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/tiny/%s", runs, preds[k]);
+        CHECK(h5_open_read(p, "predictor", 1, &f) == APQ_OK);
+        double rmse = NAN, tau = NAN;
+        CHECK(h5_attr_get_f64(f, "rmse", &rmse) == APQ_OK && isfinite(rmse) && rmse >= 0);
+        CHECK(h5_attr_get_f64(f, "kendall_tau", &tau) == APQ_OK && tau >= -1 && tau <= 1);
+        h5_close(f);
+    }
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/lut.h5", runs);
+    CHECK(h5_open_read(p, "lut", 1, &f) == APQ_OK);
+    h5_close(f);
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/search.h5", runs);
+    n = open_table(p, "search", &f, &s);
+    CHECK(n >= 6);
+    check_finite_col(f, p, "acc_pred", n, 0, 1);
+    check_finite_col(f, p, "latency_ms", n, 1e-9, 1e6);
+    check_finite_col(f, p, "energy_mj", n, 1e-9, 1e6);
+    double *lat, *bud;
+    size_t m1, m2;
+    CHECK(h5_read_f64_alloc(f, "latency_ms", &lat, &m1) == 0);
+    CHECK(h5_read_f64_alloc(f, "budget_latency_ms", &bud, &m2) == 0);
+    for (size_t i = 0; i < m1 && i < m2; i++) CHECK(lat[i] <= bud[i] * (1 + 1e-9));
+    free(lat);
+    free(bud);
+    h5_close(f);
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/verified.h5", runs);
+    size_t nv = open_table(p, "verified", &f, &s);
+    CHECK(nv == n);
+    check_finite_col(f, p, "acc_val", nv, 0, 1);
+    check_finite_col(f, p, "acc_test", nv, 0, 1);
+    h5_close(f);
+
+    /* the report */
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/pareto.csv", reports);
+    struct csv_table t;
+    CHECK(csv_read_table(p, &t) == APQ_OK);
+    const char *cols[] = {"arch", "budget_latency_ms", "latency_ms", "energy_mj", "macs_m",
+                          "weight_kb", "acc_pred", "acc_val", "acc_test", "on_front"};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) CHECK(csv_table_col(&t, cols[i]) >= 0);
+    CHECK(t.n_rows == (int)nv + 1);
+    csv_table_free(&t);
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/pareto.h5", reports);
+    CHECK(open_table(p, "pareto", &f, &s) == nv);
+    h5_close(f);
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/pareto.png", reports);
+    FILE *png = fopen(p, "rb");
+    unsigned char magic[8] = {0};
+    CHECK(png && fread(magic, 1, 8, png) == 8 && magic[1] == 'P' && magic[2] == 'N');
+    if (png) fclose(png);
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/README.md", reports);
+    struct stat stt;
+    CHECK(stat(p, &stt) == 0 && stt.st_size > 500);
+
+    /* incremental: a second make has nothing to do; a new budget reruns search and after only */
+    CHECK(make_tiny(out, sizeof out, "-n") == 0);
+    CHECK(!strstr(out, "apq-"));
+    CHECK(make_tiny(out, sizeof out, "-n LATENCY_MS=0.05") == 0);
+    CHECK(strstr(out, "apq-search") && strstr(out, "apq-verify") && strstr(out, "apq-report"));
+    CHECK(!strstr(out, "apq-train-supernet") && !strstr(out, "apq-sample") &&
+          !strstr(out, "apq-build-lut") && !strstr(out, "apq-train-predictor") &&
+          !strstr(out, "apq-transfer-predictor"));
+}
+
+/* Bad input: one line naming the problem, exit 1 (2 for usage), nothing written. */
+TEST(pipeline_bad_input) {
+    static char out[1 << 14];
+    char tmp[700];
+    const char *b = bdir();
+    CHECK(run(out, sizeof out, "make -s PROFILE=tiny DEVICE=nosuchdevice RUNS=%s/r", test_tmpdir) == 2);
+    CHECK(strstr(out, "unknown device 'nosuchdevice'") != NULL);
+    CHECK(run(out, sizeof out, "make -s PROFILE=nosuch RUNS=%s/r", test_tmpdir) == 2);
+    CHECK(strstr(out, "unknown profile") != NULL);
+    /* missing dataset folder */
+    snprintf(tmp, sizeof tmp, "%s/sn.h5", test_tmpdir);
+    CHECK(run(out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+                               "profiles/tiny.ini --data /nonexistent --out %s", b, tmp) == 1);
+    CHECK(strstr(out, "/nonexistent") != NULL);
+    CHECK(access(tmp, F_OK) != 0);
+    /* a truncated supernet.h5 */
+    snprintf(tmp, sizeof tmp, "%s/bad.h5", test_tmpdir);
+    FILE *f = fopen(tmp, "wb");
+    fputs("\x89HDF\r\n\x1a\n truncated", f);
+    fclose(f);
+    CHECK(run(out, sizeof out, "%s/apq-sample-fp32 --space supernet/spaces/tiny.ini --profile "
+                               "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+                               "--supernet %s --out %s/s.h5", b, tmp, test_tmpdir) == 1);
+    CHECK(strstr(out, "bad.h5") != NULL);
+    /* usage errors */
+    CHECK(run(out, sizeof out, "%s/apq-search --bogus 1", b) == 2);
+    CHECK(run(out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini", b) == 2);
+    CHECK(strstr(out, "missing --profile") != NULL);
+}
