@@ -19,13 +19,13 @@
 
 /* Per-pixel normalisation of Fashion-MNIST (x/255 - mean)/std. */
 #define FMNIST_MEAN 0.2860f
-#define FMNIST_STD 0.3530f
+#define FMNIST_STD  0.3530f
 
 struct dataset {
-    int n, h, w;      /* n images of h x w, 1 channel */
-    int n_classes;    /* max label + 1 (10 for Fashion-MNIST) */
-    uint8_t *images;  /* [n][h][w], owned */
-    uint8_t *labels;  /* [n], owned */
+    int n, h, w;     /* n images of h x w, 1 channel */
+    int n_classes;   /* max label + 1 (10 for Fashion-MNIST) */
+    uint8_t *images; /* [n][h][w], owned */
+    uint8_t *labels; /* [n], owned */
 };
 
 /* Load an images/labels IDX pair (".gz" decompressed with zlib when the name ends in .gz). */

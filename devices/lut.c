@@ -86,14 +86,13 @@ static struct layer_desc key_layer(const struct lut_key *k) {
     return l;
 }
 
+/* Order: kind, cin, cout, h_in, k, stride, w_bits, a_bits. */
 static int key_cmp(const struct lut_key *a, const struct lut_key *b) {
-#define C(f)                                                                                       \
-    if (a->f != b->f) return a->f < b->f ? -1 : 1;
-    C(kind)
-    C(cin)
-    C(cout) C(h_in) C(k) C(stride) C(w_bits) C(a_bits)
-#undef C
-        return 0;
+    const int x[8] = {a->kind, a->cin, a->cout, a->h_in, a->k, a->stride, a->w_bits, a->a_bits};
+    const int y[8] = {b->kind, b->cin, b->cout, b->h_in, b->k, b->stride, b->w_bits, b->a_bits};
+    for (int i = 0; i < 8; i++)
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
 }
 static int key_qcmp(const void *a, const void *b) {
     return key_cmp(a, b);

@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "../util/util.h"
@@ -87,13 +88,39 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
     }
 }
 
+// ---- sgemm split across OpenMP threads -----------------------------------------
+
+/* OpenBLAS runs single-threaded (apq_runtime_init): its own thread pool would
+ * compete with OpenMP's on a 2-core machine. Large products are split here
+ * into one sgemm per thread along a dimension that needs no reduction across
+ * threads, so results depend only on the thread count (DESIGN.md §8). */
+#define SGEMM_SPLIT_MIN (1L << 18) /* multiply-adds below which one call is cheaper */
+
+/* C[M][N] = alpha * op(A) op(B) + beta * C, row-major, split along M (rows of C
+ * and of op(A)). ta: A is stored [K][M] (transposed). */
+static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    int T = omp_get_max_threads();
+    if (T < 2 || (long)M * N * K < SGEMM_SPLIT_MIN || M < 2 * T) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        int m0 = (int)((long)M * t / T), m1 = (int)((long)M * (t + 1) / T);
+        const float *a = ta ? A + m0 : A + (size_t)m0 * lda;
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+    }
+}
+
 // ---- linear / pointwise ----------------------------------------------------
 
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N) {
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out,
-                ldo);
+    sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((long)M * N >= PAR_MIN_WORK)
     for (int m = 0; m < M; m++) {
@@ -108,13 +135,11 @@ void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias,
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N);
     if (din) {
         APQ_ASSERT(lddi >= K && ldw >= K);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, ldo, w, ldw,
-                    0.0f, din, lddi);
+        sgemm_rows(0, 0, M, K, N, 1.0f, dout, ldo, w, ldw, 0.0f, din, lddi);
     }
     if (dw) {
         APQ_ASSERT(lddw >= K && ldi >= K);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, ldo, in, ldi,
-                    1.0f, dw, lddw);
+        sgemm_rows(1, 0, N, K, M, 1.0f, dout, ldo, in, ldi, 1.0f, dw, lddw);
     }
     if (dbias) {
         float s[RED_COLS];
@@ -189,8 +214,7 @@ void nn_conv_forward(float *out, const float *in, const float *w, float *scratch
     APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     im2col(scratch, in, N, H, W, Cin, k, stride);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Cout, KK, 1.0f, scratch, KK, w, KK,
-                0.0f, out, Cout);
+    sgemm_rows(0, 1, M, Cout, KK, 1.0f, scratch, KK, w, KK, 0.0f, out, Cout);
 }
 
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
@@ -199,12 +223,10 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     if (dw) {
         im2col(scratch, in, N, H, W, Cin, k, stride);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, KK, M, 1.0f, dout, Cout, scratch,
-                    KK, 1.0f, dw, KK);
+        sgemm_rows(1, 0, Cout, KK, M, 1.0f, dout, Cout, scratch, KK, 1.0f, dw, KK);
     }
     if (din) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, KK, Cout, 1.0f, dout, Cout, w, KK,
-                    0.0f, scratch, KK);
+        sgemm_rows(0, 0, M, KK, Cout, 1.0f, dout, Cout, w, KK, 0.0f, scratch, KK);
         col2im(din, scratch, N, H, W, Cin, k, stride);
     }
 }
@@ -224,9 +246,9 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
         invstd[c] = 1.0f / sqrtf(var + eps);
     }
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-    for (int m = 0; m < M; m++) {
-        const float *restrict xr = x + (size_t)m * C;
-        float *restrict yr = y + (size_t)m * C;
+    for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
+        const float *xr = x + (size_t)m * C;
+        float *yr = y + (size_t)m * C;
         for (int c = 0; c < C; c++) yr[c] = fmaf(gamma[c] * invstd[c], xr[c] - mean[c], beta[c]);
     }
 }
@@ -234,12 +256,17 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                         const float *rmean, const float *rvar, int M, int C, float eps) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
-#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-    for (int m = 0; m < M; m++) {
-        const float *restrict xr = x + (size_t)m * C;
-        float *restrict yr = y + (size_t)m * C;
-        for (int c = 0; c < C; c++)
-            yr[c] = fmaf(gamma[c] / sqrtf(rvar[c] + eps), xr[c] - rmean[c], beta[c]);
+    float scale[RED_COLS];
+    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
+        const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
+        for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] / sqrtf(rvar[c0 + c] + eps);
+#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
+        for (int m = 0; m < M; m++) {
+            const float *xr = x + (size_t)m * C + c0;
+            float *yr = y + (size_t)m * C + c0;
+            for (int c = 0; c < cw; c++)
+                yr[c] = fmaf(scale[c], xr[c] - rmean[c0 + c], beta[c0 + c]);
+        }
     }
 }
 
@@ -266,11 +293,10 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
             d[c] = -g * s1[c] / (float)M;
         }
 #pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
-        for (int m = 0; m < M; m++) {
-            const float *restrict dyr = dy + (size_t)m * C + c0;
-            const float *restrict xr = x + (size_t)m * C + c0;
-            const float *restrict mu = mean + c0;
-            float *restrict dxr = dx + (size_t)m * C + c0;
+        for (int m = 0; m < M; m++) { /* no restrict: dx may alias dy */
+            const float *dyr = dy + (size_t)m * C + c0, *xr = x + (size_t)m * C + c0;
+            const float *mu = mean + c0;
+            float *dxr = dx + (size_t)m * C + c0;
             for (int c = 0; c < cw; c++)
                 dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
         }

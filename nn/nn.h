@@ -25,13 +25,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline int nn_out_size(int h, int k, int stride) { return (h + 2 * (k / 2) - k) / stride + 1; }
+static inline int nn_out_size(int h, int k, int stride) {
+    return (h + 2 * (k / 2) - k) / stride + 1;
+}
 
 /* ---- linear / pointwise (OpenBLAS sgemm) ------------------------------ */
 /* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N);
-/* din[M][K] (lddi) = dout · w;  dw[N][K] (lddw) += dout^T · in;  dbias[N] += column sums of dout. */
+/* din[M][K] (lddi) = dout · w;  dw[N][K] (lddw) += dout^T · in;  dbias[N] += column sums of dout.
+ */
 void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias, const float *dout,
                         int ldo, const float *in, int ldi, const float *w, int ldw, int M, int K,
                         int N);

@@ -12,15 +12,16 @@
  * the same code with run-time sizes. The weight gradient supports k <= 7
  * (its accumulators live on the stack).
  *
- * Parallelism: forward and input gradient over output / input rows; weight
- * gradient over channel blocks. Per element the summation order is fixed
- * (kernel rows, then taps or rows of the batch, ascending), so results do
- * not depend on the thread count.
+ * Parallelism: forward and input gradient over output / input rows. The
+ * weight gradient, a sum over all rows, goes channel block by channel block;
+ * each block is split into DW_CHUNKS fixed row chunks whose partial sums
+ * (50 KiB on the caller's stack) are added in chunk order. Per element the
+ * summation order is therefore fixed, and results do not depend on the
+ * thread count.
  */
 #include "nn.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@
 #define DW_MAXNK     7            /* taps per tile with an unrolled instantiation */
 #define DW_AS        64           /* row stride of the weight-gradient accumulators: max channels */
 #define DW_ACC       (49 * DW_AS) /* weight-gradient accumulators (stack): kernels up to 7x7 */
+#define DW_CHUNKS    4 /* fixed row chunks of the weight gradient (not the thread count) */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -250,56 +252,39 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
 
 // ---- backward: weight gradient ------------------------------------------------------
 
-/* acc[t][0..cw) (row stride DW_AS) = sum over n, oh, ow of dout * in for
- * tap t, channels c0 .. c0+cw-1. */
-static void dw_wgrad_block(float *acc, const float *dout, const float *in, int N, int H, int W,
-                           int C, int k, int s, int c0, int cw) {
+/* acc[t][0..cw) (row stride DW_AS) = sum over the output rows r0 .. r1-1
+ * (r = n*OH + oh) and their columns ow of dout * in for tap t, channels
+ * c0 .. c0+cw-1 (cw <= DW_AS). */
+static void dw_wgrad_rows(float *acc, const float *dout, const float *in, int H, int W, int C,
+                          int k, int s, int r0, int r1, int c0, int cw) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
     int lo, hi;
     interior(&lo, &hi, W, OW, k, s);
     memset(acc, 0, sizeof(float) * k * k * DW_AS);
-    for (int n = 0; n < N; n++)
-        for (int oh = 0; oh < OH; oh++) {
-            const float *grow = dout + ((size_t)n * OH + oh) * OW * C + c0;
-            for (int kh = 0; kh < k; kh++) {
-                const int ih = oh * s - pad + kh;
-                if (ih < 0 || ih >= H) continue;
-                const float *xrow = in + ((size_t)n * H + ih) * W * C + c0;
-                float *arow = acc + (size_t)kh * k * DW_AS;
-                for (int ow = 0; ow < OW;) {
-                    if (ow >= lo && ow + DW_P - 1 <= hi) {
-                        tile_w(arow, grow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C,
-                               cw, DW_P, k, s);
-                        ow += DW_P;
-                    } else {
-                        int kw0, kw1;
-                        tap_range(&kw0, &kw1, ow, W, k, s);
-                        if (kw1 > kw0)
-                            tile_w(arow + (size_t)kw0 * DW_AS, grow + (size_t)ow * C, 0,
-                                   xrow + (size_t)(ow * s - pad + kw0) * C, C, cw, 1, kw1 - kw0, 1);
-                        ow++;
-                    }
+    for (int r = r0; r < r1; r++) {
+        const int n = r / OH, oh = r % OH;
+        const float *grow = dout + (size_t)r * OW * C + c0;
+        for (int kh = 0; kh < k; kh++) {
+            const int ih = oh * s - pad + kh;
+            if (ih < 0 || ih >= H) continue;
+            const float *xrow = in + ((size_t)n * H + ih) * W * C + c0;
+            float *arow = acc + (size_t)kh * k * DW_AS;
+            for (int ow = 0; ow < OW;) {
+                if (ow >= lo && ow + DW_P - 1 <= hi) {
+                    tile_w(arow, grow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C, cw,
+                           DW_P, k, s);
+                    ow += DW_P;
+                } else {
+                    int kw0, kw1;
+                    tap_range(&kw0, &kw1, ow, W, k, s);
+                    if (kw1 > kw0)
+                        tile_w(arow + (size_t)kw0 * DW_AS, grow + (size_t)ow * C, 0,
+                               xrow + (size_t)(ow * s - pad + kw0) * C, C, cw, 1, kw1 - kw0, 1);
+                    ow++;
                 }
             }
         }
-}
-
-/* Channels per weight-gradient block. Wider blocks run faster (longer
- * channel loops) but leave threads idle when there are few of them; the
- * estimate is rounds of blocks per thread x block width / relative speed.
- * The per-channel summation order does not depend on the choice. */
-static int wgrad_block_width(int C) {
-    static const int width[3] = {64, 32, 16};
-    static const double speed[3] = {1.0, 0.8, 0.7};
-    const int threads = omp_get_max_threads();
-    int best = 16;
-    double best_t = 1e300;
-    for (int i = 0; i < 3; i++) {
-        const int nblk = (C + width[i] - 1) / width[i];
-        const double t = (double)((nblk + threads - 1) / threads) * width[i] / speed[i];
-        if (t < best_t) best_t = t, best = width[i];
     }
-    return best;
 }
 
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
@@ -308,16 +293,21 @@ void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const fl
     if (din) dw_backward_din(din, dout, w, ldw, N, H, W, C, k, stride);
     if (!dw) return;
     APQ_ASSERT(lddw >= C && k * k * DW_AS <= DW_ACC);
-    const int OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride);
-    const long work = (long)N * OH * OW * C * k * k;
-    const int cb = wgrad_block_width(C), nblk = (C + cb - 1) / cb;
-    /* each channel block owns its columns of dw: no shared sums */
-#pragma omp parallel for schedule(dynamic, 1) if (work >= PAR_MIN_WORK && nblk > 1)
-    for (int b = 0; b < nblk; b++) {
-        float acc[DW_ACC];
-        const int c0 = b * cb, cw = C - c0 < cb ? C - c0 : cb;
-        dw_wgrad_block(acc, dout, in, N, H, W, C, k, stride, c0, cw);
+    const int OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride), rows = N * OH;
+    const long work = (long)rows * OW * C * k * k;
+    const int chunks = rows < DW_CHUNKS ? rows : DW_CHUNKS;
+    float part[DW_CHUNKS][DW_ACC];
+    for (int c0 = 0; c0 < C; c0 += DW_AS) {
+        const int cw = C - c0 < DW_AS ? C - c0 : DW_AS;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+        for (int ch = 0; ch < chunks; ch++)
+            dw_wgrad_rows(part[ch], dout, in, H, W, C, k, stride, (int)((long)rows * ch / chunks),
+                          (int)((long)rows * (ch + 1) / chunks), c0, cw);
         for (int t = 0; t < k * k; t++)
-            for (int c = 0; c < cw; c++) dw[(size_t)t * lddw + c0 + c] += acc[t * DW_AS + c];
+            for (int c = 0; c < cw; c++) {
+                float sum = 0;
+                for (int ch = 0; ch < chunks; ch++) sum += part[ch][t * DW_AS + c];
+                dw[(size_t)t * lddw + c0 + c] += sum;
+            }
     }
 }

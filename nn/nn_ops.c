@@ -20,7 +20,10 @@
 
 void nn_relu6_forward(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
-    for (size_t i = 0; i < n; i++) y[i] = fminf(fmaxf(x[i], 0.0f), 6.0f);
+    for (size_t i = 0; i < n; i++) { /* compare-select, not fminf/fmaxf calls */
+        float v = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = v < 6.0f ? v : 6.0f;
+    }
 }
 
 void nn_relu6_backward(float *dx, const float *dy, const float *y, size_t n) {

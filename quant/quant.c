@@ -36,7 +36,10 @@ void quant_weight_fake(float *wq, const float *w, int rows, int cols, int ldw, i
     for (int r = 0; r < rows; r++) {
         const float *restrict src = w + (size_t)r * ldw;
         float *restrict dst = wq + (size_t)r * cols;
-        for (int c = 0; c < cols; c++) dst[c] = nearbyintf(fminf(fmaxf(src[c], -T), T) / s) * s;
+        for (int c = 0; c < cols; c++) {
+            float v = src[c] > -T ? src[c] : -T;
+            dst[c] = nearbyintf((v < T ? v : T) / s) * s;
+        }
     }
 }
 
@@ -61,7 +64,8 @@ static double interp_unit(double x, const double *fp, int m) {
 }
 
 /* HAQ QModule._compute_threshold over rows x cols (row stride ld). P is the
- * cumulative normalised histogram of |x| (sqrt(n) bins on [0, max|x|]); for
+ * cumulative normalised histogram of |x| (ceil(sqrt(n)) bins on [0, max|x|];
+ * numpy's 'sqrt' rule gives the same count when min|x| = 0); for
  * each cut i, p = P with p[i-1:] = 1, q = p[:i] resampled to 2^(ibits-1)
  * points and back to i (linear interpolation), q[i:] = 1, and the score is
  * sum_b (P_b - q_b) log2(P_b / q_b) over all bins where both are > 0. */
@@ -129,7 +133,10 @@ void quant_act_forward(float *y, const float *x, size_t n, int bits, float R, in
     const int levels = is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
     const float s = R / (float)levels, lo = is_signed ? -R : 0.0f;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
-    for (size_t i = 0; i < n; i++) y[i] = nearbyintf(fminf(fmaxf(x[i], lo), R) / s) * s;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] > lo ? x[i] : lo;
+        y[i] = nearbyintf((v < R ? v : R) / s) * s;
+    }
 }
 
 /* QModule writes the clip as 0.5*(|x| - |x-R| + R) (unsigned) or

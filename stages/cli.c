@@ -11,8 +11,7 @@
 
 static void usage(const struct cli_opt *opts, int n, const char *what, FILE *f) {
     fprintf(f, "%s — %s\noptions:\n", apq_prog, what);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "  --%-16s %s\n", opts[i].name, opts[i].help);
+    for (int i = 0; i < n; i++) fprintf(f, "  --%-16s %s\n", opts[i].name, opts[i].help);
 }
 
 void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const char *what) {
@@ -45,8 +44,8 @@ void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const c
         } else if (o->type == CLI_INT) {
             long x = strtol(v, &end, 10);
             if (end == v || *end || errno) {
-                fprintf(stderr, "%s: error: --%s expects an integer, got '%s'\n", apq_prog,
-                        o->name, v);
+                fprintf(stderr, "%s: error: --%s expects an integer, got '%s'\n", apq_prog, o->name,
+                        v);
                 exit(2);
             }
             *(long *)o->value = x;
@@ -100,7 +99,8 @@ struct profile *profile_load(const char *path, const char *section) {
     snprintf(p->section, sizeof p->section, "%s", section);
     snprintf(p->name, sizeof p->name, "unnamed");
     int rc = ini_parse(path, on_kv, p);
-    if (rc < 0) apq_die("%s: cannot open the profile; hint: profiles live in profiles/<name>.ini", path);
+    if (rc < 0)
+        apq_die("%s: cannot open the profile; hint: profiles live in profiles/<name>.ini", path);
     if (rc > 0) apq_die("%s:%d: syntax error", path, rc);
     return p;
 }
@@ -145,13 +145,15 @@ const char *profile_str(struct profile *p, const char *key, const char *def) {
     return v ? v : def;
 }
 
-const char *profile_name(const struct profile *p) { return p->name; }
+const char *profile_name(const struct profile *p) {
+    return p->name;
+}
 
 void profile_finish(struct profile *p) {
     for (int i = 0; i < p->n; i++)
         if (!p->kv[i].used) {
-            fprintf(stderr, "%s: error: %s: [%s] unknown key '%s'\n", apq_prog, p->path,
-                    p->section, p->kv[i].key);
+            fprintf(stderr, "%s: error: %s: [%s] unknown key '%s'\n", apq_prog, p->path, p->section,
+                    p->kv[i].key);
             exit(2);
         }
     free(p);

@@ -24,10 +24,11 @@ void stage_load_data(const char *dir, int n_train, int n_val, int n_test, struct
     cut(train, n_train);
     cut(val, n_val);
     cut(&t, n_test);
-    if (test) *test = t;
-    else dataset_free(&t);
-    apq_log("data %s: %d train, %d val, %d test images", dir, train->n, val->n,
-            test ? test->n : 0);
+    if (test)
+        *test = t;
+    else
+        dataset_free(&t);
+    apq_log("data %s: %d train, %d val, %d test images", dir, train->n, val->n, test ? test->n : 0);
 }
 
 void stage_free_data(struct dataset *train, struct dataset *val, struct dataset *test) {

@@ -7,7 +7,7 @@
 #include "../datasets/datasets.h"
 
 #define SPLIT_SEED 20260101u /* fixed: the val split never moves with --seed */
-#define VAL_SIZE 10000
+#define VAL_SIZE   10000
 
 /* Load DIR's IDX files and split; n_* > 0 keeps only the first n_* of each
  * split (tiny profile). Exits 1 with a one-line message on bad data. */

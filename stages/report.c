@@ -15,10 +15,9 @@
 #include "cli.h"
 
 #define NC 10
-static const char *num_cols[NC] = {"budget_latency_ms", "budget_energy_mj", "latency_ms",
-                                   "energy_mj",         "macs_m",           "weight_kb",
-                                   "acc_pred",          "acc_val",          "acc_test",
-                                   "user_budget"};
+static const char *num_cols[NC] = {
+    "budget_latency_ms", "budget_energy_mj", "latency_ms", "energy_mj", "macs_m",
+    "weight_kb",         "acc_pred",         "acc_val",    "acc_test",  "user_budget"};
 enum { C_BUD, C_BUDE, C_LAT, C_EN, C_MACS, C_WKB, C_PRED, C_VAL, C_TEST, C_USER };
 
 struct table {
@@ -57,7 +56,8 @@ static void read_verified(const char *path, struct table *t) {
     free(idx);
     for (size_t i = 0; i < t->n; i++) t->order[i] = (int)i;
     for (size_t i = 1; i < t->n; i++) /* insertion sort by latency: n is small */
-        for (size_t j = i; j > 0 && t->col[C_LAT][t->order[j]] < t->col[C_LAT][t->order[j - 1]]; j--) {
+        for (size_t j = i; j > 0 && t->col[C_LAT][t->order[j]] < t->col[C_LAT][t->order[j - 1]];
+             j--) {
             int tmp = t->order[j];
             t->order[j] = t->order[j - 1];
             t->order[j - 1] = tmp;
@@ -76,8 +76,10 @@ static void write_csv(const char *path, const struct table *t) {
         int i = t->order[r];
         csvw_str(&w, t->arch[i]);
         for (int j = 0; j < NC; j++) {
-            if (j == C_USER) csvw_i64(&w, (long long)t->col[j][i]);
-            else csvw_f64(&w, t->col[j][i], j >= C_PRED ? "%.2f" : "%.6g");
+            if (j == C_USER)
+                csvw_i64(&w, (long long)t->col[j][i]);
+            else
+                csvw_f64(&w, t->col[j][i], j >= C_PRED ? "%.2f" : "%.6g");
         }
         csvw_i64(&w, t->front[i]);
         csvw_end_row(&w);
@@ -151,7 +153,8 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
     remove(gp);
     if (st != 0) {
         remove(tmp);
-        apq_die("gnuplot failed (exit %d) drawing %s; hint: install gnuplot-nox (make deps)", st, png);
+        apq_die("gnuplot failed (exit %d) drawing %s; hint: install gnuplot-nox (make deps)", st,
+                png);
     }
     if (rename(tmp, png) != 0) apq_die("%s: cannot rename into place", png);
 }
@@ -190,19 +193,25 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     fprintf(f, "# apq report: %s, profile %s\n\n", in->device, in->profile);
-    fprintf(f, "Made by apq %s on %s; seed %ld, %d threads. Columns and units: "
-               "[reports/README.md](../../README.md).\n\n", apq_git_rev(), date, in->seed,
-            apq_threads());
+    fprintf(f,
+            "Made by apq %s on %s; seed %ld, %d threads. Columns and units: "
+            "[reports/README.md](../../README.md).\n\n",
+            apq_git_rev(), date, in->seed, apq_threads());
     fprintf(f, "## Settings and quality of each stage\n\n| what | value |\n|---|---|\n");
-    fprintf(f, "| device | `devices/%s.ini` |\n| profile | `profiles/%s.ini` |\n", in->device, in->profile);
-    fprintf(f, "| supernet val accuracy, largest / smallest subnet (BN recalibrated) | %s%% / %s%% |\n", a[0], a[1]);
-    fprintf(f, "| fp32 predictor, held-out RMSE (points) / Kendall's tau | %s / %s |\n", a[2], a[3]);
+    fprintf(f, "| device | `devices/%s.ini` |\n| profile | `profiles/%s.ini` |\n", in->device,
+            in->profile);
+    fprintf(
+        f, "| supernet val accuracy, largest / smallest subnet (BN recalibrated) | %s%% / %s%% |\n",
+        a[0], a[1]);
+    fprintf(f, "| fp32 predictor, held-out RMSE (points) / Kendall's tau | %s / %s |\n", a[2],
+            a[3]);
     fprintf(f, "| quant predictor with transfer, RMSE / tau | %s / %s |\n", a[4], a[5]);
     fprintf(f, "| quant predictor from scratch, RMSE / tau | %s / %s |\n\n", a[6], a[7]);
     fprintf(f, "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
                "chose, QAT-finetuned and measured. `front` marks rows no other row beats on both "
                "latency and val accuracy. Accuracy in %%.\n\n");
-    fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights kB | pred | val | test | front | arch |\n");
+    fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights kB | pred | val | test | "
+               "front | arch |\n");
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];

@@ -50,7 +50,8 @@ static int write_samples(const char *out, const struct space *s, char **archs, c
 int main(int argc, char **argv) {
     apq_runtime_init(argc, argv, 0);
     int quant = strstr(apq_prog, "quant") != NULL;
-    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL, *out = NULL;
+    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
+               *out = NULL;
     long seed = 1;
     struct cli_opt opts[] = {
         {"space", CLI_STR, &space_path, "search-space .ini"},
@@ -103,7 +104,8 @@ int main(int argc, char **argv) {
     rng_init(&r, (uint64_t)seed, RNG_SAMPLE);
     char **archs = apq_xcalloc((size_t)cfg.n, sizeof(char *));
     double *acc = apq_xcalloc((size_t)cfg.n, sizeof(double));
-    double *macs = apq_xcalloc((size_t)cfg.n, sizeof(double)), *wkb = apq_xcalloc((size_t)cfg.n, sizeof(double));
+    double *macs = apq_xcalloc((size_t)cfg.n, sizeof(double)),
+           *wkb = apq_xcalloc((size_t)cfg.n, sizeof(double));
     uint64_t *seen = apq_xcalloc((size_t)cfg.n, sizeof(uint64_t));
     struct apq_progress pr;
     progress_init(&pr, quant ? "sample-quant" : "sample-fp32", "subnets", cfg.n);
@@ -142,7 +144,8 @@ int main(int argc, char **argv) {
     }
     apq_log("%d samples: val accuracy min %.2f%%, mean %.2f%%, max %.2f%%", cfg.n, 100 * lo,
             100 * mean, 100 * hi);
-    rc = write_samples(out, &s, archs, acc, macs, wkb, cfg.n, quant, seed, prof_name, supernet, &cfg);
+    rc = write_samples(out, &s, archs, acc, macs, wkb, cfg.n, quant, seed, prof_name, supernet,
+                       &cfg);
     if (rc < 0) apq_die_status(rc);
     for (int i = 0; i < cfg.n; i++) free(archs[i]);
     free(archs);

@@ -41,7 +41,8 @@ int main(int argc, char **argv) {
         .eval_images = (int)profile_int(p, "eval_images", 0),
         .seed = (uint64_t)seed,
     };
-    int n_train = (int)profile_int(p, "train_images", 0), n_val = (int)profile_int(p, "val_images", 0);
+    int n_train = (int)profile_int(p, "train_images", 0),
+        n_val = (int)profile_int(p, "val_images", 0);
     int zero_gamma = (int)profile_int(p, "zero_last_gamma", 1);
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
@@ -56,12 +57,14 @@ int main(int argc, char **argv) {
     stage_load_data(data, n_train, n_val, 0, &train, &val, NULL);
     struct supernet sn;
     supernet_init(&sn, &s, (uint64_t)seed, zero_gamma);
-    apq_log("supernet %s: %zu parameters, %d tensors; %ld steps of batch %d, sandwich with %d random",
-            s.name, sn.n_params, sn.n_tensors, cfg.steps, cfg.batch, cfg.n_random);
+    apq_log(
+        "supernet %s: %zu parameters, %d tensors; %ld steps of batch %d, sandwich with %d random",
+        s.name, sn.n_params, sn.n_tensors, cfg.steps, cfg.batch, cfg.n_random);
     struct sn_train_report rep;
     supernet_train(&sn, &train, &val, &cfg, &rep);
-    apq_log("val accuracy after BN recalibration: largest %.2f%%, smallest %.2f%% (%.0f s, %.0f img/s)",
-            100 * rep.acc_largest, 100 * rep.acc_smallest, rep.seconds, rep.images_per_s);
+    apq_log(
+        "val accuracy after BN recalibration: largest %.2f%%, smallest %.2f%% (%.0f s, %.0f img/s)",
+        100 * rep.acc_largest, 100 * rep.acc_smallest, rep.seconds, rep.images_per_s);
     rc = supernet_save(&sn, out, (uint64_t)seed, prof_name, &rep);
     if (rc < 0) apq_die_status(rc);
     supernet_free(&sn);

@@ -14,7 +14,8 @@
 
 #define N_COLS 7
 static const char *cols[N_COLS] = {"budget_latency_ms", "budget_energy_mj", "acc_pred",
-                                   "latency_ms",        "energy_mj",        "macs_m", "weight_kb"};
+                                   "latency_ms",        "energy_mj",        "macs_m",
+                                   "weight_kb"};
 
 int main(int argc, char **argv) {
     apq_runtime_init(argc, argv, 0);
@@ -38,10 +39,13 @@ int main(int argc, char **argv) {
     cli_require("search", search);
     cli_require("out", out);
     struct profile *p = profile_load(profile_path, "verify");
-    int qat_steps = (int)profile_int(p, "qat_steps", 100), qat_batch = (int)profile_int(p, "qat_batch", 64);
+    int qat_steps = (int)profile_int(p, "qat_steps", 100),
+        qat_batch = (int)profile_int(p, "qat_batch", 64);
     double qat_lr = profile_f64(p, "qat_lr", 0.005);
-    int calib = (int)profile_int(p, "calib_images", 2000), batch = (int)profile_int(p, "batch", 250);
-    int n_val = (int)profile_int(p, "val_images", 0), n_test = (int)profile_int(p, "test_images", 0);
+    int calib = (int)profile_int(p, "calib_images", 2000),
+        batch = (int)profile_int(p, "batch", 250);
+    int n_val = (int)profile_int(p, "val_images", 0),
+        n_test = (int)profile_int(p, "test_images", 0);
     int n_train = (int)profile_int(p, "train_images", 0);
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
@@ -91,7 +95,8 @@ int main(int argc, char **argv) {
             continue;
         }
         struct arch a;
-        if ((rc = arch_from_string(&s, archs[i], &a)) < 0) apq_die("%s: %s", search, apq_last_error());
+        if ((rc = arch_from_string(&s, archs[i], &a)) < 0)
+            apq_die("%s: %s", search, apq_last_error());
         struct sn_quant q;
         memcpy(sn.params, snapshot, sizeof(float) * sn.n_params);
         qat_calibrate(&sn, &c, &a, &q, &train, calib);

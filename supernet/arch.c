@@ -44,12 +44,12 @@ int arch_check(const struct space *s, const struct arch *a) {
             return apq_set_error(APQ_ECONFIG, "block %d: mid %d is not on the grid %d..%d step %d",
                                  i, a->mid[i], b->mid_min, b->mid_max, s->mid_step);
         int q = a->pw_w[i] || a->pw_a[i] || a->dw_w[i] || a->dw_a[i];
-        if (quant && !(bits_ok(s, a->pw_w[i]) && bits_ok(s, a->pw_a[i]) &&
-                       bits_ok(s, a->dw_w[i]) && bits_ok(s, a->dw_a[i])))
-            return apq_set_error(APQ_ECONFIG, "block %d: bit-widths %d%d%d%d are not all in the space",
-                                 i, a->pw_w[i], a->pw_a[i], a->dw_w[i], a->dw_a[i]);
-        if (!quant && q)
-            return apq_set_error(APQ_ECONFIG, "block %d: bits set on an fp32 arch", i);
+        if (quant && !(bits_ok(s, a->pw_w[i]) && bits_ok(s, a->pw_a[i]) && bits_ok(s, a->dw_w[i]) &&
+                       bits_ok(s, a->dw_a[i])))
+            return apq_set_error(APQ_ECONFIG,
+                                 "block %d: bit-widths %d%d%d%d are not all in the space", i,
+                                 a->pw_w[i], a->pw_a[i], a->dw_w[i], a->dw_a[i]);
+        if (!quant && q) return apq_set_error(APQ_ECONFIG, "block %d: bits set on an fp32 arch", i);
     }
     for (int i = s->n_blocks; i < SPACE_MAX_BLOCKS; i++)
         if (a->ks[i] || a->mid[i] || a->pw_w[i] || a->pw_a[i] || a->dw_w[i] || a->dw_a[i])
@@ -155,7 +155,8 @@ void arch_sample(const struct space *s, struct rng *r, int quantized, struct arc
         int m = b->mid_min + s->mid_step * (int)rng_int(r, (unsigned long)b->n_mid);
         uint8_t bits[4] = {0};
         if (quantized)
-            for (int j = 0; j < 4; j++) bits[j] = (uint8_t)s->bits[rng_int(r, (unsigned long)s->n_bits)];
+            for (int j = 0; j < 4; j++)
+                bits[j] = (uint8_t)s->bits[rng_int(r, (unsigned long)s->n_bits)];
         if (!arch_block_active(s, a, i)) continue;
         a->ks[i] = (uint8_t)k;
         a->mid[i] = (uint16_t)m;
@@ -179,8 +180,12 @@ static void arch_extreme(const struct space *s, int bits, int largest, struct ar
     arch_set_bits(s, a, bits);
 }
 
-void arch_largest(const struct space *s, int bits, struct arch *a) { arch_extreme(s, bits, 1, a); }
-void arch_smallest(const struct space *s, int bits, struct arch *a) { arch_extreme(s, bits, 0, a); }
+void arch_largest(const struct space *s, int bits, struct arch *a) {
+    arch_extreme(s, bits, 1, a);
+}
+void arch_smallest(const struct space *s, int bits, struct arch *a) {
+    arch_extreme(s, bits, 0, a);
+}
 
 uint64_t arch_hash(const struct arch *a) {
     const unsigned char *b = (const unsigned char *)a;
@@ -197,8 +202,10 @@ int arch_layers(const struct space *s, const struct arch *a, struct layer_desc *
     struct layer_desc *l;
 #define ADD(kind_, role_, blk, ci, co, hi, kk, st, wb, ab)                                         \
     (l = &out[n++], *l = (struct layer_desc){kind_, role_, blk, ci, co, hi,                        \
-                                             kind_ == LAYER_LINEAR ? 1 : (st) == 2 ? ((hi) + 1) / 2 : (hi), kk,    \
-                                             st, wb, ab, 0})
+                                             kind_ == LAYER_LINEAR ? 1                             \
+                                             : (st) == 2           ? ((hi) + 1) / 2                \
+                                                                   : (hi),                                   \
+                                             kk, st, wb, ab, 0})
     ADD(LAYER_CONV, ROLE_FIRST_CONV, -1, s->in_ch, s->first_conv_ch, h, s->first_conv_k, 1, fb, fb);
     ADD(LAYER_DW, ROLE_FIRST_DW, -1, s->first_conv_ch, s->first_conv_ch, h, 3, 1, fb, fb);
     ADD(LAYER_PW, ROLE_FIRST_PW, -1, s->first_conv_ch, s->first_block_ch, h, 1, 1, fb, fb);
@@ -225,20 +232,27 @@ int arch_layers(const struct space *s, const struct arch *a, struct layer_desc *
 double layer_macs(const struct layer_desc *l) {
     double hw = (double)l->h_out * l->h_out;
     switch (l->kind) {
-    case LAYER_CONV: return hw * l->k * l->k * l->cin * l->cout;
-    case LAYER_DW: return hw * l->k * l->k * l->cout;
-    case LAYER_PW: return hw * l->cin * l->cout;
-    case LAYER_LINEAR: return (double)l->cin * l->cout;
+    case LAYER_CONV:
+        return hw * l->k * l->k * l->cin * l->cout;
+    case LAYER_DW:
+        return hw * l->k * l->k * l->cout;
+    case LAYER_PW:
+        return hw * l->cin * l->cout;
+    case LAYER_LINEAR:
+        return (double)l->cin * l->cout;
     }
     return 0;
 }
 
 double layer_weights(const struct layer_desc *l) {
     switch (l->kind) {
-    case LAYER_CONV: return (double)l->k * l->k * l->cin * l->cout;
-    case LAYER_DW: return (double)l->k * l->k * l->cout;
+    case LAYER_CONV:
+        return (double)l->k * l->k * l->cin * l->cout;
+    case LAYER_DW:
+        return (double)l->k * l->k * l->cout;
     case LAYER_PW:
-    case LAYER_LINEAR: return (double)l->cin * l->cout;
+    case LAYER_LINEAR:
+        return (double)l->cin * l->cout;
     }
     return 0;
 }
@@ -255,6 +269,7 @@ double arch_weight_bytes(const struct space *s, const struct arch *a) {
     struct layer_desc L[ARCH_MAX_LAYERS];
     int n = arch_layers(s, a, L);
     double bytes = 0;
-    for (int i = 0; i < n; i++) bytes += layer_weights(&L[i]) * (L[i].w_bits ? L[i].w_bits : 32) / 8.0;
+    for (int i = 0; i < n; i++)
+        bytes += layer_weights(&L[i]) * (L[i].w_bits ? L[i].w_bits : 32) / 8.0;
     return bytes;
 }

@@ -27,14 +27,14 @@
 #define ARCH_STR_MAX 1024
 
 struct arch {
-    uint16_t res;                         /* input resolution */
-    uint8_t depth[SPACE_MAX_STAGES];      /* active blocks per stage */
-    uint8_t ks[SPACE_MAX_BLOCKS];         /* kernel size, 0 when inactive */
-    uint16_t mid[SPACE_MAX_BLOCKS];       /* mid channels, 0 when inactive */
-    uint8_t pw_w[SPACE_MAX_BLOCKS];       /* bits of the 1x1 convs' weights */
-    uint8_t pw_a[SPACE_MAX_BLOCKS];       /* bits of the 1x1 convs' input activations */
-    uint8_t dw_w[SPACE_MAX_BLOCKS];       /* bits of the depthwise weights */
-    uint8_t dw_a[SPACE_MAX_BLOCKS];       /* bits of the depthwise input activations */
+    uint16_t res;                    /* input resolution */
+    uint8_t depth[SPACE_MAX_STAGES]; /* active blocks per stage */
+    uint8_t ks[SPACE_MAX_BLOCKS];    /* kernel size, 0 when inactive */
+    uint16_t mid[SPACE_MAX_BLOCKS];  /* mid channels, 0 when inactive */
+    uint8_t pw_w[SPACE_MAX_BLOCKS];  /* bits of the 1x1 convs' weights */
+    uint8_t pw_a[SPACE_MAX_BLOCKS];  /* bits of the 1x1 convs' input activations */
+    uint8_t dw_w[SPACE_MAX_BLOCKS];  /* bits of the depthwise weights */
+    uint8_t dw_a[SPACE_MAX_BLOCKS];  /* bits of the depthwise input activations */
 };
 
 static inline int arch_block_active(const struct space *s, const struct arch *a, int i) {
@@ -73,8 +73,14 @@ uint64_t arch_hash(const struct arch *a);
 /* ---- the layers of a subnet (for cost models, MACs, memory) ------------- */
 enum layer_kind { LAYER_CONV, LAYER_DW, LAYER_PW, LAYER_LINEAR };
 enum layer_role {
-    ROLE_FIRST_CONV, ROLE_FIRST_DW, ROLE_FIRST_PW, ROLE_EXPAND, ROLE_DEPTHWISE, ROLE_PROJECT,
-    ROLE_FEATURE_MIX, ROLE_CLASSIFIER
+    ROLE_FIRST_CONV,
+    ROLE_FIRST_DW,
+    ROLE_FIRST_PW,
+    ROLE_EXPAND,
+    ROLE_DEPTHWISE,
+    ROLE_PROJECT,
+    ROLE_FEATURE_MIX,
+    ROLE_CLASSIFIER
 };
 struct layer_desc {
     enum layer_kind kind;

@@ -14,8 +14,10 @@ static void convert(const struct sn_tensor *t, const float *src, float *dst, int
         int C = t->dims[0], kk = t->dims[2] * t->dims[3];
         for (int c = 0; c < C; c++)
             for (int j = 0; j < kk; j++) {
-                if (to_torch) dst[c * kk + j] = src[j * C + c];
-                else dst[j * C + c] = src[c * kk + j];
+                if (to_torch)
+                    dst[c * kk + j] = src[j * C + c];
+                else
+                    dst[j * C + c] = src[c * kk + j];
             }
     } else { /* OHWI mem [O][k][k][I], torch OIHW */
         int O = t->dims[0], I = t->dims[1], k = t->dims[2];
@@ -25,8 +27,10 @@ static void convert(const struct sn_tensor *t, const float *src, float *dst, int
                     for (int w = 0; w < k; w++) {
                         size_t m = (((size_t)o * k + h) * k + w) * I + i;
                         size_t p = (((size_t)o * I + i) * k + h) * k + w;
-                        if (to_torch) dst[p] = src[m];
-                        else dst[m] = src[p];
+                        if (to_torch)
+                            dst[p] = src[m];
+                        else
+                            dst[m] = src[p];
                     }
     }
 }

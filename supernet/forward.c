@@ -16,7 +16,18 @@
 #include "../quant/quant.h"
 #include "supernet.h"
 
-enum op_kind { OP_CONV, OP_DW, OP_PW, OP_BN, OP_RELU6, OP_ADD, OP_POOL, OP_LINEAR, OP_QACT, OP_DROP };
+enum op_kind {
+    OP_CONV,
+    OP_DW,
+    OP_PW,
+    OP_BN,
+    OP_RELU6,
+    OP_ADD,
+    OP_POOL,
+    OP_LINEAR,
+    OP_QACT,
+    OP_DROP
+};
 
 struct node {
     float *v, *g;
@@ -25,26 +36,26 @@ struct node {
 
 /* One elastic-kernel preparation: W_j = T_j · crop(W_{j+1}) chained down from the max kernel. */
 struct kprep {
-    int block, level, mid; /* target kernel index `level`, channels */
+    int block, level, mid;          /* target kernel index `level`, channels */
     float *crop[SPACE_MAX_CHOICES]; /* crop[l]: [k_l^2][mid], saved for dT */
     float *w[SPACE_MAX_CHOICES];    /* w[l]: transformed kernel at level l, [k_l^2][mid] */
 };
 
 struct sn_op {
     enum op_kind kind;
-    int in, in2, out;                 /* node indices */
+    int in, in2, out; /* node indices */
     int N, H, W, C, Cout, k, stride, M;
-    const float *w;                   /* weights as used (maybe prepared scratch) */
+    const float *w; /* weights as used (maybe prepared scratch) */
     int ldw;
-    float *dw;                        /* gradient destination of the used weights */
+    float *dw; /* gradient destination of the used weights */
     int lddw;
     const float *bias;
     float *dbias;
-    struct kprep *kp;                 /* elastic-kernel chain to back-propagate dw through */
+    struct kprep *kp; /* elastic-kernel chain to back-propagate dw through */
     struct sn_bn *bn;
-    float *mean, *invstd;             /* saved batch statistics */
-    int qlayer, bits, is_signed;      /* fake-quantized activation */
-    float *mask;                      /* dropout */
+    float *mean, *invstd;        /* saved batch statistics */
+    int qlayer, bits, is_signed; /* fake-quantized activation */
+    float *mask;                 /* dropout */
 };
 
 #define MAX_NODES 512
@@ -81,8 +92,8 @@ void sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uin
     c->cap_ops = 1024;
     c->ops = apq_xcalloc((size_t)c->cap_ops, sizeof *c->ops);
     const struct space *s = &sn->s;
-    c->scratch_floats = nn_conv_scratch_floats(max_batch, s->in_size, s->in_size, s->in_ch,
-                                               s->first_conv_k, 1);
+    c->scratch_floats =
+        nn_conv_scratch_floats(max_batch, s->in_size, s->in_size, s->in_ch, s->first_conv_k, 1);
     c->scratch = apq_falloc(c->scratch_floats);
     c->calib_mean = apq_xcalloc(sn->n_bufs, sizeof(double));
     c->calib_var = apq_xcalloc(sn->n_bufs, sizeof(double));
@@ -110,11 +121,11 @@ struct fwd {
     const struct arch *a;
     struct sn_quant *q;
     enum sn_mode mode;
-    int quant;        /* quantized arch */
-    int calib_quant;  /* SN_CALIB pass that sets the quant ranges */
-    int layer;        /* index in arch_layers order */
-    int n;            /* images in the batch */
-    size_t bn_off;    /* offset into the calibration accumulators */
+    int quant;       /* quantized arch */
+    int calib_quant; /* SN_CALIB pass that sets the quant ranges */
+    int layer;       /* index in arch_layers order */
+    int n;           /* images in the batch */
+    size_t bn_off;   /* offset into the calibration accumulators */
     struct tape_nodes *t;
 };
 
@@ -138,7 +149,9 @@ static float *grad_of(const struct supernet *sn, const float *param) {
     return sn->grads + (param - sn->params);
 }
 
-static float *A(struct fwd *f, size_t n) { return arena_alloc(&f->c->arena, n); }
+static float *A(struct fwd *f, size_t n) {
+    return arena_alloc(&f->c->arena, n);
+}
 
 // ---- layers ----------------------------------------------------------------------
 
@@ -363,8 +376,8 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     int in = new_node(&f, (float *)x, (size_t)n * H * H * s->in_ch);
     int ld;
     int k0 = s->first_conv_k;
-    const float *w0 = prep_weight(&f, sn->first_conv_w, c0, k0 * k0 * s->in_ch,
-                                  k0 * k0 * s->in_ch, fb, &ld);
+    const float *w0 =
+        prep_weight(&f, sn->first_conv_w, c0, k0 * k0 * s->in_ch, k0 * k0 * s->in_ch, fb, &ld);
     float *y0 = A(&f, (size_t)n * H * H * c0);
     nn_conv_forward(y0, x, w0, c->scratch, n, H, H, s->in_ch, c0, k0, 1);
     struct sn_op *op = new_op(&f, OP_CONV);
@@ -536,8 +549,8 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
                 dw = arena_alloc(&c->arena, (size_t)op->k * op->k * op->C);
                 memset(dw, 0, sizeof(float) * op->k * op->k * op->C);
             }
-            nn_dw_backward(g, dw, op->lddw, y->g, x->v, op->w, op->ldw, op->N, op->H, op->W,
-                           op->C, op->k, op->stride);
+            nn_dw_backward(g, dw, op->lddw, y->g, x->v, op->w, op->ldw, op->N, op->H, op->W, op->C,
+                           op->k, op->stride);
             if (op->kp) kernel_prep_backward(sn, c, op->kp, dw);
             din_done(x, g, acc);
             break;
@@ -557,7 +570,8 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
             struct node *x2 = &nd[op->in2];
             APQ_ASSERT(!x->g);
             x->g = y->g; /* read-only from here on */
-            if (!x2->g) x2->g = y->g; /* later consumers add into it after x's branch is done */
+            if (!x2->g)
+                x2->g = y->g; /* later consumers add into it after x's branch is done */
             else
                 for (size_t j = 0; j < x2->n; j++) x2->g[j] += y->g[j];
             break;

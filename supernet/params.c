@@ -62,7 +62,8 @@ static void build(struct builder *b) {
     char n[96], p[64];
     sn->first_conv_w = add(b, "first_conv/weight", SN_LAYOUT_OHWI, 0, 0, 4, c0, s->in_ch, k0, k0);
     add_bn(b, "first_conv", c0, &sn->first_conv_bn);
-    sn->first_dw_w = add(b, "first_block/depthwise/weight", SN_LAYOUT_DW_TAPMAJOR, 0, 0, 4, c0, 1, 3, 3);
+    sn->first_dw_w =
+        add(b, "first_block/depthwise/weight", SN_LAYOUT_DW_TAPMAJOR, 0, 0, 4, c0, 1, 3, 3);
     add_bn(b, "first_block/depthwise", c0, &sn->first_dw_bn);
     sn->first_pw_w = add(b, "first_block/pointwise/weight", SN_LAYOUT_PLAIN, 0, 0, 4, c1, c0, 1, 1);
     add_bn(b, "first_block/pointwise", c1, &sn->first_pw_bn);
@@ -89,7 +90,8 @@ static void build(struct builder *b) {
         add_bn(b, n, sb->cout, &blk->project_bn);
     }
     int last = s->stage[s->n_stages - 1].width;
-    sn->mix_w = add(b, "feature_mix/weight", SN_LAYOUT_PLAIN, 0, 0, 4, s->feature_mix_ch, last, 1, 1);
+    sn->mix_w =
+        add(b, "feature_mix/weight", SN_LAYOUT_PLAIN, 0, 0, 4, s->feature_mix_ch, last, 1, 1);
     add_bn(b, "feature_mix", s->feature_mix_ch, &sn->mix_bn);
     sn->cls_w = add(b, "classifier/weight", SN_LAYOUT_PLAIN, 0, 0, 2, s->n_classes,
                     s->feature_mix_ch, 0, 0);
@@ -160,8 +162,10 @@ void supernet_init(struct supernet *sn, const struct space *s, uint64_t seed, in
     fill_normal(sn->mix_w, (size_t)F * last, sqrt(2.0 / F), &r);
     init_bn(&sn->mix_bn, F, 1);
     double bound = 1.0 / sqrt((double)F);
-    for (int i = 0; i < s->n_classes * F; i++) sn->cls_w[i] = (float)((2 * rng_uniform(&r) - 1) * bound);
-    for (int i = 0; i < s->n_classes; i++) sn->cls_b[i] = (float)((2 * rng_uniform(&r) - 1) * bound);
+    for (int i = 0; i < s->n_classes * F; i++)
+        sn->cls_w[i] = (float)((2 * rng_uniform(&r) - 1) * bound);
+    for (int i = 0; i < s->n_classes; i++)
+        sn->cls_b[i] = (float)((2 * rng_uniform(&r) - 1) * bound);
     rng_free(&r);
 }
 

@@ -15,7 +15,8 @@ void qat_calibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a, 
     memset(q, 0, sizeof *q);
     int B = c->max_batch < n_images ? c->max_batch : n_images;
     if (B > calib->n) B = calib->n;
-    float *x = apq_falloc((size_t)B * a->res * a->res), *tmp = apq_falloc((size_t)B * calib->h * calib->w);
+    float *x = apq_falloc((size_t)B * a->res * a->res),
+          *tmp = apq_falloc((size_t)B * calib->h * calib->w);
     int *idx = apq_xmalloc(sizeof(int) * (size_t)B), *lab = apq_xmalloc(sizeof(int) * (size_t)B);
     for (int i = 0; i < B; i++) idx[i] = i;
     sn_input_batch(x, lab, tmp, calib, idx, B, a->res, 0, NULL);
@@ -37,9 +38,11 @@ void qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, s
     APQ_ASSERT(batch <= c->max_batch);
     struct rng r;
     rng_init(&r, seed, RNG_DATA);
-    float *x = apq_falloc((size_t)batch * res * res), *tmp = apq_falloc((size_t)batch * train->h * train->w);
+    float *x = apq_falloc((size_t)batch * res * res),
+          *tmp = apq_falloc((size_t)batch * train->h * train->w);
     float *dlogits = apq_falloc((size_t)batch * nc);
-    int *idx = apq_xmalloc(sizeof(int) * (size_t)batch), *lab = apq_xmalloc(sizeof(int) * (size_t)batch);
+    int *idx = apq_xmalloc(sizeof(int) * (size_t)batch),
+        *lab = apq_xmalloc(sizeof(int) * (size_t)batch);
     memset(sn->mom, 0, sizeof(float) * sn->n_params);
     memset(q->a_mom, 0, sizeof q->a_mom);
     c->dropout = 0;

@@ -16,8 +16,24 @@ struct parse_ctx {
     unsigned seen; /* bitmask of required keys seen */
 };
 
-enum { K_NAME, K_INCH, K_INSIZE, K_CLASSES, K_RES, K_KERN, K_BITS, K_FIXED, K_RMIN, K_RMAX, K_STEP,
-       K_FCONV, K_FCONVK, K_FBLOCK, K_MIX, K_COUNT };
+enum {
+    K_NAME,
+    K_INCH,
+    K_INSIZE,
+    K_CLASSES,
+    K_RES,
+    K_KERN,
+    K_BITS,
+    K_FIXED,
+    K_RMIN,
+    K_RMAX,
+    K_STEP,
+    K_FCONV,
+    K_FCONVK,
+    K_FBLOCK,
+    K_MIX,
+    K_COUNT
+};
 
 /* "3,5,7" -> ascending list; returns count or -1. */
 static int parse_list(const char *v, int *out, int max, int lo, int hi) {
@@ -30,8 +46,10 @@ static int parse_list(const char *v, int *out, int max, int lo, int hi) {
         if (n && x <= out[n - 1]) return -1;
         out[n++] = (int)x;
         while (*end == ' ') end++;
-        if (*end == ',') end++;
-        else if (*end) return -1;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
         p = end;
         while (*p == ' ') p++;
     }
@@ -136,8 +154,10 @@ static int on_stage_key(struct parse_ctx *c, struct space *s, const char *sec, c
         if (!parse_int(v, &s->stage[idx].stride, 1, 2)) return bad(c, sec, k, v, "expected 1 or 2");
     } else if (!strcmp(k, "depth")) {
         int d[2], m = parse_list(v, d, 2, 1, 16);
-        if (m == 1) d[1] = d[0];
-        else if (m != 2) return bad(c, sec, k, v, "expected min,max (or one value)");
+        if (m == 1)
+            d[1] = d[0];
+        else if (m != 2)
+            return bad(c, sec, k, v, "expected min,max (or one value)");
         s->stage[idx].min_depth = d[0];
         s->stage[idx].max_depth = d[1];
     } else {
@@ -175,8 +195,8 @@ static int derive(struct space *s, const char *origin) {
     int cin = s->first_block_ch, nb = 0;
     for (int st = 0; st < s->n_stages; st++) {
         if (!s->stage[st].width || !s->stage[st].stride || !s->stage[st].max_depth)
-            return apq_set_error(APQ_ECONFIG, "%s: [stage%d] needs width, stride and depth",
-                                 origin, st + 1);
+            return apq_set_error(APQ_ECONFIG, "%s: [stage%d] needs width, stride and depth", origin,
+                                 st + 1);
         if (s->stage[st].min_depth > s->stage[st].max_depth)
             return apq_set_error(APQ_ECONFIG, "%s: [stage%d] depth min > max", origin, st + 1);
         s->stage[st].first_block = nb;
@@ -217,12 +237,21 @@ int space_parse(const char *text, const char *origin, struct space *s) {
     if (line != 0)
         return apq_set_error(APQ_ECONFIG, "%s:%d: %s", origin, line,
                              c.msg[0] ? c.msg : "syntax error");
-    static const char *req[K_COUNT] = {
-        "[space] name", "[space] input_channels", "[space] input_size", "[space] classes",
-        "[space] resolutions", "[space] kernels", "[space] bits", "[space] fixed_bits",
-        "[space] mid_ratio_min", "[space] mid_ratio_max", "[space] mid_step",
-        "[stem] first_conv", "[stem] first_conv_kernel", "[stem] first_block",
-        "[stem] feature_mix"};
+    static const char *req[K_COUNT] = {"[space] name",
+                                       "[space] input_channels",
+                                       "[space] input_size",
+                                       "[space] classes",
+                                       "[space] resolutions",
+                                       "[space] kernels",
+                                       "[space] bits",
+                                       "[space] fixed_bits",
+                                       "[space] mid_ratio_min",
+                                       "[space] mid_ratio_max",
+                                       "[space] mid_step",
+                                       "[stem] first_conv",
+                                       "[stem] first_conv_kernel",
+                                       "[stem] first_block",
+                                       "[stem] feature_mix"};
     for (int i = 0; i < K_COUNT; i++)
         if (!(c.seen & (1u << i)))
             return apq_set_error(APQ_ECONFIG, "%s: missing %s", origin, req[i]);
@@ -232,17 +261,18 @@ int space_parse(const char *text, const char *origin, struct space *s) {
 int space_load(const char *path, struct space *s) {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return apq_set_error(APQ_EIO, "%s: cannot open the space file; hint: spaces live in "
-                                      "supernet/spaces/<name>.ini",
+        return apq_set_error(APQ_EIO,
+                             "%s: cannot open the space file; hint: spaces live in "
+                             "supernet/spaces/<name>.ini",
                              path);
     char *buf = apq_xmalloc(SPACE_TEXT_MAX);
     size_t n = fread(buf, 1, SPACE_TEXT_MAX - 1, f);
     int toolong = !feof(f) && fgetc(f) != EOF;
     fclose(f);
     buf[n] = 0;
-    int rc = toolong ? apq_set_error(APQ_ECONFIG, "%s: longer than %d bytes", path,
-                                     SPACE_TEXT_MAX - 1)
-                     : space_parse(buf, path, s);
+    int rc = toolong
+                 ? apq_set_error(APQ_ECONFIG, "%s: longer than %d bytes", path, SPACE_TEXT_MAX - 1)
+                 : space_parse(buf, path, s);
     free(buf);
     return rc;
 }

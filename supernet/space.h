@@ -23,27 +23,27 @@
 
 #include <stdint.h>
 
-#define SPACE_MAX_STAGES 8
-#define SPACE_MAX_BLOCKS 32
+#define SPACE_MAX_STAGES  8
+#define SPACE_MAX_BLOCKS  32
 #define SPACE_MAX_CHOICES 8
-#define SPACE_TEXT_MAX 8192
+#define SPACE_TEXT_MAX    8192
 
 struct space_block {
-    int stage, slot;  /* stage index 0..n_stages-1, position in the stage */
-    int cin, cout;    /* channels in and out */
-    int stride;       /* 2 on the first block of a stride-2 stage, else 1 */
-    int residual;     /* identity shortcut: stride 1 and cin == cout */
+    int stage, slot;             /* stage index 0..n_stages-1, position in the stage */
+    int cin, cout;               /* channels in and out */
+    int stride;                  /* 2 on the first block of a stride-2 stage, else 1 */
+    int residual;                /* identity shortcut: stride 1 and cin == cout */
     int mid_min, mid_max, n_mid; /* mid-channel grid, step mid_step */
 };
 
 struct space {
     char name[64];
-    int in_ch, in_size, n_classes;                /* 1, 28, 10 */
-    int n_res, res[SPACE_MAX_CHOICES];            /* ascending, e.g. 20 24 28 */
-    int n_kernels, kernels[SPACE_MAX_CHOICES];    /* ascending, e.g. 3 5 7 */
-    int n_bits, bits[SPACE_MAX_CHOICES];          /* ascending, e.g. 4 6 8 */
-    int fixed_bits;                               /* bit-width of the fixed layers (8) */
-    int mid_ratio_min, mid_ratio_max, mid_step;   /* 3, 6, 8 */
+    int in_ch, in_size, n_classes;              /* 1, 28, 10 */
+    int n_res, res[SPACE_MAX_CHOICES];          /* ascending, e.g. 20 24 28 */
+    int n_kernels, kernels[SPACE_MAX_CHOICES];  /* ascending, e.g. 3 5 7 */
+    int n_bits, bits[SPACE_MAX_CHOICES];        /* ascending, e.g. 4 6 8 */
+    int fixed_bits;                             /* bit-width of the fixed layers (8) */
+    int mid_ratio_min, mid_ratio_max, mid_step; /* 3, 6, 8 */
     int first_conv_ch, first_conv_k, first_block_ch, feature_mix_ch; /* 16, 3, 16, 640 */
     int n_stages;
     struct {
@@ -52,8 +52,8 @@ struct space {
     } stage[SPACE_MAX_STAGES];
     int n_blocks;
     struct space_block block[SPACE_MAX_BLOCKS];
-    int max_kernel;     /* largest kernel (7) */
-    uint64_t hash;      /* FNV-1a of the canonical description (not of comments) */
+    int max_kernel;            /* largest kernel (7) */
+    uint64_t hash;             /* FNV-1a of the canonical description (not of comments) */
     char text[SPACE_TEXT_MAX]; /* the .ini text as read, for provenance */
 };
 

@@ -32,34 +32,34 @@
 #include "../nn/nn.h"
 #include "arch.h"
 
-#define SN_BN_EPS 1e-5f
-#define SN_BN_MOMENTUM 0.1f
+#define SN_BN_EPS         1e-5f
+#define SN_BN_MOMENTUM    0.1f
 #define SN_FORMAT_VERSION 1
 
 struct sn_bn {
-    float *gamma, *beta;      /* params */
-    float *mean, *var;        /* running statistics (buffers) */
+    float *gamma, *beta; /* params */
+    float *mean, *var;   /* running statistics (buffers) */
 };
 
 struct sn_tensor {
-    char name[96];    /* path in the network, e.g. "stage2/block1/depthwise/weight" */
-    int rank, dims[4]; /* PyTorch order */
-    int layout;       /* SN_LAYOUT_*: how memory order differs from PyTorch order */
-    int is_buffer;    /* running statistics: in `bufs`, no gradient */
-    int no_decay;     /* BN parameters and biases: no weight decay */
+    char name[96];       /* path in the network, e.g. "stage2/block1/depthwise/weight" */
+    int rank, dims[4];   /* PyTorch order */
+    int layout;          /* SN_LAYOUT_*: how memory order differs from PyTorch order */
+    int is_buffer;       /* running statistics: in `bufs`, no gradient */
+    int no_decay;        /* BN parameters and biases: no weight decay */
     size_t offset, size; /* in floats, into params (or bufs) */
 };
 enum { SN_LAYOUT_PLAIN, SN_LAYOUT_DW_TAPMAJOR, SN_LAYOUT_OHWI };
 
 struct sn_block {
-    float *expand_w;        /* [mid_max][cin] */
-    struct sn_bn expand_bn; /* [mid_max] */
-    float *dw_w;            /* [K*K][mid_max], K = max kernel, tap-major */
+    float *expand_w;                     /* [mid_max][cin] */
+    struct sn_bn expand_bn;              /* [mid_max] */
+    float *dw_w;                         /* [K*K][mid_max], K = max kernel, tap-major */
     float *transform[SPACE_MAX_CHOICES]; /* transform[j]: kernels[j+1] -> kernels[j],
                                             [kernels[j]^2][kernels[j]^2] */
-    struct sn_bn dw_bn;     /* [mid_max] */
-    float *project_w;       /* [cout][mid_max] */
-    struct sn_bn project_bn;/* [cout] */
+    struct sn_bn dw_bn;                  /* [mid_max] */
+    float *project_w;                    /* [cout][mid_max] */
+    struct sn_bn project_bn;             /* [cout] */
 };
 
 struct supernet {
@@ -68,18 +68,18 @@ struct supernet {
     float *params, *grads, *mom; /* [n_params] each, owned */
     float *bufs;                 /* [n_bufs] running statistics, owned */
     int n_tensors;
-    struct sn_tensor *tensors;   /* owned */
+    struct sn_tensor *tensors; /* owned */
     /* views into params/bufs */
-    float *first_conv_w;         /* OHWI [C0][k][k][in_ch] */
+    float *first_conv_w; /* OHWI [C0][k][k][in_ch] */
     struct sn_bn first_conv_bn;
-    float *first_dw_w;           /* [9][C0] */
+    float *first_dw_w; /* [9][C0] */
     struct sn_bn first_dw_bn;
-    float *first_pw_w;           /* [C1][C0] */
+    float *first_pw_w; /* [C1][C0] */
     struct sn_bn first_pw_bn;
     struct sn_block block[SPACE_MAX_BLOCKS];
-    float *mix_w;                /* [F][C_last] */
+    float *mix_w; /* [F][C_last] */
     struct sn_bn mix_bn;
-    float *cls_w, *cls_b;        /* [classes][F], [classes] */
+    float *cls_w, *cls_b; /* [classes][F], [classes] */
 };
 
 /* Allocate and initialise (reference/ofa.md §6.1: conv N(0, sqrt(2/(k*k*C_out))),
@@ -111,17 +111,17 @@ enum sn_mode {
 struct sn_op;
 struct sn_ctx {
     int max_batch;
-    struct arena arena;   /* activations and their gradients, sized for the largest subnet */
-    struct sn_op *ops;    /* the tape of the last forward */
-    void *nodes;          /* its activation nodes (values and gradients) */
+    struct arena arena; /* activations and their gradients, sized for the largest subnet */
+    struct sn_op *ops;  /* the tape of the last forward */
+    void *nodes;        /* its activation nodes (values and gradients) */
     int n_ops, cap_ops;
-    float *scratch;       /* im2col / kernel-transform scratch */
+    float *scratch; /* im2col / kernel-transform scratch */
     size_t scratch_floats;
     /* BN recalibration accumulators, per BN op in forward order */
     double *calib_mean, *calib_var;
     int calib_batches;
-    float dropout;        /* dropout before the classifier in SN_TRAIN (0 = off) */
-    struct rng rng;       /* dropout masks */
+    float dropout;  /* dropout before the classifier in SN_TRAIN (0 = off) */
+    struct rng rng; /* dropout masks */
     const struct arch *arch;
     struct sn_quant *quant; /* quantization state of the last forward (NULL on fp32) */
     int quant_calibrate;    /* SN_CALIB: set quant ranges from this batch instead of quantizing */
@@ -158,17 +158,17 @@ double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arc
 
 /* ---- training ------------------------------------------------------------------ */
 struct sn_train_cfg {
-    int epochs;          /* passes over the training images (may be fractional via steps) */
-    long steps;          /* total optimizer steps (overrides epochs when > 0) */
+    int epochs; /* passes over the training images (may be fractional via steps) */
+    long steps; /* total optimizer steps (overrides epochs when > 0) */
     int batch;
     float lr, lr_end_frac; /* peak lr; the cosine decays to lr*lr_end_frac (BigNAS clamp 0.05) */
     int warmup_steps;
     float momentum, weight_decay, label_smoothing, dropout;
-    int largest_steps;   /* phase 0: steps training only the largest subnet */
-    int n_random;        /* sandwich: random subnets per step besides largest and smallest */
-    int kd;              /* in-place distillation from the largest subnet */
-    int calib_images;    /* BN recalibration images for the end-of-training report */
-    int eval_images;     /* val images for the end-of-training report */
+    int largest_steps; /* phase 0: steps training only the largest subnet */
+    int n_random;      /* sandwich: random subnets per step besides largest and smallest */
+    int kd;            /* in-place distillation from the largest subnet */
+    int calib_images;  /* BN recalibration images for the end-of-training report */
+    int eval_images;   /* val images for the end-of-training report */
     uint64_t seed;
 };
 struct sn_train_report {

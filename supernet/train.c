@@ -10,8 +10,10 @@
 void sn_input_batch(float *x, int *labels, float *tmp, const struct dataset *d, const int *idx,
                     int n, int res, int augment, struct rng *r) {
     dataset_batch(tmp, labels, d, idx, n, augment, r);
-    if (res == d->h && res == d->w) memcpy(x, tmp, sizeof(float) * (size_t)n * res * res);
-    else nn_resize_bilinear(x, tmp, n, d->h, d->w, 1, res, res);
+    if (res == d->h && res == d->w)
+        memcpy(x, tmp, sizeof(float) * (size_t)n * res * res);
+    else
+        nn_resize_bilinear(x, tmp, n, d->h, d->w, 1, res, res);
 }
 
 double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
@@ -49,8 +51,8 @@ void sn_sgd_update(struct supernet *sn, float lr, float momentum, float wd) {
     for (int i = 0; i < sn->n_tensors; i++) {
         const struct sn_tensor *t = &sn->tensors[i];
         if (t->is_buffer) continue;
-        nn_sgd_step(sn->params + t->offset, sn->grads + t->offset, sn->mom + t->offset, t->size,
-                    lr, momentum, t->no_decay ? 0.0f : wd, 1);
+        nn_sgd_step(sn->params + t->offset, sn->grads + t->offset, sn->mom + t->offset, t->size, lr,
+                    momentum, t->no_decay ? 0.0f : wd, 1);
     }
 }
 
@@ -65,9 +67,11 @@ void supernet_train(struct supernet *sn, const struct dataset *train, const stru
     struct rng rdata, rsample;
     rng_init(&rdata, cfg->seed, RNG_DATA);
     rng_init(&rsample, cfg->seed, RNG_SAMPLE);
-    float *x = apq_falloc((size_t)B * max_res * max_res), *tmp = apq_falloc((size_t)B * train->h * train->w);
+    float *x = apq_falloc((size_t)B * max_res * max_res),
+          *tmp = apq_falloc((size_t)B * train->h * train->w);
     float *soft = apq_falloc((size_t)B * nc), *dlogits = apq_falloc((size_t)B * nc);
-    int *perm = apq_xmalloc(sizeof(int) * (size_t)train->n), *lab = apq_xmalloc(sizeof(int) * (size_t)B);
+    int *perm = apq_xmalloc(sizeof(int) * (size_t)train->n),
+        *lab = apq_xmalloc(sizeof(int) * (size_t)B);
     for (int i = 0; i < train->n; i++) perm[i] = i;
     long pos = train->n; /* forces a shuffle at the first step */
     struct apq_progress pr;
@@ -88,9 +92,12 @@ void supernet_train(struct supernet *sn, const struct dataset *train, const stru
         float loss0 = 0;
         for (int j = 0; j < n_sub; j++) {
             struct arch a;
-            if (j == 0) arch_largest(s, 0, &a);
-            else if (j == 1) arch_smallest(s, 0, &a);
-            else arch_sample(s, &rsample, 0, &a);
+            if (j == 0)
+                arch_largest(s, 0, &a);
+            else if (j == 1)
+                arch_smallest(s, 0, &a);
+            else
+                arch_sample(s, &rsample, 0, &a);
             a.res = (uint16_t)res;
             c.dropout = j == 0 ? cfg->dropout : 0.0f; /* regularise the largest only */
             const float *logits = supernet_forward(sn, &c, &a, NULL, x, B, SN_TRAIN);
@@ -110,7 +117,8 @@ void supernet_train(struct supernet *sn, const struct dataset *train, const stru
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.3f, lr %.4f, res %d", loss_avg, lr, res);
         progress_update(&pr, step + 1, extra);
-        if (!isfinite(loss0)) apq_die("training diverged at step %ld (loss %g); lower the lr", step, loss0);
+        if (!isfinite(loss0))
+            apq_die("training diverged at step %ld (loss %g); lower the lr", step, loss0);
     }
     progress_end(&pr, NULL);
     double secs = apq_time() - t0;
@@ -125,7 +133,8 @@ void supernet_train(struct supernet *sn, const struct dataset *train, const stru
     rep->seconds = secs;
     rep->images_per_s = images / secs;
     rep->steps = total;
-    apq_log("arena high-water mark %.1f MB of %.1f MB", c.arena.high * 4.0 / 1e6, c.arena.cap * 4.0 / 1e6);
+    apq_log("arena high-water mark %.1f MB of %.1f MB", c.arena.high * 4.0 / 1e6,
+            c.arena.cap * 4.0 / 1e6);
     free(x);
     free(tmp);
     free(soft);

@@ -41,7 +41,8 @@ static const struct {
 int main(int argc, char **argv) {
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-t") && i + 1 < argc) filter = argv[++i];
+        if (!strcmp(argv[i], "-t") && i + 1 < argc)
+            filter = argv[++i];
         else {
             fprintf(stderr, "usage: %s [-t name-substring]\n", argv[0]);
             return 2;

@@ -91,20 +91,24 @@ TEST(arch_string_roundtrip) {
 TEST(arch_bad_strings) {
     struct space s = load_default();
     struct arch a;
-    const char *bad[] = {
-        "", "x28", "r27_k3m48", "r28_k3m48", "r28_k4m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
-        "r28_k3m50.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
-        "r28_k3m48q8888.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
-        "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288_k3m288",
-        "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288 ",
-        "r28_k3m48q5888.k3m72q8888_k3m72q8888.k3m96q8888_k3m96q8888.k3m192q8888_k3m192q8888.k3m288q8888_k3m288q8888"};
+    const char *bad[] = {"",
+                         "x28",
+                         "r27_k3m48",
+                         "r28_k3m48",
+                         "r28_k4m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
+                         "r28_k3m50.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
+                         "r28_k3m48q8888.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
+                         "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288_k3m288",
+                         "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288 ",
+                         "r28_k3m48q5888.k3m72q8888_k3m72q8888.k3m96q8888_k3m96q8888.k3m192q8888_"
+                         "k3m192q8888.k3m288q8888_k3m288q8888"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = arch_from_string(&s, bad[i], &a);
         CHECK(rc == APQ_ECONFIG);
         CHECK(strstr(apq_last_error(), "bad arch") != NULL);
     }
-    CHECK(arch_from_string(&s, "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288", &a) ==
-          APQ_OK);
+    CHECK(arch_from_string(&s, "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
+                           &a) == APQ_OK);
 }
 
 TEST(arch_canonical_equal) {

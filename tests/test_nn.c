@@ -368,6 +368,38 @@ TEST(nn_bn_forward_values) {
     CHECK_NEAR(rv[1], 0.9, 1e-6);
 }
 
+TEST(nn_bn_wide_matches_double) {
+    /* C > 128 takes several column passes; statistics against double sums */
+    struct rng r;
+    rng_init(&r, 13, RNG_INIT);
+    enum { M = 50, C = 300 };
+    float *x = randn(&r, M * C, 3), *g = randn(&r, C, 1), *b = randn(&r, C, 1);
+    float *y = zeros(M * C), *ye = zeros(M * C), mean[C], invstd[C], var[C];
+    for (int i = 0; i < M * C; i++) x[i] += (float)(i % C) * 0.1f; /* per-channel offsets */
+    nn_bn_forward_train(y, mean, invstd, var, x, g, b, M, C, 1e-5f);
+    int bad = 0;
+    for (int c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int m = 0; m < M; m++) s += x[m * C + c];
+        for (int m = 0; m < M; m++) ss += (x[m * C + c] - s / M) * (x[m * C + c] - s / M);
+        bad += fabs(mean[c] - s / M) > 1e-5 * (1 + fabs(s / M)) ||
+               fabs(var[c] - ss / M) > 1e-5 * ss / M;
+    }
+    CHECK(bad == 0);
+    nn_bn_forward_eval(ye, x, g, b, mean, var, M, C, 1e-5f);
+    CHECK_ARRAY_REL(ye, y, M * C, 1e-5);
+    /* in place: y over x, dx over dy */
+    float *xi = zeros(M * C), *dy = randn(&r, M * C, 1), *dx = zeros(M * C);
+    memcpy(xi, x, sizeof(float) * M * C);
+    nn_bn_forward_train(xi, mean, invstd, NULL, xi, g, b, M, C, 1e-5f);
+    CHECK(!memcmp(xi, y, sizeof(float) * M * C));
+    nn_bn_backward(dx, NULL, NULL, dy, x, mean, invstd, g, M, C);
+    nn_bn_backward(dy, NULL, NULL, dy, x, mean, invstd, g, M, C);
+    CHECK(!memcmp(dx, dy, sizeof(float) * M * C));
+    free(x), free(g), free(b), free(y), free(ye), free(xi), free(dy), free(dx);
+    rng_free(&r);
+}
+
 static struct {
     int M, C;
     float *x, *gamma, *beta, *y, *rr, mean[8], invstd[8];
@@ -423,7 +455,7 @@ static void run_reductions(int threads, float *out, const float *x, const float 
     nn_bn_backward(dx, dg, db, dy, x, mean, invstd, w, M, C);
     nn_dw_backward(din, dw, C, dy, x, w, C, 8, 14, 14, C, 7, 1);
     nn_linear_backward(NULL, 0, NULL, 0, dbias, dy, C, x, C, w, C, M, C, C);
-    /* 96 channels: the weight gradient's channel blocks differ with 1 and 3 threads */
+    /* stride 2, 96 channels (a partial channel block), 56 rows in 4 chunks */
     nn_dw_backward(NULL, dbias + C, 96, dy, x, w, 96, 8, 7, 7, 96, 5, 2);
 }
 

@@ -163,9 +163,10 @@ TEST(pipeline_tiny_end_to_end) {
     snprintf(p, sizeof p, "%s/tiny/bitfusion/pareto.csv", reports);
     struct csv_table t;
     CHECK(csv_read_table(p, &t) == APQ_OK);
-    const char *cols[] = {"arch", "budget_latency_ms", "latency_ms", "energy_mj", "macs_m",
-                          "weight_kb", "acc_pred", "acc_val", "acc_test", "on_front"};
-    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) CHECK(csv_table_col(&t, cols[i]) >= 0);
+    const char *cols[] = {"arch",      "budget_latency_ms", "latency_ms", "energy_mj", "macs_m",
+                          "weight_kb", "acc_pred",          "acc_val",    "acc_test",  "on_front"};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        CHECK(csv_table_col(&t, cols[i]) >= 0);
     CHECK(t.n_rows == (int)nv + 1);
     csv_table_free(&t);
     snprintf(p, sizeof p, "%s/tiny/bitfusion/pareto.h5", reports);
@@ -195,14 +196,17 @@ TEST(pipeline_bad_input) {
     static char out[1 << 14];
     char tmp[700];
     const char *b = bdir();
-    CHECK(run(out, sizeof out, "make -s PROFILE=tiny DEVICE=nosuchdevice RUNS=%s/r", test_tmpdir) == 2);
+    CHECK(run(out, sizeof out, "make -s PROFILE=tiny DEVICE=nosuchdevice RUNS=%s/r", test_tmpdir) ==
+          2);
     CHECK(strstr(out, "unknown device 'nosuchdevice'") != NULL);
     CHECK(run(out, sizeof out, "make -s PROFILE=nosuch RUNS=%s/r", test_tmpdir) == 2);
     CHECK(strstr(out, "unknown profile") != NULL);
     /* missing dataset folder */
     snprintf(tmp, sizeof tmp, "%s/sn.h5", test_tmpdir);
-    CHECK(run(out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
-                               "profiles/tiny.ini --data /nonexistent --out %s", b, tmp) == 1);
+    CHECK(run(out, sizeof out,
+              "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+              "profiles/tiny.ini --data /nonexistent --out %s",
+              b, tmp) == 1);
     CHECK(strstr(out, "/nonexistent") != NULL);
     CHECK(access(tmp, F_OK) != 0);
     /* a truncated supernet.h5 */
@@ -210,9 +214,11 @@ TEST(pipeline_bad_input) {
     FILE *f = fopen(tmp, "wb");
     fputs("\x89HDF\r\n\x1a\n truncated", f);
     fclose(f);
-    CHECK(run(out, sizeof out, "%s/apq-sample-fp32 --space supernet/spaces/tiny.ini --profile "
-                               "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
-                               "--supernet %s --out %s/s.h5", b, tmp, test_tmpdir) == 1);
+    CHECK(run(out, sizeof out,
+              "%s/apq-sample-fp32 --space supernet/spaces/tiny.ini --profile "
+              "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+              "--supernet %s --out %s/s.h5",
+              b, tmp, test_tmpdir) == 1);
     CHECK(strstr(out, "bad.h5") != NULL);
     /* usage errors */
     CHECK(run(out, sizeof out, "%s/apq-search --bogus 1", b) == 2);

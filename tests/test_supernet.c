@@ -186,7 +186,8 @@ TEST(sn_recalibration_matches_batch_stats) {
     for (int t = 0; t < 3; t++) {
         struct arch a;
         arch_sample(&s, &ra, 0, &a);
-        float *x = malloc(sizeof(float) * 16 * a.res * a.res), *tmp = malloc(sizeof(float) * 16 * 784);
+        float *x = malloc(sizeof(float) * 16 * a.res * a.res),
+              *tmp = malloc(sizeof(float) * 16 * 784);
         int idx[16], lab[16];
         for (int i = 0; i < 16; i++) idx[i] = i;
         sn_input_batch(x, lab, tmp, &d, idx, 16, a.res, 0, NULL);

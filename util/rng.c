@@ -26,14 +26,18 @@ void rng_free(struct rng *r) {
     if (r) r->gsl = NULL;
 }
 
-double rng_uniform(struct rng *r) { return gsl_rng_uniform(r->gsl); }
+double rng_uniform(struct rng *r) {
+    return gsl_rng_uniform(r->gsl);
+}
 
 unsigned long rng_int(struct rng *r, unsigned long n) {
     APQ_ASSERT(n > 0);
     return gsl_rng_uniform_int(r->gsl, n);
 }
 
-double rng_normal(struct rng *r, double sigma) { return gsl_ran_gaussian_ziggurat(r->gsl, sigma); }
+double rng_normal(struct rng *r, double sigma) {
+    return gsl_ran_gaussian_ziggurat(r->gsl, sigma);
+}
 
 void rng_shuffle_int(struct rng *r, int *a, size_t n) {
     if (n > 1) gsl_ran_shuffle(r->gsl, a, n, sizeof(int));

@@ -15,16 +15,26 @@ static int n_threads = 1;
 
 const char *apq_strerror(int status) {
     switch (status) {
-    case APQ_OK: return "ok";
-    case APQ_EIO: return "I/O error";
-    case APQ_EFORMAT: return "malformed file";
-    case APQ_ECONFIG: return "bad configuration";
-    case APQ_ENOMEM: return "out of memory";
-    case APQ_EHDF5: return "HDF5 error";
-    case APQ_EUSAGE: return "usage error";
-    case APQ_EMISMATCH: return "artifact does not match this space";
-    case APQ_EINFEASIBLE: return "infeasible budget";
-    default: return "unknown error";
+    case APQ_OK:
+        return "ok";
+    case APQ_EIO:
+        return "I/O error";
+    case APQ_EFORMAT:
+        return "malformed file";
+    case APQ_ECONFIG:
+        return "bad configuration";
+    case APQ_ENOMEM:
+        return "out of memory";
+    case APQ_EHDF5:
+        return "HDF5 error";
+    case APQ_EUSAGE:
+        return "usage error";
+    case APQ_EMISMATCH:
+        return "artifact does not match this space";
+    case APQ_EINFEASIBLE:
+        return "infeasible budget";
+    default:
+        return "unknown error";
     }
 }
 
@@ -36,7 +46,9 @@ int apq_set_error(int status, const char *fmt, ...) {
     return status;
 }
 
-const char *apq_last_error(void) { return errbuf; }
+const char *apq_last_error(void) {
+    return errbuf;
+}
 
 void apq_log(const char *fmt, ...) {
     char line[2048];
@@ -60,8 +72,7 @@ void apq_die(const char *fmt, ...) {
 
 void apq_die_status(int status) {
     fflush(stdout);
-    fprintf(stderr, "%s: error: %s\n", apq_prog,
-            errbuf[0] ? errbuf : apq_strerror(status));
+    fprintf(stderr, "%s: error: %s\n", apq_prog, errbuf[0] ? errbuf : apq_strerror(status));
     exit(status == APQ_EUSAGE ? 2 : 1);
 }
 
@@ -116,16 +127,13 @@ int apq_runtime_init(int argc, char **argv, int threads) {
         const char *s = strrchr(argv[0], '/');
         apq_prog = s ? s + 1 : argv[0];
     }
-    /* OpenBLAS reads OPENBLAS_CORETYPE, and libgomp OMP_WAIT_POLICY, once, when
-     * the libraries load: set them and re-execute ourselves (DESIGN.md §8).
-     * Passive waiting keeps idle OpenMP workers from spinning against
-     * OpenBLAS's own threads on a 2-core machine. Values the user set are kept;
+    /* OpenBLAS reads OPENBLAS_CORETYPE once, when the library loads: set it
+     * and re-execute ourselves (DESIGN.md §8). A value the user set is kept;
      * APQ_REEXEC guards the loop. */
     if (!getenv("APQ_REEXEC") && argv) {
         const char *core = choose_coretype();
         int again = 0;
         if (!getenv("OPENBLAS_CORETYPE") && core) again = !setenv("OPENBLAS_CORETYPE", core, 1);
-        if (!getenv("OMP_WAIT_POLICY")) again |= !setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
         if (again) {
             setenv("APQ_REEXEC", "1", 1);
             execv("/proc/self/exe", argv);
@@ -139,16 +147,22 @@ int apq_runtime_init(int argc, char **argv, int threads) {
         if (threads <= 0) threads = 1;
     }
     n_threads = threads;
-    openblas_set_num_threads(threads);
+    /* One thread pool: OpenMP. OpenBLAS runs single-threaded and nn/ splits
+     * large products across OpenMP threads; two pools spinning against each
+     * other on 2 cores cost a third of the time. */
+    openblas_set_num_threads(1);
     omp_set_num_threads(threads);
     if (!getenv("APQ_QUIET"))
-        apq_log("OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s), %d thread%s", openblas_get_corename(),
+        apq_log("OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s), %d OpenMP thread%s",
+                openblas_get_corename(),
                 getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset", threads,
                 threads == 1 ? "" : "s");
     return threads;
 }
 
-int apq_threads(void) { return n_threads; }
+int apq_threads(void) {
+    return n_threads;
+}
 
 const char *apq_git_rev(void) {
     static char rev[64];
@@ -186,10 +200,14 @@ void progress_init(struct apq_progress *p, const char *label, const char *unit, 
 }
 
 static void fmt_time(char *buf, size_t n, double s) {
-    if (s < 0 || s > 1e7) snprintf(buf, n, "?");
-    else if (s < 60) snprintf(buf, n, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+    if (s < 0 || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
 void progress_update(struct apq_progress *p, long done, const char *extra) {
@@ -210,7 +228,7 @@ void progress_end(struct apq_progress *p, const char *extra) {
     double el = apq_time() - p->t0;
     char elapsed[32];
     fmt_time(elapsed, sizeof elapsed, el);
-    fprintf(stderr, "%s%s: %s done: %ld %s in %s (%.1f %s/s)%s%s%s\n", p->tty ? "\r" : "",
-            apq_prog, p->label, p->total, p->unit, elapsed, el > 0 ? p->total / el : 0.0, p->unit,
+    fprintf(stderr, "%s%s: %s done: %ld %s in %s (%.1f %s/s)%s%s%s\n", p->tty ? "\r" : "", apq_prog,
+            p->label, p->total, p->unit, elapsed, el > 0 ? p->total / el : 0.0, p->unit,
             extra ? ", " : "", extra ? extra : "", p->tty ? "\033[K" : "");
 }

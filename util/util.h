@@ -18,13 +18,13 @@
 
 enum apq_status {
     APQ_OK = 0,
-    APQ_EIO = -1,       /* open/read/write/rename failed */
-    APQ_EFORMAT = -2,   /* file content malformed, truncated, wrong version or shape */
-    APQ_ECONFIG = -3,   /* bad .ini value, unknown key, bad arch string */
-    APQ_ENOMEM = -4,    /* allocation failed */
-    APQ_EHDF5 = -5,     /* the HDF5 library reported an error */
-    APQ_EUSAGE = -6,    /* bad command line (stages exit 2) */
-    APQ_EMISMATCH = -7, /* artifact made for another space / encoding */
+    APQ_EIO = -1,        /* open/read/write/rename failed */
+    APQ_EFORMAT = -2,    /* file content malformed, truncated, wrong version or shape */
+    APQ_ECONFIG = -3,    /* bad .ini value, unknown key, bad arch string */
+    APQ_ENOMEM = -4,     /* allocation failed */
+    APQ_EHDF5 = -5,      /* the HDF5 library reported an error */
+    APQ_EUSAGE = -6,     /* bad command line (stages exit 2) */
+    APQ_EMISMATCH = -7,  /* artifact made for another space / encoding */
     APQ_EINFEASIBLE = -8 /* a budget no candidate can meet */
 };
 
@@ -111,9 +111,9 @@ enum rng_stream {
 };
 void rng_init(struct rng *r, uint64_t seed, uint64_t stream);
 void rng_free(struct rng *r);
-double rng_uniform(struct rng *r);            /* [0, 1) */
+double rng_uniform(struct rng *r);                     /* [0, 1) */
 unsigned long rng_int(struct rng *r, unsigned long n); /* 0 .. n-1 */
-double rng_normal(struct rng *r, double sigma); /* N(0, sigma^2) */
+double rng_normal(struct rng *r, double sigma);        /* N(0, sigma^2) */
 void rng_shuffle_int(struct rng *r, int *a, size_t n);
 
 #endif
