@@ -4,6 +4,7 @@
 #
 #   make [PROFILE=tiny|quick|full] [DEVICE=bitfusion | DEVICES="a b"] [SEED=1]
 #        [LATENCY_MS=x] [ENERGY_MJ=x] [PREDICTOR=path/to/predictor-quant.h5]
+#        [SCHEDULE=sandwich|ps]
 #        [DATA_DIR=/usr/share/datasets/fashion-mnist]
 
 PROFILE  ?= quick
@@ -20,7 +21,7 @@ R    := $(RUNS)/$(PROFILE)
 COMMON = --space $(SPACE) --profile $(PROF) --seed $(SEED)
 
 # ---- checks that fail early with one line --------------------------------
-ifeq ($(filter all report $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
+ifeq ($(filter all report scratch-baseline $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
 else
   ifeq ($(wildcard $(PROF)),)
     $(error unknown profile '$(PROFILE)': no $(PROF); choose one of: $(basename $(notdir $(wildcard profiles/*.ini))))
@@ -28,10 +29,21 @@ else
   $(foreach d,$(DEVICES),$(if $(wildcard devices/$(d).ini),,$(error unknown device '$(d)': no devices/$(d).ini; choose one of: $(basename $(notdir $(wildcard devices/*.ini))) or add a file)))
 endif
 
+# Command-line settings live in small .args files, rewritten at parse time only
+# when they change: `make SCHEDULE=ps` retrains, `make LATENCY_MS=x` reruns the
+# search and what follows, and a plain second `make` has nothing to do.
+PIPELINE_GOAL := $(filter all report scratch-baseline $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
+args_file = $(if $(PIPELINE_GOAL),$(shell mkdir -p $(dir $(1)) && (echo '$(2)' | cmp -s - $(1) || echo '$(2)' > $(1))))
+TRAIN_ARGS  := $(strip $(if $(SCHEDULE),--schedule $(SCHEDULE)))
+BUDGET_ARGS := $(strip $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(ENERGY_MJ),--energy-mj $(ENERGY_MJ)))
+$(call args_file,$(R)/train.args,$(TRAIN_ARGS))
+$(foreach d,$(DEVICES),$(call args_file,$(R)/$(d)/budget.args,$(BUDGET_ARGS)))
+
 # ---- device-independent artifacts ------------------------------------------
-$(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF)
+# A killed training resumes from $@.ckpt (saved every epoch) on the next make.
+$(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(R)/train.args
 	@mkdir -p $(@D)
-	$(B)/apq-train-supernet $(COMMON) --data $(DATA_DIR) --out $@
+	$(B)/apq-train-supernet $(COMMON) --data $(DATA_DIR) $(TRAIN_ARGS) --out $@
 
 $(R)/samples-fp32.h5: $(B)/apq-sample-fp32 $(R)/supernet.h5 $(PROF)
 	$(B)/apq-sample-fp32 $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --out $@
@@ -49,14 +61,6 @@ $(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/
 PRED_Q := $(or $(PREDICTOR),$(R)/predictor-quant.h5)
 
 # ---- per device --------------------------------------------------------------
-# budget.args holds the command-line budgets; it is rewritten (at parse time)
-# only when they change, so `make LATENCY_MS=x` reruns the search and what
-# follows, nothing else, and a plain second `make` has nothing to do.
-BUDGET_ARGS := $(strip $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(ENERGY_MJ),--energy-mj $(ENERGY_MJ)))
-ifneq ($(filter all report $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
-  $(foreach d,$(DEVICES),$(shell mkdir -p $(R)/$(d) && (echo '$(BUDGET_ARGS)' | cmp -s - $(R)/$(d)/budget.args || echo '$(BUDGET_ARGS)' > $(R)/$(d)/budget.args)))
-endif
-
 $(R)/%/lut.h5: $(B)/apq-build-lut devices/%.ini $(SPACE) $(PROF)
 	@mkdir -p $(@D)
 	$(B)/apq-build-lut $(COMMON) --device devices/$*.ini --out $@
@@ -74,5 +78,17 @@ $(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5
 
 report all: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/README.md)
 
+# ---- OFA's claim checked: extracted subnets vs the same subnets from scratch ----
+SCRATCH := smallest middle largest
+$(R)/scratch/%.h5: $(B)/apq-train-supernet $(B)/apq-evaluate $(SPACE) $(PROF)
+	@mkdir -p $(@D)
+	$(B)/apq-train-supernet $(COMMON) --data $(DATA_DIR) --fixed $$($(B)/apq-evaluate --space $(SPACE) --print-arch $*) --out $@
+
+$(REPORTS)/$(PROFILE)/scratch-baseline.md: $(B)/apq-evaluate $(R)/supernet.h5 $(SCRATCH:%=$(R)/scratch/%.h5)
+	@mkdir -p $(@D)
+	$(B)/apq-evaluate $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --scratch-dir $(R)/scratch --out-dir $(@D)
+
+scratch-baseline: $(REPORTS)/$(PROFILE)/scratch-baseline.md
+
 .PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5
-.PHONY: report
+.PHONY: report scratch-baseline

@@ -105,7 +105,13 @@ static void write_h5(const char *path, const struct table *t, long seed, const c
     if (rc == 0) rc = h5_write_strings(f, "arch", arch, t->n);
     for (int j = 0; j < NC && rc == 0; j++) {
         for (size_t r = 0; r < t->n; r++) v[r] = t->col[j][t->order[r]];
-        rc = h5_write_f64(f, num_cols[j], 1, &dn, v);
+        if (j != C_USER) {
+            rc = h5_write_f64(f, num_cols[j], 1, &dn, v);
+            continue;
+        }
+        for (size_t r = 0; r < t->n; r++) fr[r] = (int32_t)v[r];
+        rc = h5_write_i32(f, num_cols[j], 1, &dn, fr);
+        for (size_t r = 0; r < t->n; r++) fr[r] = t->front[t->order[r]];
     }
     if (rc == 0) rc = h5_write_i32(f, "on_front", 1, &dn, fr);
     free(arch);
@@ -207,9 +213,10 @@ static void write_readme(const struct inputs *in, const struct table *t) {
             a[3]);
     fprintf(f, "| quant predictor with transfer, RMSE / tau | %s / %s |\n", a[4], a[5]);
     fprintf(f, "| quant predictor from scratch, RMSE / tau | %s / %s |\n\n", a[6], a[7]);
-    fprintf(f, "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
-               "chose, QAT-finetuned and measured. `front` marks rows no other row beats on both "
-               "latency and val accuracy. Accuracy in %%.\n\n");
+    fprintf(f,
+            "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
+            "chose, QAT-finetuned and measured. `on_front` marks rows no other row beats on both "
+            "latency and val accuracy (`on_front`). Accuracy in %%.\n\n");
     fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights kB | pred | val | test | "
                "front | arch |\n");
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");

@@ -82,7 +82,10 @@ int main(int argc, char **argv) {
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
     profile_finish(p);
-    if (cfg.n < 1) apq_die("%s: n must be >= 1", profile_path);
+    if (cfg.n < 1 || cfg.calib_images < 1 || batch < 1 ||
+        (quant && (cfg.qat_batch < 1 || cfg.qat_steps < 0)))
+        apq_die("%s: [%s] needs n, calib_images, batch (and qat_batch) >= 1", profile_path,
+                quant ? "sample-quant" : "sample-fp32");
 
     struct space s;
     int rc = space_load(space_path, &s);

@@ -1,6 +1,7 @@
 /* apq-train-supernet — train the elastic supernet (DESIGN.md §1) → supernet.h5. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../supernet/supernet.h"
 #include "cli.h"
@@ -8,64 +9,103 @@
 
 int main(int argc, char **argv) {
     apq_runtime_init(argc, argv, 0);
-    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *out = NULL;
+    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *out = NULL,
+               *schedule = NULL, *fixed = NULL;
     long seed = 1;
     struct cli_opt opts[] = {
         {"space", CLI_STR, &space_path, "search-space .ini (supernet/spaces/)"},
         {"profile", CLI_STR, &profile_path, "profile .ini, section [train-supernet]"},
         {"seed", CLI_INT, &seed, "random seed (default 1)"},
         {"data", CLI_STR, &data, "folder with the four IDX files"},
-        {"out", CLI_STR, &out, "output supernet.h5"},
+        {"out", CLI_STR, &out, "output supernet.h5 (checkpoint: <out>.ckpt)"},
+        {"schedule", CLI_STR, &schedule, "sandwich | ps (default: the profile's)"},
+        {"fixed", CLI_STR, &fixed,
+         "train only this arch (fp32 text form) from scratch, for the same number of steps"},
     };
-    cli_parse(argc, argv, opts, 5, "train the elastic supernet");
+    cli_parse(argc, argv, opts, 7, "train the elastic supernet");
     cli_require("space", space_path);
     cli_require("profile", profile_path);
     cli_require("data", data);
     cli_require("out", out);
 
     struct profile *p = profile_load(profile_path, "train-supernet");
+    const char *sched = schedule ? schedule : profile_str(p, "schedule", "sandwich");
+    long steps = profile_int(p, "steps", 1000), largest = profile_int(p, "largest_steps", 0);
+    float lr = (float)profile_f64(p, "lr", 0.1);
+    float lr_end = (float)profile_f64(p, "lr_end_frac", 0.05);
+    int warmup = (int)profile_int(p, "warmup_steps", 50);
+    int n_random = (int)profile_int(p, "n_random", 2), kd = (int)profile_int(p, "kd", 1);
+    const char *ps_text = profile_str(p, "ps_steps", NULL);
     struct sn_train_cfg cfg = {
-        .steps = profile_int(p, "steps", 1000),
         .batch = (int)profile_int(p, "batch", 128),
-        .lr = (float)profile_f64(p, "lr", 0.1),
-        .lr_end_frac = (float)profile_f64(p, "lr_end_frac", 0.05),
-        .warmup_steps = (int)profile_int(p, "warmup_steps", 50),
         .momentum = (float)profile_f64(p, "momentum", 0.9),
         .weight_decay = (float)profile_f64(p, "weight_decay", 3e-5),
         .label_smoothing = (float)profile_f64(p, "label_smoothing", 0.1),
         .dropout = (float)profile_f64(p, "dropout", 0.1),
-        .largest_steps = (int)profile_int(p, "largest_steps", 0),
-        .n_random = (int)profile_int(p, "n_random", 2),
-        .kd = (int)profile_int(p, "kd", 1),
         .calib_images = (int)profile_int(p, "calib_images", 2000),
         .eval_images = (int)profile_int(p, "eval_images", 0),
         .seed = (uint64_t)seed,
     };
+    long ckpt_every = profile_int(p, "checkpoint_every", 0);
     int n_train = (int)profile_int(p, "train_images", 0),
         n_val = (int)profile_int(p, "val_images", 0);
     int zero_gamma = (int)profile_int(p, "zero_last_gamma", 1);
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
     profile_finish(p);
-    if (cfg.batch < 1 || cfg.steps < 1 || cfg.warmup_steps >= cfg.steps)
-        apq_die("%s: [train-supernet] needs batch >= 1 and steps > warmup_steps", profile_path);
-
+    if (cfg.batch < 1 || steps < 1 || warmup >= steps || cfg.calib_images < 1)
+        apq_die("%s: [train-supernet] needs batch, calib_images >= 1 and steps > warmup_steps",
+                profile_path);
     struct space s;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);
+    if (!strcmp(sched, "sandwich")) {
+        sn_schedule_sandwich(&cfg, &s, largest, steps, lr, warmup, n_random, kd);
+        for (int i = 0; i < cfg.n_phases; i++) cfg.phase[i].lr_end_frac = lr_end; /* BigNAS: 5% */
+    } else if (!strcmp(sched, "ps")) {
+        long ps[6];
+        if (!ps_text || sscanf(ps_text, "%ld,%ld,%ld,%ld,%ld,%ld", &ps[0], &ps[1], &ps[2], &ps[3],
+                               &ps[4], &ps[5]) != 6)
+            apq_die("%s: [train-supernet] schedule ps needs ps_steps = six step counts "
+                    "(full,kernel,depth-1,depth-2,width-1,width-2)",
+                    profile_path);
+        sn_schedule_ps(&cfg, &s, ps, lr, warmup);
+    } else {
+        fprintf(stderr, "%s: error: unknown schedule '%s' (choose sandwich or ps)\n", apq_prog,
+                sched);
+        return 2;
+    }
+    if (fixed) { /* the from-scratch baseline: one subnet, same step budget (issue #3) */
+        if ((rc = arch_from_string(&s, fixed, &cfg.fixed)) < 0) apq_die_status(rc);
+        if (arch_is_quantized(&cfg.fixed))
+            apq_die("--fixed takes an fp32 arch (no q bits): %s", fixed);
+        long total_steps = 0;
+        for (int i = 0; i < cfg.n_phases; i++) total_steps += cfg.phase[i].steps;
+        cfg.has_fixed = 1;
+        sn_schedule_sandwich(&cfg, &s, total_steps, total_steps, lr, warmup, 0, 0);
+        cfg.phase[0].lr_end_frac = 0;
+        snprintf(cfg.phase[0].name, sizeof cfg.phase[0].name, "scratch");
+    }
     struct dataset train, val;
     stage_load_data(data, n_train, n_val, 0, &train, &val, NULL);
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+    cfg.ckpt_path = ckpt;
+    cfg.ckpt_every = ckpt_every > 0 ? ckpt_every : train.n / cfg.batch; /* every epoch */
+    long total = 0;
+    for (int i = 0; i < cfg.n_phases; i++) total += cfg.phase[i].steps;
     struct supernet sn;
     supernet_init(&sn, &s, (uint64_t)seed, zero_gamma);
-    apq_log(
-        "supernet %s: %zu parameters, %d tensors; %ld steps of batch %d, sandwich with %d random",
-        s.name, sn.n_params, sn.n_tensors, cfg.steps, cfg.batch, cfg.n_random);
+    apq_log("supernet %s: %zu parameters, %d tensors; schedule %s, %ld steps of batch %d, "
+            "checkpoint every %ld steps in %s",
+            s.name, sn.n_params, sn.n_tensors, sched, total, cfg.batch, cfg.ckpt_every, ckpt);
     struct sn_train_report rep;
-    supernet_train(&sn, &train, &val, &cfg, &rep);
+    if ((rc = supernet_train(&sn, &train, &val, &cfg, &rep)) < 0) apq_die_status(rc);
     apq_log(
         "val accuracy after BN recalibration: largest %.2f%%, smallest %.2f%% (%.0f s, %.0f img/s)",
         100 * rep.acc_largest, 100 * rep.acc_smallest, rep.seconds, rep.images_per_s);
     rc = supernet_save(&sn, out, (uint64_t)seed, prof_name, &rep);
+    if (rc == 0) remove(ckpt); /* finished: the checkpoint has served */
     if (rc < 0) apq_die_status(rc);
     supernet_free(&sn);
     stage_free_data(&train, &val, NULL);

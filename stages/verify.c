@@ -50,6 +50,9 @@ int main(int argc, char **argv) {
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
     profile_finish(p);
+    if (calib < 1 || batch < 1 || qat_batch < 1 || qat_steps < 0)
+        apq_die("%s: [verify] needs calib_images, batch, qat_batch >= 1 and qat_steps >= 0",
+                profile_path);
 
     struct space s;
     int rc = space_load(space_path, &s);
@@ -69,8 +72,13 @@ int main(int argc, char **argv) {
     int32_t *user = apq_xcalloc(n, sizeof(int32_t));
     hsize_t dn = n;
     if ((rc = h5_read_i32(fs, "user_budget", 1, &dn, user)) < 0) apq_die_status(rc);
-    char device[64] = "";
+    char device[64] = "", hash_in[64] = "", hash_want[32];
     h5_attr_get_str(fs, "device", device, sizeof device);
+    snprintf(hash_want, sizeof hash_want, "%016llx", (unsigned long long)s.hash);
+    if (h5_attr_get_str(fs, "space_hash", hash_in, sizeof hash_in) < 0 ||
+        strcmp(hash_in, hash_want))
+        apq_die("%s: searched in another search space than %s; hint: make reruns the search",
+                search, space_path);
     h5_close(fs);
 
     struct supernet sn;

@@ -157,32 +157,80 @@ double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arc
                          struct sn_quant *q, const struct dataset *d, int n_images);
 
 /* ---- training ------------------------------------------------------------------ */
-struct sn_train_cfg {
-    int epochs; /* passes over the training images (may be fractional via steps) */
-    long steps; /* total optimizer steps (overrides epochs when > 0) */
-    int batch;
-    float lr, lr_end_frac; /* peak lr; the cosine decays to lr*lr_end_frac (BigNAS clamp 0.05) */
-    int warmup_steps;
-    float momentum, weight_decay, label_smoothing, dropout;
-    int largest_steps; /* phase 0: steps training only the largest subnet */
-    int n_random;      /* sandwich: random subnets per step besides largest and smallest */
-    int kd;            /* in-place distillation from the largest subnet */
-    int calib_images;  /* BN recalibration images for the end-of-training report */
-    int eval_images;   /* val images for the end-of-training report */
-    uint64_t seed;
+/* The elastic choices a training phase samples from (a sub-space of the space). */
+struct sn_elastic {
+    int kernel_min;    /* smallest kernel enabled (the space's max kernel: kernel fixed) */
+    int depth_drop;    /* stage depth in [max - depth_drop, max], clamped at the stage's min */
+    int mid_ratio_min; /* mid >= mid_ratio_min * cin (mid_ratio_max: full width only) */
 };
+#define SN_MAX_PHASES 8
+/* One phase of a training schedule (reference/ofa.md §6.1, §10). */
+struct sn_phase {
+    char name[16];
+    long steps;
+    float lr, lr_end_frac; /* peak lr; after warm-up the cosine decays to lr*lr_end_frac */
+    int warmup_steps;
+    int n_sub;    /* subnets per step (gradients summed, one update) */
+    int sandwich; /* 1: largest + smallest + random (BigNAS); 0: uniform samples (OFA) */
+    int kd;       /* 0: labels only; 1: in-place from the step's largest; 2: from the teacher */
+    int sort;     /* -1: none; else importance-sort middle channels at the phase start,
+                     keeping channels [0, sort*cin) ahead (0: full sort) (ofa.md §3) */
+    struct sn_elastic el;
+};
+enum sn_schedule { SN_SCHEDULE_SANDWICH, SN_SCHEDULE_PS };
+struct sn_train_cfg {
+    int n_phases;
+    struct sn_phase phase[SN_MAX_PHASES];
+    int batch;
+    float momentum, weight_decay, label_smoothing, dropout;
+    int calib_images; /* BN recalibration images for the end-of-training report */
+    int eval_images;  /* val images for the end-of-training report (0: all) */
+    uint64_t seed;
+    const char *ckpt_path; /* resume checkpoint (NULL: none) */
+    long ckpt_every;       /* steps between checkpoints */
+    long stop_after;       /* tests: return after this many steps, as if killed (0: off) */
+    int has_fixed;         /* train only `fixed` (its own resolution): the from-scratch baseline */
+    struct arch fixed;
+};
+/* BigNAS sandwich (ofa.md §10): `largest_steps` of the largest subnet alone,
+ * then largest + smallest + n_random random subnets per step, in-place
+ * distillation from the largest (kd), lr clamped at 5% of the peak. */
+void sn_schedule_sandwich(struct sn_train_cfg *cfg, const struct space *s, long largest_steps,
+                          long steps, float lr, int warmup, int n_random, int kd);
+/* Progressive shrinking (ofa.md §6.1) scaled to `steps[6]` steps per phase:
+ * full network; elastic kernel (K=1); depth {max-1, max} (K=2); all depths
+ * (K=2); width >= 4x with a full channel sort (K=4); all widths with the
+ * top-4x group protected (K=4). Phase lrs are OFA's ratios of `lr`
+ * (1, 0.37, 0.03, 0.09, 0.03, 0.09); warm-up on the kernel, second depth and
+ * second width phases; knowledge distillation from the full network. */
+void sn_schedule_ps(struct sn_train_cfg *cfg, const struct space *s, const long steps[6], float lr,
+                    int warmup);
+/* Uniform sample of the sub-space `el` (resolution, depth, kernel, mid). */
+void sn_sample_elastic(const struct space *s, const struct sn_elastic *el, struct rng *r,
+                       struct arch *a);
+/* Importance sort of every block's middle channels (ofa.md §3): importance =
+ * L1 norm of the projection weights reading the channel; channels
+ * [0, protect_ratio*cin) keep their group ahead of the rest (0: full sort).
+ * Permutes the expand rows, expand BN, depthwise columns, depthwise BN and the
+ * projection's input columns, so the largest subnet computes the same function. */
+void sn_sort_channels(struct supernet *sn, int protect_ratio);
+
 struct sn_train_report {
     double acc_largest, acc_smallest; /* val accuracy after BN recalibration */
-    double seconds, images_per_s;
-    long steps;
+    double seconds, images_per_s;     /* this process's training time and rate */
+    long steps, resumed_from;         /* total steps; step the run resumed at (0: fresh) */
 };
-/* BigNAS sandwich training (ofa.md §10) after an optional largest-only phase:
- * per step the largest subnet on labels (label smoothing), then the smallest
- * and n_random random subnets on the largest's soft predictions (kd), one
- * resolution per step shared by all; gradients summed, one SGD-Nesterov
- * update; weight decay off for BN and biases. Shows a progress line. */
-void supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
-                    const struct sn_train_cfg *cfg, struct sn_train_report *rep);
+/* Train through cfg's phases. Per step: one resolution shared by every
+ * subnet (ofa.md §5), n_sub subnets forward+backward with gradients summed,
+ * one SGD-Nesterov update, weight decay off for BN and biases, dropout on the
+ * largest only. With ckpt_path, the full training state (weights, momentum,
+ * BN buffers, teacher, data order, RNG states) is saved every ckpt_every
+ * steps and a matching checkpoint is resumed, ending bit-identical to an
+ * uninterrupted run. Shows a progress line. Returns APQ_OK, or a negative
+ * status when a checkpoint cannot be written (the detail names it); a
+ * checkpoint of other settings is ignored with a log line. */
+int supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
+                   const struct sn_train_cfg *cfg, struct sn_train_report *rep);
 
 /* ---- QAT -------------------------------------------------------------------- */
 /* Calibrate q for quantized arch a (apq.md §6): weight ranges from the

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "../util/h5.h"
 #include "supernet.h"
 
 void sn_input_batch(float *x, int *labels, float *tmp, const struct dataset *d, const int *idx,
@@ -38,12 +40,13 @@ double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arc
     return (double)correct / n_images;
 }
 
-/* Warm-up then cosine from lr to lr*end_frac (BigNAS clamps the end, ofa.md §10). */
-static float lr_at(const struct sn_train_cfg *cfg, long step, long total) {
-    if (step < cfg->warmup_steps) return cfg->lr * (float)(step + 1) / (float)cfg->warmup_steps;
-    double t = (double)(step - cfg->warmup_steps) / (double)(total - cfg->warmup_steps);
-    double lo = cfg->lr * cfg->lr_end_frac;
-    return (float)(lo + 0.5 * (cfg->lr - lo) * (1 + cos(M_PI * t)));
+/* Warm-up, then cosine from the phase's lr to lr*lr_end_frac (ofa.md §6.1;
+ * BigNAS clamps the end at 5%, ofa.md §10). t counts steps inside the phase. */
+static float lr_at(const struct sn_phase *ph, long t) {
+    if (t < ph->warmup_steps) return ph->lr * (float)(t + 1) / (float)ph->warmup_steps;
+    double u = (double)(t - ph->warmup_steps) / (double)(ph->steps - ph->warmup_steps);
+    double lo = ph->lr * ph->lr_end_frac;
+    return (float)(lo + 0.5 * (ph->lr - lo) * (1 + cos(M_PI * u)));
 }
 
 /* One SGD-Nesterov update over all parameters; no weight decay on BN and biases. */
@@ -56,92 +59,283 @@ void sn_sgd_update(struct supernet *sn, float lr, float momentum, float wd) {
     }
 }
 
-void supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
-                    const struct sn_train_cfg *cfg, struct sn_train_report *rep) {
+// ---- training state and its checkpoint -------------------------------------------
+
+struct train_state {
+    long step; /* next step to run */
+    int *perm; /* data order of the current pass */
+    long pos;  /* next position in perm */
+    struct rng rdata, rsample;
+    double loss_avg;
+    struct supernet teacher; /* PS: the full network after phase 0 (params only) */
+    int has_teacher;
+};
+
+static uint64_t cfg_hash(const struct sn_train_cfg *cfg, const struct space *s, int n_train) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ s->hash;
+    const unsigned char *p = (const unsigned char *)cfg->phase;
+    for (size_t i = 0; i < sizeof(struct sn_phase) * (size_t)cfg->n_phases; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    double v[] = {cfg->batch,   cfg->momentum,     cfg->weight_decay, cfg->label_smoothing,
+                  cfg->dropout, (double)cfg->seed, n_train,           cfg->has_fixed};
+    p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    if (cfg->has_fixed) h ^= arch_hash(&cfg->fixed);
+    return h;
+}
+
+static int write_f32(hid_t f, const char *name, const float *v, size_t n) {
+    hsize_t d = n;
+    return h5_write_f32(f, name, 1, &d, v);
+}
+
+static int write_rng(hid_t f, const char *name, struct rng *r) {
+    size_t n = rng_state_size(r);
+    APQ_ASSERT(n % 4 == 0);
+    hsize_t d = n / 4;
+    return h5_write_i32(f, name, 1, &d, (const int32_t *)rng_state(r));
+}
+
+static int save_checkpoint(const char *path, const struct supernet *sn, const struct sn_ctx *c,
+                           struct train_state *st, uint64_t hash, int n_train) {
+    hid_t f;
+    int rc = h5_create(path, &f);
+    if (rc < 0) return rc;
+    char hs[32];
+    snprintf(hs, sizeof hs, "%016llx", (unsigned long long)hash);
+    hsize_t dn = (hsize_t)n_train;
+    rc = h5_write_provenance(f, "train-checkpoint", 1, 0, "");
+    if (rc == 0) rc = h5_attr_set_str(f, "settings_hash", hs);
+    if (rc == 0) rc = h5_attr_set_i64(f, "step", st->step);
+    if (rc == 0) rc = h5_attr_set_i64(f, "pos", st->pos);
+    if (rc == 0) rc = h5_attr_set_f64(f, "loss_avg", st->loss_avg);
+    if (rc == 0) rc = write_f32(f, "params", sn->params, sn->n_params);
+    if (rc == 0) rc = write_f32(f, "momentum", sn->mom, sn->n_params);
+    if (rc == 0) rc = write_f32(f, "buffers", sn->bufs, sn->n_bufs);
+    if (rc == 0 && st->has_teacher) rc = write_f32(f, "teacher", st->teacher.params, sn->n_params);
+    if (rc == 0) rc = h5_write_i32(f, "perm", 1, &dn, st->perm);
+    if (rc == 0) rc = write_rng(f, "rng_data", &st->rdata);
+    if (rc == 0) rc = write_rng(f, "rng_sample", &st->rsample);
+    if (rc == 0) rc = write_rng(f, "rng_dropout", (struct rng *)&c->rng);
+    if (rc < 0) {
+        h5_abort(f, path);
+        return rc;
+    }
+    return h5_commit(f, path);
+}
+
+static int read_rng(hid_t f, const char *name, struct rng *r) {
+    hsize_t d = rng_state_size(r) / 4;
+    return h5_read_i32(f, name, 1, &d, (int32_t *)rng_state(r));
+}
+
+/* Resume from path when it holds a checkpoint of these settings: 1 resumed, 0 not. */
+static int load_checkpoint(const char *path, struct supernet *sn, struct sn_ctx *c,
+                           struct train_state *st, uint64_t hash, int n_train) {
+    hid_t f;
+    if (access(path, F_OK) != 0) return 0;
+    if (h5_open_read(path, "train-checkpoint", 1, &f) < 0) {
+        apq_log("ignoring %s: %s", path, apq_last_error());
+        return 0;
+    }
+    char hs[64], want[32];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)hash);
+    if (h5_attr_get_str(f, "settings_hash", hs, sizeof hs) < 0 || strcmp(hs, want)) {
+        apq_log("ignoring %s: made with other settings; starting afresh", path);
+        h5_close(f);
+        return 0;
+    }
+    int64_t step, pos;
+    hsize_t dp = sn->n_params, db = sn->n_bufs, dn = (hsize_t)n_train;
+    int rc = h5_attr_get_i64(f, "step", &step);
+    if (rc == 0) rc = h5_attr_get_i64(f, "pos", &pos);
+    if (rc == 0) rc = h5_attr_get_f64(f, "loss_avg", &st->loss_avg);
+    if (rc == 0) rc = h5_read_f32(f, "params", 1, &dp, sn->params);
+    if (rc == 0) rc = h5_read_f32(f, "momentum", 1, &dp, sn->mom);
+    if (rc == 0) rc = h5_read_f32(f, "buffers", 1, &db, sn->bufs);
+    if (rc == 0 && h5_exists(f, "teacher") == 1) {
+        supernet_init(&st->teacher, &sn->s, 0, 0);
+        st->has_teacher = 1;
+        rc = h5_read_f32(f, "teacher", 1, &dp, st->teacher.params);
+    }
+    if (rc == 0) rc = h5_read_i32(f, "perm", 1, &dn, st->perm);
+    if (rc == 0) rc = read_rng(f, "rng_data", &st->rdata);
+    if (rc == 0) rc = read_rng(f, "rng_sample", &st->rsample);
+    if (rc == 0) rc = read_rng(f, "rng_dropout", &c->rng);
+    h5_close(f);
+    if (rc < 0)
+        apq_die("%s: damaged training checkpoint (%s); delete it to start afresh", path,
+                apq_last_error());
+    st->step = step;
+    st->pos = pos;
+    return 1;
+}
+
+// ---- the loop ---------------------------------------------------------------------------
+
+/* The phase containing global step `step` and the step's index inside it. */
+static int phase_of(const struct sn_train_cfg *cfg, long step, long *t) {
+    long start = 0;
+    for (int i = 0; i < cfg->n_phases; i++) {
+        if (step < start + cfg->phase[i].steps) {
+            *t = step - start;
+            return i;
+        }
+        start += cfg->phase[i].steps;
+    }
+    APQ_ASSERT(0);
+    return -1;
+}
+
+/* Phase-start actions (also replayed on resume at a phase boundary). */
+static void start_phase(struct supernet *sn, const struct sn_phase *ph, struct train_state *st) {
+    memset(sn->mom, 0, sizeof(float) * sn->n_params); /* each phase starts its optimizer afresh */
+    if (ph->kd == 2 && !st->has_teacher) { /* the full network trained so far (ofa.md §6.2) */
+        supernet_init(&st->teacher, &sn->s, 0, 0);
+        memcpy(st->teacher.params, sn->params, sizeof(float) * sn->n_params);
+        st->has_teacher = 1;
+    }
+    if (ph->sort >= 0) sn_sort_channels(sn, ph->sort);
+    apq_log("phase %s: %ld steps, %d subnet%s per step, lr %.4g%s", ph->name, ph->steps, ph->n_sub,
+            ph->n_sub > 1 ? "s" : "", ph->lr, ph->sort >= 0 ? ", channels re-sorted" : "");
+}
+
+/* One training step of phase ph on batch (x, lab) at resolution res. Returns
+ * the first subnet's loss. */
+static float train_step(struct supernet *sn, struct sn_ctx *c, const struct sn_train_cfg *cfg,
+                        const struct sn_phase *ph, struct train_state *st, const float *x,
+                        const int *lab, int res, float *soft, float *dlogits) {
+    const struct space *s = &sn->s;
+    int B = cfg->batch, nc = s->n_classes;
+    struct arch big;
+    arch_largest(s, 0, &big);
+    big.res = (uint16_t)res;
+    if (ph->kd == 2) { /* the teacher: the full network, batch statistics, no gradient */
+        const float *tl = supernet_forward(&st->teacher, c, &big, NULL, x, B, SN_TRAIN);
+        nn_softmax(soft, tl, B, nc);
+    }
+    memset(sn->grads, 0, sizeof(float) * sn->n_params);
+    float loss0 = 0;
+    for (int j = 0; j < ph->n_sub; j++) {
+        struct arch a;
+        if (cfg->has_fixed)
+            a = cfg->fixed;
+        else if (ph->sandwich && j == 0)
+            a = big;
+        else if (ph->sandwich && j == 1)
+            arch_smallest(s, 0, &a);
+        else
+            sn_sample_elastic(s, &ph->el, &st->rsample, &a);
+        a.res = (uint16_t)res;
+        int is_big = arch_equal(&a, &big);
+        c->dropout = is_big ? cfg->dropout : 0.0f; /* regularise the largest only (BigNAS) */
+        const float *logits = supernet_forward(sn, c, &a, NULL, x, B, SN_TRAIN);
+        float loss = nn_softmax_ce(dlogits, logits, lab, NULL, B, nc, cfg->label_smoothing);
+        if (ph->kd == 1 && j == 0) {
+            nn_softmax(soft, logits, B, nc); /* in-place distillation target */
+        } else if (ph->kd == 1) {
+            loss = nn_softmax_ce(dlogits, logits, NULL, soft, B, nc, 0);
+        } else if (ph->kd == 2) { /* kd_ratio 1: CE to the teacher + label-smoothed CE */
+            float *dkd = dlogits + (size_t)B * nc;
+            loss += nn_softmax_ce(dkd, logits, NULL, soft, B, nc, 0);
+            for (int i = 0; i < B * nc; i++) dlogits[i] += dkd[i];
+        }
+        if (j == 0) loss0 = loss;
+        supernet_backward(sn, c, dlogits);
+    }
+    return loss0;
+}
+
+int supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
+                   const struct sn_train_cfg *cfg, struct sn_train_report *rep) {
     const struct space *s = &sn->s;
     int B = cfg->batch, nc = s->n_classes, max_res = s->res[s->n_res - 1];
-    long per_epoch = train->n / B;
-    long total = cfg->steps > 0 ? cfg->steps : (long)cfg->epochs * per_epoch;
+    APQ_ASSERT(cfg->n_phases > 0 && B <= train->n);
+    long total = 0;
+    for (int i = 0; i < cfg->n_phases; i++) total += cfg->phase[i].steps;
     struct sn_ctx c;
     sn_ctx_init(&c, sn, B, cfg->seed);
-    struct rng rdata, rsample;
-    rng_init(&rdata, cfg->seed, RNG_DATA);
-    rng_init(&rsample, cfg->seed, RNG_SAMPLE);
+    struct train_state st = {0};
+    rng_init(&st.rdata, cfg->seed, RNG_DATA);
+    rng_init(&st.rsample, cfg->seed, RNG_SAMPLE);
+    st.perm = apq_xmalloc(sizeof(int) * (size_t)train->n);
+    for (int i = 0; i < train->n; i++) st.perm[i] = i;
+    st.pos = train->n; /* forces a shuffle at the first step */
+    uint64_t hash = cfg_hash(cfg, s, train->n);
+    memset(sn->mom, 0, sizeof(float) * sn->n_params);
+    int resumed = cfg->ckpt_path && load_checkpoint(cfg->ckpt_path, sn, &c, &st, hash, train->n);
+    rep->resumed_from = resumed ? st.step : 0;
+    if (resumed) apq_log("resuming %s at step %ld of %ld", cfg->ckpt_path, st.step, total);
     float *x = apq_falloc((size_t)B * max_res * max_res),
           *tmp = apq_falloc((size_t)B * train->h * train->w);
-    float *soft = apq_falloc((size_t)B * nc), *dlogits = apq_falloc((size_t)B * nc);
-    int *perm = apq_xmalloc(sizeof(int) * (size_t)train->n),
-        *lab = apq_xmalloc(sizeof(int) * (size_t)B);
-    for (int i = 0; i < train->n; i++) perm[i] = i;
-    long pos = train->n; /* forces a shuffle at the first step */
+    float *soft = apq_falloc((size_t)B * nc), *dlogits = apq_falloc((size_t)2 * B * nc);
+    int *lab = apq_xmalloc(sizeof(int) * (size_t)B);
     struct apq_progress pr;
     progress_init(&pr, "train-supernet", "steps", total);
-    double loss_avg = 0, t0 = apq_time();
-    long images = 0;
-    for (long step = 0; step < total; step++) {
-        if (pos + B > train->n) {
-            rng_shuffle_int(&rdata, perm, (size_t)train->n);
-            pos = 0;
+    double t0 = apq_time();
+    long images = 0, first = st.step;
+    int rc = APQ_OK;
+    for (; st.step < total; st.step++) {
+        long t;
+        const struct sn_phase *ph = &cfg->phase[phase_of(cfg, st.step, &t)];
+        if (t == 0) start_phase(sn, ph, &st);
+        if (st.pos + B > train->n) {
+            rng_shuffle_int(&st.rdata, st.perm, (size_t)train->n);
+            st.pos = 0;
         }
-        int res = s->res[rng_int(&rsample, (unsigned long)s->n_res)];
-        sn_input_batch(x, lab, tmp, train, perm + pos, B, res, 1, &rdata);
-        pos += B;
-        float lr = lr_at(cfg, step, total);
-        memset(sn->grads, 0, sizeof(float) * sn->n_params);
-        int n_sub = step < cfg->largest_steps ? 1 : 2 + cfg->n_random;
-        float loss0 = 0;
-        for (int j = 0; j < n_sub; j++) {
-            struct arch a;
-            if (j == 0)
-                arch_largest(s, 0, &a);
-            else if (j == 1)
-                arch_smallest(s, 0, &a);
-            else
-                arch_sample(s, &rsample, 0, &a);
-            a.res = (uint16_t)res;
-            c.dropout = j == 0 ? cfg->dropout : 0.0f; /* regularise the largest only */
-            const float *logits = supernet_forward(sn, &c, &a, NULL, x, B, SN_TRAIN);
-            float loss;
-            if (j == 0 || !cfg->kd) {
-                loss = nn_softmax_ce(dlogits, logits, lab, NULL, B, nc, cfg->label_smoothing);
-                if (j == 0 && cfg->kd) nn_softmax(soft, logits, B, nc);
-            } else {
-                loss = nn_softmax_ce(dlogits, logits, lab, soft, B, nc, 0);
-            }
-            if (j == 0) loss0 = loss;
-            supernet_backward(sn, &c, dlogits);
-            images += B;
-        }
-        sn_sgd_update(sn, lr, cfg->momentum, cfg->weight_decay);
-        loss_avg = step ? 0.98 * loss_avg + 0.02 * loss0 : loss0;
-        char extra[96];
-        snprintf(extra, sizeof extra, "loss %.3f, lr %.4f, res %d", loss_avg, lr, res);
-        progress_update(&pr, step + 1, extra);
+        int res = s->res[rng_int(&st.rsample, (unsigned long)s->n_res)];
+        if (cfg->has_fixed) res = cfg->fixed.res;
+        sn_input_batch(x, lab, tmp, train, st.perm + st.pos, B, res, 1, &st.rdata);
+        st.pos += B;
+        float lr = lr_at(ph, t);
+        float loss0 = train_step(sn, &c, cfg, ph, &st, x, lab, res, soft, dlogits);
         if (!isfinite(loss0))
-            apq_die("training diverged at step %ld (loss %g); lower the lr", step, loss0);
+            apq_die("training diverged at step %ld (loss %g); lower the lr in the profile", st.step,
+                    loss0);
+        sn_sgd_update(sn, lr, cfg->momentum, cfg->weight_decay);
+        images += (long)B * ph->n_sub;
+        st.loss_avg = st.step ? 0.98 * st.loss_avg + 0.02 * loss0 : loss0;
+        char extra[96];
+        snprintf(extra, sizeof extra, "%s, loss %.3f, lr %.4f, res %d", ph->name, st.loss_avg, lr,
+                 res);
+        progress_update(&pr, st.step + 1, extra);
+        if (cfg->stop_after && st.step + 1 - first >= cfg->stop_after) {
+            st.step++;
+            goto done; /* tests: as if killed here */
+        }
+        if (cfg->ckpt_path && cfg->ckpt_every > 0 && (st.step + 1) % cfg->ckpt_every == 0 &&
+            st.step + 1 < total) {
+            st.step++;
+            rc = save_checkpoint(cfg->ckpt_path, sn, &c, &st, hash, train->n);
+            st.step--;
+            if (rc < 0) goto done;
+        }
     }
     progress_end(&pr, NULL);
-    double secs = apq_time() - t0;
+    rep->seconds = apq_time() - t0;
+    rep->images_per_s = images / (rep->seconds > 0 ? rep->seconds : 1);
+    rep->steps = total;
     /* report: the largest and smallest subnets after BN recalibration */
     struct arch big, small;
     arch_largest(s, 0, &big);
     arch_smallest(s, 0, &small);
+    if (cfg->has_fixed) big = small = cfg->fixed;
     supernet_recalibrate(sn, &c, &small, NULL, train, cfg->calib_images);
     rep->acc_smallest = supernet_accuracy(sn, &c, &small, NULL, val, cfg->eval_images);
     supernet_recalibrate(sn, &c, &big, NULL, train, cfg->calib_images);
     rep->acc_largest = supernet_accuracy(sn, &c, &big, NULL, val, cfg->eval_images);
-    rep->seconds = secs;
-    rep->images_per_s = images / secs;
-    rep->steps = total;
     apq_log("arena high-water mark %.1f MB of %.1f MB", c.arena.high * 4.0 / 1e6,
             c.arena.cap * 4.0 / 1e6);
+done:
     free(x);
     free(tmp);
     free(soft);
     free(dlogits);
-    free(perm);
     free(lab);
-    rng_free(&rdata);
-    rng_free(&rsample);
+    free(st.perm);
+    rng_free(&st.rdata);
+    rng_free(&st.rsample);
+    if (st.has_teacher) supernet_free(&st.teacher);
     sn_ctx_free(&c);
+    return rc;
 }

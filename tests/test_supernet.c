@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "../supernet/supernet.h"
@@ -206,4 +207,140 @@ TEST(sn_recalibration_matches_batch_stats) {
     rng_free(&ra);
     sn_ctx_free(&c);
     supernet_free(&sn);
+}
+
+static struct dataset synthetic_data(int n, uint64_t seed) {
+    struct dataset d = {.n = n, .h = 28, .w = 28, .n_classes = 10};
+    d.images = malloc((size_t)n * 28 * 28);
+    d.labels = malloc((size_t)n);
+    struct rng r;
+    rng_init(&r, seed, RNG_DATA);
+    for (int i = 0; i < n * 28 * 28; i++) d.images[i] = (uint8_t)rng_int(&r, 256);
+    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_int(&r, 10);
+    rng_free(&r);
+    return d;
+}
+
+/* Re-sorting middle channels permutes them consistently: the largest subnet
+ * computes the same logits (train and eval BN), a narrower one does not. */
+TEST(sn_sort_channels_preserves_largest) {
+    struct space s = tiny_space();
+    struct supernet sn;
+    supernet_init(&sn, &s, 31, 0);
+    for (size_t i = 0; i < sn.n_bufs; i++) sn.bufs[i] = 0.5f + 0.001f * (float)(i % 97);
+    struct sn_ctx c;
+    sn_ctx_init(&c, &sn, 4, 1);
+    struct rng r;
+    rng_init(&r, 4, RNG_DATA);
+    struct arch big, narrow;
+    arch_largest(&s, 0, &big);
+    narrow = big;
+    narrow.mid[0] = (uint16_t)s.block[0].mid_min;
+    float x[4 * 16 * 16], want[40], want_eval[40], want_narrow[40];
+    int y[4];
+    random_batch(x, y, 4, 16, &r);
+    memcpy(want, supernet_forward(&sn, &c, &big, NULL, x, 4, SN_TRAIN), sizeof want);
+    memcpy(want_eval, supernet_forward(&sn, &c, &big, NULL, x, 4, SN_EVAL), sizeof want_eval);
+    memcpy(want_narrow, supernet_forward(&sn, &c, &narrow, NULL, x, 4, SN_TRAIN),
+           sizeof want_narrow);
+    for (int protect = 0; protect <= 4; protect += 4) {
+        sn_sort_channels(&sn, protect);
+        CHECK_ARRAY_REL(supernet_forward(&sn, &c, &big, NULL, x, 4, SN_TRAIN), want, 40, 1e-5);
+        CHECK_ARRAY_REL(supernet_forward(&sn, &c, &big, NULL, x, 4, SN_EVAL), want_eval, 40, 1e-5);
+    }
+    const float *got = supernet_forward(&sn, &c, &narrow, NULL, x, 4, SN_TRAIN);
+    CHECK(test_max_rel_err(got, want_narrow, 40) > 1e-3);
+    /* importance is now descending in block 0 (full sort last applied with protect 4:
+     * within the protected first 4*cin channels) */
+    int n = s.block[0].mid_max, prot = 4 * s.block[0].cin, sorted = 1;
+    for (int ch = 1; ch < prot; ch++) {
+        double a = 0, b = 0;
+        for (int o = 0; o < s.block[0].cout; o++) {
+            a += fabs(sn.block[0].project_w[o * n + ch - 1]);
+            b += fabs(sn.block[0].project_w[o * n + ch]);
+        }
+        sorted &= a >= b;
+    }
+    CHECK(sorted);
+    rng_free(&r);
+    sn_ctx_free(&c);
+    supernet_free(&sn);
+}
+
+TEST(sn_sample_elastic_respects_phase) {
+    struct space s;
+    CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &s) == APQ_OK);
+    struct rng r;
+    rng_init(&r, 6, RNG_SAMPLE);
+    struct sn_elastic el = {5, 1, 4};
+    int seen_k5 = 0, seen_low_depth = 0;
+    for (int t = 0; t < 300; t++) {
+        struct arch a;
+        sn_sample_elastic(&s, &el, &r, &a);
+        CHECK(arch_check(&s, &a) == APQ_OK);
+        for (int st = 0; st < s.n_stages; st++) {
+            int lo = s.stage[st].max_depth - 1 < s.stage[st].min_depth ? s.stage[st].min_depth
+                                                                       : s.stage[st].max_depth - 1;
+            CHECK(a.depth[st] >= lo);
+            seen_low_depth += st < 4 && a.depth[st] == lo;
+        }
+        for (int i = 0; i < s.n_blocks; i++) {
+            if (!arch_block_active(&s, &a, i)) continue;
+            CHECK(a.ks[i] >= 5);
+            CHECK(a.mid[i] >= 4 * s.block[i].cin);
+            seen_k5 += a.ks[i] == 5;
+        }
+    }
+    CHECK(seen_k5 > 0 && seen_low_depth > 0);
+    rng_free(&r);
+}
+
+/* A run killed after step 7 (last checkpoint at step 6) and resumed ends with
+ * the same weights and BN buffers, bit for bit, as a run never stopped; also
+ * across a phase boundary with a channel sort and teacher distillation. */
+TEST(sn_train_resume_bit_exact) {
+    struct space s = tiny_space();
+    struct dataset d = synthetic_data(96, 5), v = synthetic_data(16, 6);
+    struct sn_train_cfg cfg = {.batch = 8,
+                               .momentum = 0.9f,
+                               .weight_decay = 3e-5f,
+                               .label_smoothing = 0.1f,
+                               .dropout = 0.1f,
+                               .calib_images = 16,
+                               .eval_images = 16,
+                               .seed = 9,
+                               .ckpt_every = 3};
+    long ps[6] = {2, 2, 2, 2, 2, 2};
+    sn_schedule_ps(&cfg, &s, ps, 0.05f, 1);
+    char ck1[600], ck2[600];
+    snprintf(ck1, sizeof ck1, "%s/a.ckpt", test_tmpdir);
+    snprintf(ck2, sizeof ck2, "%s/b.ckpt", test_tmpdir);
+    struct supernet a, b;
+    struct sn_train_report rep;
+    supernet_init(&a, &s, 9, 1);
+    cfg.ckpt_path = ck1;
+    CHECK(supernet_train(&a, &d, &v, &cfg, &rep) == APQ_OK);
+    CHECK(rep.resumed_from == 0);
+    supernet_init(&b, &s, 9, 1);
+    cfg.ckpt_path = ck2;
+    cfg.stop_after = 7;
+    CHECK(supernet_train(&b, &d, &v, &cfg, &rep) == APQ_OK);
+    CHECK(access(ck2, F_OK) == 0);
+    supernet_free(&b);
+    supernet_init(&b, &s, 123, 1); /* different init: everything must come from the checkpoint */
+    cfg.stop_after = 0;
+    CHECK(supernet_train(&b, &d, &v, &cfg, &rep) == APQ_OK);
+    CHECK(rep.resumed_from == 6);
+    CHECK(memcmp(a.params, b.params, sizeof(float) * a.n_params) == 0);
+    CHECK(memcmp(a.bufs, b.bufs, sizeof(float) * a.n_bufs) == 0);
+    /* a checkpoint of other settings is ignored */
+    cfg.seed = 10;
+    supernet_free(&b);
+    supernet_init(&b, &s, 9, 1);
+    CHECK(supernet_train(&b, &d, &v, &cfg, &rep) == APQ_OK);
+    CHECK(rep.resumed_from == 0);
+    supernet_free(&a);
+    supernet_free(&b);
+    dataset_free(&d);
+    dataset_free(&v);
 }

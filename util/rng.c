@@ -42,3 +42,11 @@ double rng_normal(struct rng *r, double sigma) {
 void rng_shuffle_int(struct rng *r, int *a, size_t n) {
     if (n > 1) gsl_ran_shuffle(r->gsl, a, n, sizeof(int));
 }
+
+size_t rng_state_size(const struct rng *r) {
+    return gsl_rng_size(r->gsl);
+}
+
+void *rng_state(struct rng *r) {
+    return gsl_rng_state(r->gsl);
+}

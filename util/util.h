@@ -115,5 +115,9 @@ double rng_uniform(struct rng *r);                     /* [0, 1) */
 unsigned long rng_int(struct rng *r, unsigned long n); /* 0 .. n-1 */
 double rng_normal(struct rng *r, double sigma);        /* N(0, sigma^2) */
 void rng_shuffle_int(struct rng *r, int *a, size_t n);
+/* The generator's raw state (for training checkpoints): size in bytes and a
+ * pointer to it (borrowed; writing it restores a saved state). */
+size_t rng_state_size(const struct rng *r);
+void *rng_state(struct rng *r);
 
 #endif
