@@ -36,6 +36,7 @@ struct profile; /* opaque */
 struct profile *profile_load(const char *path, const char *section);
 long profile_int(struct profile *p, const char *key, long def);
 double profile_f64(struct profile *p, const char *key, double def);
+/* The value (borrowed: valid until profile_finish) or def. */
 const char *profile_str(struct profile *p, const char *key, const char *def);
 /* The profile's name ([profile] name), for provenance. */
 const char *profile_name(const struct profile *p);

@@ -29,13 +29,16 @@ int main(int argc, char **argv) {
     cli_require("out", out);
 
     struct profile *p = profile_load(profile_path, "train-supernet");
-    const char *sched = schedule ? schedule : profile_str(p, "schedule", "sandwich");
+    char sched[32], ps_text[128]; /* copies: profile_finish frees the profile's strings */
+    const char *sched_profile =
+        profile_str(p, "schedule", "sandwich"); /* read even when overridden */
+    snprintf(sched, sizeof sched, "%s", schedule ? schedule : sched_profile);
     long steps = profile_int(p, "steps", 1000), largest = profile_int(p, "largest_steps", 0);
     float lr = (float)profile_f64(p, "lr", 0.1);
     float lr_end = (float)profile_f64(p, "lr_end_frac", 0.05);
     int warmup = (int)profile_int(p, "warmup_steps", 50);
     int n_random = (int)profile_int(p, "n_random", 2), kd = (int)profile_int(p, "kd", 1);
-    const char *ps_text = profile_str(p, "ps_steps", NULL);
+    snprintf(ps_text, sizeof ps_text, "%s", profile_str(p, "ps_steps", ""));
     struct sn_train_cfg cfg = {
         .batch = (int)profile_int(p, "batch", 128),
         .momentum = (float)profile_f64(p, "momentum", 0.9),
@@ -64,8 +67,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < cfg.n_phases; i++) cfg.phase[i].lr_end_frac = lr_end; /* BigNAS: 5% */
     } else if (!strcmp(sched, "ps")) {
         long ps[6];
-        if (!ps_text || sscanf(ps_text, "%ld,%ld,%ld,%ld,%ld,%ld", &ps[0], &ps[1], &ps[2], &ps[3],
-                               &ps[4], &ps[5]) != 6)
+        if (sscanf(ps_text, "%ld,%ld,%ld,%ld,%ld,%ld", &ps[0], &ps[1], &ps[2], &ps[3], &ps[4],
+                   &ps[5]) != 6)
             apq_die("%s: [train-supernet] schedule ps needs ps_steps = six step counts "
                     "(full,kernel,depth-1,depth-2,width-1,width-2)",
                     profile_path);

@@ -189,6 +189,12 @@ TEST(pipeline_tiny_end_to_end) {
     CHECK(!strstr(out, "apq-train-supernet") && !strstr(out, "apq-sample") &&
           !strstr(out, "apq-build-lut") && !strstr(out, "apq-train-predictor") &&
           !strstr(out, "apq-transfer-predictor"));
+    /* an edit under search/ rebuilds the search and after, never the supernet */
+    CHECK(make_tiny(out, sizeof out, "-n -W search/evolve.c") == 0);
+    CHECK(strstr(out, "apq-search") && strstr(out, "apq-verify") && strstr(out, "apq-report"));
+    CHECK(!strstr(out, "apq-train-supernet") && !strstr(out, "apq-sample") &&
+          !strstr(out, "apq-build-lut") && !strstr(out, "apq-train-predictor") &&
+          !strstr(out, "apq-transfer-predictor"));
 }
 
 /* Bad input: one line naming the problem, exit 1 (2 for usage), nothing written. */
@@ -220,6 +226,22 @@ TEST(pipeline_bad_input) {
               "--supernet %s --out %s/s.h5",
               b, tmp, test_tmpdir) == 1);
     CHECK(strstr(out, "bad.h5") != NULL);
+    /* the progressive-shrinking schedule runs through the stage; an unknown one is a usage error */
+    snprintf(tmp, sizeof tmp, "%s/ps.h5", test_tmpdir);
+    int st = run(out, sizeof out,
+                 "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+                 "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+                 "--schedule ps --out %s",
+                 b, tmp);
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0 && access(tmp, F_OK) == 0);
+    CHECK(strstr(out, "phase width-2") && strstr(out, "channels re-sorted"));
+    CHECK(run(out, sizeof out,
+              "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+              "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+              "--schedule bogus --out %s/x.h5",
+              b, test_tmpdir) == 2);
+    CHECK(strstr(out, "unknown schedule 'bogus'") != NULL);
     /* usage errors */
     CHECK(run(out, sizeof out, "%s/apq-search --bogus 1", b) == 2);
     CHECK(run(out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini", b) == 2);
