@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < cfg.n_phases; i++) total_steps += cfg.phase[i].steps;
         cfg.has_fixed = 1;
         sn_schedule_sandwich(&cfg, &s, total_steps, total_steps, lr, warmup, 0, 0);
-        cfg.phase[0].lr_end_frac = 0;
+        cfg.phase[0].lr_end_frac = lr_end;
         snprintf(cfg.phase[0].name, sizeof cfg.phase[0].name, "scratch");
     }
     struct dataset train, val;

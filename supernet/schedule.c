@@ -33,10 +33,12 @@ void sn_schedule_sandwich(struct sn_train_cfg *cfg, const struct space *s, long 
     if (largest_steps > 0) /* the largest network first, as a teacher warm-up (issue #2) */
         cfg->phase[cfg->n_phases++] =
             phase("largest", largest_steps, lr, 0.05f, warmup, 1, 0, 0, -1, full);
-    if (steps > largest_steps)
-        cfg->phase[cfg->n_phases++] =
+    if (steps > largest_steps) {
+        cfg->phase[cfg->n_phases] =
             phase("sandwich", steps - largest_steps, lr, 0.05f, largest_steps > 0 ? 0 : warmup,
                   2 + n_random, 1, kd ? 1 : 0, -1, all);
+        cfg->phase[cfg->n_phases++].lr_continue = largest_steps > 0; /* one cosine over both */
+    }
 }
 
 void sn_schedule_ps(struct sn_train_cfg *cfg, const struct space *s, const long steps[6], float lr,

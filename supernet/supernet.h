@@ -175,6 +175,8 @@ struct sn_phase {
     int kd;       /* 0: labels only; 1: in-place from the step's largest; 2: from the teacher */
     int sort;     /* -1: none; else importance-sort middle channels at the phase start,
                      keeping channels [0, sort*cin) ahead (0: full sort) (ofa.md §3) */
+    int lr_continue; /* 1: this phase continues the previous phase's lr curve (one
+                        warm-up + cosine over both) instead of starting its own */
     struct sn_elastic el;
 };
 enum sn_schedule { SN_SCHEDULE_SANDWICH, SN_SCHEDULE_PS };

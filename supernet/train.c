@@ -40,11 +40,18 @@ double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arc
     return (double)correct / n_images;
 }
 
-/* Warm-up, then cosine from the phase's lr to lr*lr_end_frac (ofa.md §6.1;
- * BigNAS clamps the end at 5%, ofa.md §10). t counts steps inside the phase. */
-static float lr_at(const struct sn_phase *ph, long t) {
+/* Warm-up, then cosine from the peak lr to lr*lr_end_frac (ofa.md §6.1; BigNAS
+ * clamps the end at 5%, ofa.md §10), over phase i and the phases that continue
+ * its curve (lr_continue). t counts steps inside phase i. */
+static float lr_at(const struct sn_train_cfg *cfg, int i, long t) {
+    int g = i;
+    while (g > 0 && cfg->phase[g].lr_continue) t += cfg->phase[--g].steps;
+    long total = 0;
+    for (int j = g; j < cfg->n_phases && (j == g || cfg->phase[j].lr_continue); j++)
+        total += cfg->phase[j].steps;
+    const struct sn_phase *ph = &cfg->phase[g];
     if (t < ph->warmup_steps) return ph->lr * (float)(t + 1) / (float)ph->warmup_steps;
-    double u = (double)(t - ph->warmup_steps) / (double)(ph->steps - ph->warmup_steps);
+    double u = (double)(t - ph->warmup_steps) / (double)(total - ph->warmup_steps);
     double lo = ph->lr * ph->lr_end_frac;
     return (float)(lo + 0.5 * (ph->lr - lo) * (1 + cos(M_PI * u)));
 }
@@ -189,7 +196,8 @@ static int phase_of(const struct sn_train_cfg *cfg, long step, long *t) {
 
 /* Phase-start actions (also replayed on resume at a phase boundary). */
 static void start_phase(struct supernet *sn, const struct sn_phase *ph, struct train_state *st) {
-    memset(sn->mom, 0, sizeof(float) * sn->n_params); /* each phase starts its optimizer afresh */
+    if (!ph->lr_continue) /* a phase of its own starts its optimizer afresh (OFA) */
+        memset(sn->mom, 0, sizeof(float) * sn->n_params);
     if (ph->kd == 2 && !st->has_teacher) { /* the full network trained so far (ofa.md §6.2) */
         supernet_init(&st->teacher, &sn->s, 0, 0);
         memcpy(st->teacher.params, sn->params, sizeof(float) * sn->n_params);
@@ -277,7 +285,8 @@ int supernet_train(struct supernet *sn, const struct dataset *train, const struc
     int rc = APQ_OK;
     for (; st.step < total; st.step++) {
         long t;
-        const struct sn_phase *ph = &cfg->phase[phase_of(cfg, st.step, &t)];
+        int pi = phase_of(cfg, st.step, &t);
+        const struct sn_phase *ph = &cfg->phase[pi];
         if (t == 0) start_phase(sn, ph, &st);
         if (st.pos + B > train->n) {
             rng_shuffle_int(&st.rdata, st.perm, (size_t)train->n);
@@ -287,7 +296,7 @@ int supernet_train(struct supernet *sn, const struct dataset *train, const struc
         if (cfg->has_fixed) res = cfg->fixed.res;
         sn_input_batch(x, lab, tmp, train, st.perm + st.pos, B, res, 1, &st.rdata);
         st.pos += B;
-        float lr = lr_at(ph, t);
+        float lr = lr_at(cfg, pi, t);
         float loss0 = train_step(sn, &c, cfg, ph, &st, x, lab, res, soft, dlogits);
         if (!isfinite(loss0))
             apq_die("training diverged at step %ld (loss %g); lower the lr in the profile", st.step,

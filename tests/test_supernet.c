@@ -344,3 +344,29 @@ TEST(sn_train_resume_bit_exact) {
     dataset_free(&d);
     dataset_free(&v);
 }
+
+/* The sandwich schedule is one warm-up + cosine over both phases; PS restarts
+ * each phase's own curve (checked through the phase table). */
+TEST(sn_schedules_phase_tables) {
+    struct space s = tiny_space();
+    struct sn_train_cfg cfg = {0};
+    sn_schedule_sandwich(&cfg, &s, 100, 400, 0.1f, 10, 2, 1);
+    CHECK(cfg.n_phases == 2);
+    CHECK(cfg.phase[0].n_sub == 1 && cfg.phase[0].steps == 100 && !cfg.phase[0].lr_continue);
+    CHECK(cfg.phase[1].n_sub == 4 && cfg.phase[1].sandwich && cfg.phase[1].kd == 1 &&
+          cfg.phase[1].lr_continue && cfg.phase[1].el.mid_ratio_min == s.mid_ratio_min);
+    long ps[6] = {10, 20, 30, 40, 50, 60};
+    sn_schedule_ps(&cfg, &s, ps, 1.0f, 5);
+    CHECK(cfg.n_phases == 6);
+    const int n_sub[6] = {1, 1, 2, 2, 4, 4};
+    const float ratio[6] = {1, 0.37f, 0.03f, 0.09f, 0.03f, 0.09f};
+    for (int i = 0; i < 6; i++) {
+        CHECK(cfg.phase[i].n_sub == n_sub[i] && cfg.phase[i].steps == ps[i]);
+        CHECK_NEAR(cfg.phase[i].lr, ratio[i], 1e-6);
+        CHECK(!cfg.phase[i].lr_continue && cfg.phase[i].kd == (i ? 2 : 0));
+    }
+    CHECK(cfg.phase[0].el.kernel_min == 7 && cfg.phase[1].el.kernel_min == 3);
+    CHECK(cfg.phase[2].el.depth_drop == 1 && cfg.phase[3].el.depth_drop > 1);
+    CHECK(cfg.phase[4].sort == 0 && cfg.phase[5].sort == cfg.phase[4].el.mid_ratio_min);
+    CHECK(cfg.phase[4].el.mid_ratio_min == 4 && cfg.phase[5].el.mid_ratio_min == 3);
+}
