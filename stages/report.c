@@ -217,8 +217,8 @@ static void write_readme(const struct inputs *in, const struct table *t) {
             "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
             "chose, QAT-finetuned and measured. `on_front` marks rows no other row beats on both "
             "latency and val accuracy (`on_front`). Accuracy in %%.\n\n");
-    fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights kB | pred | val | test | "
-               "front | arch |\n");
+    fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights KiB | pred | val | test | "
+               "on_front | arch |\n");
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];
