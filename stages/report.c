@@ -216,7 +216,7 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     fprintf(f,
             "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
             "chose, QAT-finetuned and measured. `on_front` marks rows no other row beats on both "
-            "latency and val accuracy (`on_front`). Accuracy in %%.\n\n");
+            "latency and val accuracy. Accuracy in %%.\n\n");
     fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights KiB | pred | val | test | "
                "on_front | arch |\n");
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
