@@ -61,14 +61,28 @@ $(addprefix $(B)/apq-,$(STAGES)):
 	$(CC) -o $@ $^ $(LDLIBS)
 programs: $(addprefix $(B)/apq-,$(STAGES))
 
+# ---- PyTorch side by side (issue #3) -------------------------------------------
+# make bench: apq and bench/torch_reference.py (Debian's python3-torch) on the same
+# subnets, batch and threads -> bench/out/results.csv and bench/results.md.
+# Goldens: make $(B)/apq-golden-supernet && /usr/bin/python3 bench/make_goldens.py
+$(B)/apq-bench: $(B)/bench/bench.o $(NET_O)
+$(B)/apq-golden-supernet: $(B)/bench/golden_supernet.o $(NET_O)
+$(B)/apq-bench $(B)/apq-golden-supernet:
+	$(CC) -o $@ $^ $(LDLIBS)
+bench: $(B)/apq-bench
+	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
+	bash bench/run.sh $(B)/apq-bench
+
 # ---- tests ---------------------------------------------------------------
 TEST_SRC  ?= $(wildcard tests/test_*.c)
 TEST_MODS ?= util datasets nn quant supernet predictor devices search
 TEST_LIB_O = $(foreach m,$(TEST_MODS),$(call objs,$(m)))
 TEST_O   := $(patsubst %.c,$(B)/%.o,$(TEST_SRC))
-$(B)/tests/list.h: $(TEST_SRC)
+$(B)/tests/list.h: $(TEST_SRC) FORCE
 	@mkdir -p $(dir $@)
-	@sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' $(TEST_SRC) > $@.tmp && mv $@.tmp $@
+	@sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' $(TEST_SRC) > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+FORCE:
 $(B)/tests/run.o: tests/run.c $(B)/tests/list.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(B)/tests -c $< -o $@
@@ -88,7 +102,7 @@ format-check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps programs test format format-check clean
+.PHONY: all deps programs test bench format format-check clean
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
 -include pipeline.mk

@@ -170,11 +170,11 @@ struct sn_phase {
     long steps;
     float lr, lr_end_frac; /* peak lr; after warm-up the cosine decays to lr*lr_end_frac */
     int warmup_steps;
-    int n_sub;    /* subnets per step (gradients summed, one update) */
-    int sandwich; /* 1: largest + smallest + random (BigNAS); 0: uniform samples (OFA) */
-    int kd;       /* 0: labels only; 1: in-place from the step's largest; 2: from the teacher */
-    int sort;     /* -1: none; else importance-sort middle channels at the phase start,
-                     keeping channels [0, sort*cin) ahead (0: full sort) (ofa.md §3) */
+    int n_sub;       /* subnets per step (gradients summed, one update) */
+    int sandwich;    /* 1: largest + smallest + random (BigNAS); 0: uniform samples (OFA) */
+    int kd;          /* 0: labels only; 1: in-place from the step's largest; 2: from the teacher */
+    int sort;        /* -1: none; else importance-sort middle channels at the phase start,
+                        keeping channels [0, sort*cin) ahead (0: full sort) (ofa.md §3) */
     int lr_continue; /* 1: this phase continues the previous phase's lr curve (one
                         warm-up + cosine over both) instead of starting its own */
     struct sn_elastic el;

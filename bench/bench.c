@@ -1,0 +1,251 @@
+/* bench.c — apq's side of `make bench` (bench/run.sh runs it, then PyTorch).
+ *
+ * Per case, images/s at batch 128 (fp32, resolution 28): training = SN_TRAIN
+ * forward + label-smoothed CE + backward + one SGD-Nesterov update of the
+ * whole supernet, as supernet_train does per subnet; inference = SN_EVAL
+ * forward. Cases: the largest, the smallest and a fixed random subnet. Also
+ * the machine's sgemm peak (one large cblas_sgemm at the same thread count),
+ * each case's achieved GFLOP/s = MACs * 2 * (3 training, 1 inference) *
+ * images/s and its fraction of that peak, and the process's peak RSS after
+ * the training cases (getrusage). Not a pipeline stage; nothing reads its
+ * output but bench/run.sh.
+ *
+ *   APQ_THREADS=2 build/apq-bench --out bench/out [--seconds 4] [--batch 128]
+ *
+ * Writes OUT/apq.csv (case,arch,macs,images_per_s,gflops,frac_peak,seconds,iters),
+ * OUT/apq.env (key=value: threads, OpenBLAS kernel, sgemm peak, peak RSS, git rev)
+ * and OUT/bench-supernet.h5 (the weights, for the PyTorch side).
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../supernet/supernet.h"
+
+#define BENCH_SEED      1
+#define BENCH_ARCH_SEED 2024 /* the fixed random subnet */
+#define SGEMM_N         2048
+
+struct bcase {
+    const char *name;
+    int train;
+    struct arch a;
+    double macs, images_per_s, seconds;
+    long iters;
+};
+
+struct bench {
+    struct supernet sn;
+    struct sn_ctx c;
+    float *x, *dlogits;
+    int *y, batch;
+};
+
+// ---- one step ------------------------------------------------------------------
+
+/* SGD-Nesterov over every tensor, no weight decay on BN and biases (as supernet_train). */
+static void sgd_update(struct supernet *sn, float lr, float momentum, float wd) {
+    for (int i = 0; i < sn->n_tensors; i++) {
+        const struct sn_tensor *t = &sn->tensors[i];
+        if (t->is_buffer) continue;
+        nn_sgd_step(sn->params + t->offset, sn->grads + t->offset, sn->mom + t->offset, t->size, lr,
+                    momentum, t->no_decay ? 0.0f : wd, 1);
+    }
+}
+
+static void step(struct bench *b, const struct bcase *k) {
+    struct supernet *sn = &b->sn;
+    if (!k->train) {
+        supernet_forward(sn, &b->c, &k->a, NULL, b->x, b->batch, SN_EVAL);
+        return;
+    }
+    memset(sn->grads, 0, sizeof(float) * sn->n_params);
+    const float *logits = supernet_forward(sn, &b->c, &k->a, NULL, b->x, b->batch, SN_TRAIN);
+    nn_softmax_ce(b->dlogits, logits, b->y, NULL, b->batch, sn->s.n_classes, 0.1f);
+    supernet_backward(sn, &b->c, b->dlogits);
+    sgd_update(sn, 1e-3f, 0.9f, 4e-5f);
+}
+
+/* Two warm-up steps, then steps until `seconds` have passed (at least 3). */
+static void run_case(struct bench *b, struct bcase *k, double seconds) {
+    step(b, k);
+    step(b, k);
+    long n = 0;
+    double t0 = apq_time(), dt;
+    do {
+        step(b, k);
+        n++;
+        dt = apq_time() - t0;
+    } while (n < 3 || dt < seconds);
+    k->iters = n;
+    k->seconds = dt;
+    k->images_per_s = (double)n * b->batch / dt;
+}
+
+// ---- machine facts ---------------------------------------------------------------
+
+/* Best of 5 single-precision n x n x n products, GFLOP/s, on `threads` OpenBLAS threads. */
+static double sgemm_peak(int threads) {
+    const int n = SGEMM_N;
+    float *a = apq_falloc((size_t)n * n), *bm = apq_falloc((size_t)n * n),
+          *c = apq_falloc((size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        bm[i] = (float)(i % 5) * 0.1f;
+    }
+    openblas_set_num_threads(threads);
+    double best = 1e30;
+    for (int r = 0; r < 6; r++) {
+        double t0 = apq_time();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, bm, n, 0.0f, c,
+                    n);
+        double dt = apq_time() - t0;
+        if (r > 0 && dt < best) best = dt; /* the first call warms up */
+    }
+    openblas_set_num_threads(1); /* apq's own setting (apq_runtime_init) */
+    free(a);
+    free(bm);
+    free(c);
+    return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+// ---- main ------------------------------------------------------------------------
+
+static void usage(const char *prog) {
+    fprintf(stderr,
+            "usage: %s --out DIR [--space FILE.ini] [--data DIR] [--seconds S] [--batch N]\n",
+            prog);
+    exit(2);
+}
+
+static void write_files(const char *dir, const struct space *s, const struct bcase *cases, int n,
+                        double peak, int threads, double rss_before, double rss_train) {
+    char path[1024], tmp[1100], buf[ARCH_STR_MAX];
+    snprintf(path, sizeof path, "%s/apq.csv", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) apq_die("%s: cannot write", tmp);
+    fprintf(f, "case,arch,macs,images_per_s,gflops,frac_peak,seconds,iters\n");
+    for (int i = 0; i < n; i++) {
+        const struct bcase *k = &cases[i];
+        double gflops = k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9;
+        arch_to_string(s, &k->a, buf, sizeof buf);
+        fprintf(f, "%s,%s,%.0f,%.6g,%.6g,%.6g,%.6g,%ld\n", k->name, buf, k->macs, k->images_per_s,
+                gflops, gflops / peak, k->seconds, k->iters);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+
+    snprintf(path, sizeof path, "%s/apq.env", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) apq_die("%s: cannot write", tmp);
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    fprintf(f, "threads=%d\nopenblas_core=%s\nopenblas_coretype=%s\n", threads,
+            openblas_get_corename(), ct ? ct : "unset");
+    fprintf(f, "sgemm_n=%d\nsgemm_peak_gflops=%.6g\n", SGEMM_N, peak);
+    fprintf(f, "peak_rss_mb_before_training=%.1f\npeak_rss_mb_training=%.1f\n", rss_before,
+            rss_train);
+    fprintf(f, "git_rev=%s\n", apq_git_rev());
+    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+}
+
+int main(int argc, char **argv) {
+    const char *out = NULL, *space_path = "supernet/spaces/fmnist-mbv2.ini",
+               *data = "/usr/share/datasets/fashion-mnist";
+    double seconds = 4;
+    int batch = 128;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) usage(argv[0]);
+        if (!strcmp(argv[i], "--out"))
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--space"))
+            space_path = argv[++i];
+        else if (!strcmp(argv[i], "--data"))
+            data = argv[++i];
+        else if (!strcmp(argv[i], "--seconds"))
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--batch"))
+            batch = atoi(argv[++i]);
+        else
+            usage(argv[0]);
+    }
+    if (!out || seconds <= 0 || batch <= 0) usage(argv[0]);
+    int threads = apq_runtime_init(argc, argv, 0);
+    double peak = sgemm_peak(threads);
+    apq_log("sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads, kernel %s)", peak, SGEMM_N, SGEMM_N,
+            SGEMM_N, threads, openblas_get_corename());
+
+    struct space s;
+    int rc = space_load(space_path, &s);
+    if (rc < 0) apq_die_status(rc);
+    struct bench b = {.batch = batch};
+    supernet_init(&b.sn, &s, BENCH_SEED, 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/bench-supernet.h5", out);
+    rc = supernet_save(&b.sn, path, BENCH_SEED, "bench", NULL);
+    if (rc < 0) apq_die_status(rc);
+
+    /* the first `batch` training images (the same ones the PyTorch side reads) */
+    struct dataset train, test;
+    rc = idx_load_dir(data, &train, &test);
+    if (rc < 0) apq_die_status(rc);
+    if (train.n < batch || train.h != s.in_size)
+        apq_die("%s: need %d images of %dx%d", data, batch, s.in_size, s.in_size);
+    b.x = apq_falloc((size_t)batch * train.h * train.w);
+    b.dlogits = apq_falloc((size_t)batch * s.n_classes);
+    b.y = apq_xmalloc(sizeof(int) * (size_t)batch);
+    int *idx = apq_xmalloc(sizeof(int) * (size_t)batch);
+    for (int i = 0; i < batch; i++) idx[i] = i;
+    dataset_batch(b.x, b.y, &train, idx, batch, 0, NULL);
+    free(idx);
+    dataset_free(&train);
+    dataset_free(&test);
+    sn_ctx_init(&b.c, &b.sn, batch, BENCH_SEED);
+
+    struct arch big, small, rnd;
+    int res = s.in_size;
+    arch_largest(&s, 0, &big);
+    arch_smallest(&s, 0, &small);
+    struct rng r;
+    rng_init(&r, BENCH_ARCH_SEED, RNG_SAMPLE);
+    arch_sample(&s, &r, 0, &rnd);
+    rng_free(&r);
+    big.res = small.res = rnd.res = (uint16_t)res;
+    struct bcase cases[] = {
+        {.name = "train-largest", .train = 1, .a = big},
+        {.name = "train-smallest", .train = 1, .a = small},
+        {.name = "train-random", .train = 1, .a = rnd},
+        {.name = "infer-largest", .a = big},
+        {.name = "infer-smallest", .a = small},
+        {.name = "infer-random", .a = rnd},
+    };
+    int n_cases = (int)(sizeof cases / sizeof cases[0]);
+    double rss_before = peak_rss_mb(), rss_train = 0;
+    for (int i = 0; i < n_cases; i++) {
+        struct bcase *k = &cases[i];
+        k->macs = arch_macs(&s, &k->a);
+        run_case(&b, k, seconds);
+        apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
+                k->images_per_s, k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9,
+                100 * k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9 / peak, k->iters);
+        if (k->train) rss_train = peak_rss_mb();
+    }
+    apq_log("peak RSS %.1f MB after the training cases (%.1f MB before them); arena high-water "
+            "%.1f MB",
+            rss_train, rss_before, b.c.arena.high * 4.0 / 1e6);
+    write_files(out, &s, cases, n_cases, peak, threads, rss_before, rss_train);
+    free(b.x);
+    free(b.dlogits);
+    free(b.y);
+    sn_ctx_free(&b.c);
+    supernet_free(&b.sn);
+    return 0;
+}
