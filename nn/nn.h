@@ -64,7 +64,7 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
  * receives the biased batch variance (for BN recalibration, reference/ofa.md §7). */
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps);
-/* eval: y = gamma*(x-rmean)/sqrt(rvar+eps) + beta. */
+/* eval: y = gamma*(x-rmean)/sqrt(rvar+eps) + beta. Both BN forwards allow y == x. */
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                         const float *rmean, const float *rvar, int M, int C, float eps);
 /* dx overwritten; dgamma/dbeta accumulated. x is the BN input of the forward. */

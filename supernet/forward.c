@@ -156,8 +156,9 @@ static float *A(struct fwd *f, size_t n) {
 // ---- layers ----------------------------------------------------------------------
 
 static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C) {
-    const float *x = f->t->node[in].v;
-    float *y = A(f, (size_t)M * C);
+    float *x = f->t->node[in].v;
+    /* only training's backward needs the BN input: elsewhere normalise in place */
+    float *y = f->mode == SN_TRAIN ? A(f, (size_t)M * C) : x;
     struct sn_op *op = new_op(f, OP_BN);
     op->in = in;
     op->M = M;
