@@ -64,7 +64,7 @@ programs: $(addprefix $(B)/apq-,$(STAGES))
 # ---- PyTorch side by side (issue #3) -------------------------------------------
 # make bench: apq and bench/torch_reference.py (Debian's python3-torch) on the same
 # subnets, batch and threads -> bench/out/results.csv and bench/results.md.
-# Goldens: make $(B)/apq-golden-supernet && /usr/bin/python3 bench/make_goldens.py
+# make goldens: regenerate tests/golden/torch_reference.h5 (only when the reference changed on purpose)
 $(B)/apq-bench: $(B)/bench/bench.o $(NET_O)
 $(B)/apq-golden-supernet: $(B)/bench/golden_supernet.o $(NET_O)
 $(B)/apq-bench $(B)/apq-golden-supernet:
@@ -72,6 +72,9 @@ $(B)/apq-bench $(B)/apq-golden-supernet:
 bench: $(B)/apq-bench
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
 	bash bench/run.sh $(B)/apq-bench
+goldens: $(B)/apq-golden-supernet
+	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
+	/usr/bin/python3 bench/make_goldens.py --golden-supernet $(B)/apq-golden-supernet
 
 # ---- tests ---------------------------------------------------------------
 TEST_SRC  ?= $(wildcard tests/test_*.c)
@@ -102,7 +105,7 @@ format-check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps programs test bench format format-check clean
+.PHONY: all deps programs test bench goldens format format-check clean
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
 -include pipeline.mk
