@@ -100,9 +100,8 @@ int main(int argc, char **argv) {
     int max_batch = batch > cfg.qat_batch ? batch : cfg.qat_batch;
     struct sn_ctx c;
     sn_ctx_init(&c, &sn, max_batch, (uint64_t)seed);
-    float *snapshot = apq_falloc(sn.n_params), *bufs = apq_falloc(sn.n_bufs);
+    float *snapshot = apq_falloc(sn.n_params); /* QAT edits weights: restored per sample */
     memcpy(snapshot, sn.params, sizeof(float) * sn.n_params);
-    memcpy(bufs, sn.bufs, sizeof(float) * sn.n_bufs);
     struct rng r;
     rng_init(&r, (uint64_t)seed, RNG_SAMPLE);
     char **archs = apq_xcalloc((size_t)cfg.n, sizeof(char *));
@@ -157,7 +156,6 @@ int main(int argc, char **argv) {
     free(wkb);
     free(seen);
     free(snapshot);
-    free(bufs);
     rng_free(&r);
     sn_ctx_free(&c);
     supernet_free(&sn);

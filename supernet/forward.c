@@ -464,7 +464,7 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     op->out = new_node(&f, logits, (size_t)n * s->n_classes);
     f.layer++;
     if (q) q->n_layers = f.layer;
-    if (mode == SN_CALIB) c->calib_batches += n;
+    if (mode == SN_CALIB) c->calib_images += n;
     return logits;
 }
 
@@ -610,7 +610,7 @@ void supernet_recalibrate(struct supernet *sn, struct sn_ctx *c, const struct ar
     APQ_ASSERT(n_images > 0);
     memset(c->calib_mean, 0, sizeof(double) * sn->n_bufs);
     memset(c->calib_var, 0, sizeof(double) * sn->n_bufs);
-    c->calib_batches = 0;
+    c->calib_images = 0;
     float *x = apq_falloc((size_t)B * res * res * s->in_ch);
     float *tmp = apq_falloc((size_t)B * calib->h * calib->w);
     int *idx = apq_xmalloc(sizeof(int) * (size_t)B), *lab = apq_xmalloc(sizeof(int) * (size_t)B);
@@ -622,7 +622,7 @@ void supernet_recalibrate(struct supernet *sn, struct sn_ctx *c, const struct ar
     }
     /* mean of per-batch means and of per-batch (biased) variances, ofa.md §7 */
     size_t off = 0;
-    double total = c->calib_batches;
+    double total = c->calib_images;
     for (int i = 0; i < c->n_ops; i++) {
         const struct sn_op *op = &c->ops[i];
         if (op->kind != OP_BN) continue;

@@ -119,9 +119,9 @@ struct sn_ctx {
     size_t scratch_floats;
     /* BN recalibration accumulators, per BN op in forward order */
     double *calib_mean, *calib_var;
-    int calib_batches;
-    float dropout;  /* dropout before the classifier in SN_TRAIN (0 = off) */
-    struct rng rng; /* dropout masks */
+    int calib_images; /* images accumulated since the last reset */
+    float dropout;    /* dropout before the classifier in SN_TRAIN (0 = off) */
+    struct rng rng;   /* dropout masks */
     const struct arch *arch;
     struct sn_quant *quant; /* quantization state of the last forward (NULL on fp32) */
     int quant_calibrate;    /* SN_CALIB: set quant ranges from this batch instead of quantizing */
