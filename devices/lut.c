@@ -370,7 +370,7 @@ int lut_load(struct lut *t, const char *path, const struct space *s) {
     float *lat = NULL, *en = NULL;
     struct lut_entry *e = NULL;
     size_t n = 0, n2 = 0;
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)s->hash);
+    space_hash_text(s, want);
     if ((rc = h5_attr_get_str(f, "space_hash", hash, sizeof hash)) < 0) goto done;
     h5_attr_get_str(f, "space_name", name, sizeof name); /* messages only */
     if (strcmp(hash, want)) {

@@ -56,7 +56,7 @@ int predictor_save(const struct predictor *p, const struct space *s, const char 
     APQ_ASSERT(p->in_dim == encode_fp32_dim(s));
     APQ_ASSERT(p->bit_dim == 0 || p->bit_dim == encode_bits_dim(s));
     char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->hash);
+    space_hash_text(s, hash);
     struct tensor t[2 * PRED_MAX_LAYERS + 4];
     int nt = tensors(p, t);
     const struct pred_metrics *m = &p->metrics;
@@ -107,7 +107,7 @@ int predictor_load(struct predictor *p, const char *path, const struct space *s)
     if (rc < 0) return rc;
     char hash[64], want[32], name[128] = "?";
     int enc = 0, in_dim = 0, bit_dim = 0, hidden = 0, layers = 0;
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)s->hash);
+    space_hash_text(s, want);
     if ((rc = h5_attr_get_str(f, "space_hash", hash, sizeof hash)) < 0) goto done;
     if (strcmp(hash, want)) {
         h5_attr_get_str(f, "space_name", name, sizeof name);

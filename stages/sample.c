@@ -27,7 +27,7 @@ static int write_samples(const char *out, const struct space *s, char **archs, c
     int rc = h5_create(out, &f);
     if (rc < 0) return rc;
     char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->hash);
+    space_hash_text(s, hash);
     hsize_t dim = (hsize_t)n;
     rc = h5_write_provenance(f, "samples", 1, (uint64_t)seed, profile);
     if (rc == 0) rc = h5_attr_set_str(f, "space_hash", hash);

@@ -74,7 +74,7 @@ static int write_rows(const char *path, const struct space *s, const struct row 
                                    "latency_ms",        "energy_mj",        "macs_m",
                                    "weight_kb"};
     char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->hash);
+    space_hash_text(s, hash);
     hsize_t dims[1] = {(hsize_t)n};
     hid_t f;
     int rc = h5_create(path, &f);

@@ -31,7 +31,7 @@ static int samples_load(const char *path, const struct space *s, int quant, stru
     size_t n = 0, n_acc = 0;
     int rc = h5_open_read(path, "samples", 1, &f);
     if (rc < 0) return rc;
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)s->hash);
+    space_hash_text(s, want);
     if ((rc = h5_attr_get_str(f, "space_hash", hash, sizeof hash)) < 0) goto done;
     if (strcmp(hash, want)) {
         rc = apq_set_error(APQ_EMISMATCH,

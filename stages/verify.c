@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     if ((rc = h5_read_i32(fs, "user_budget", 1, &dn, user)) < 0) apq_die_status(rc);
     char device[64] = "", hash_in[64] = "", hash_want[32];
     h5_attr_get_str(fs, "device", device, sizeof device);
-    snprintf(hash_want, sizeof hash_want, "%016llx", (unsigned long long)s.hash);
+    space_hash_text(&s, hash_want);
     if (h5_attr_get_str(fs, "space_hash", hash_in, sizeof hash_in) < 0 ||
         strcmp(hash_in, hash_want))
         apq_die("%s: searched in another search space than %s; hint: make reruns the search",
@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
     hid_t f;
     if ((rc = h5_create(out, &f)) < 0) apq_die_status(rc);
     char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s.hash);
+    space_hash_text(&s, hash);
     rc = h5_write_provenance(f, "verified", 1, (uint64_t)seed, prof_name);
     if (rc == 0) rc = h5_attr_set_str(f, "space_hash", hash);
     if (rc == 0) rc = h5_attr_set_str(f, "device", device);

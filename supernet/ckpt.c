@@ -45,7 +45,7 @@ int supernet_save(const struct supernet *sn, const char *path, uint64_t seed, co
     int rc = h5_create(path, &f);
     if (rc < 0) return rc;
     char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)sn->s.hash);
+    space_hash_text(&sn->s, hash);
     rc = h5_write_provenance(f, "supernet", SN_FORMAT_VERSION, seed, profile);
     if (rc == 0) rc = h5_attr_set_str(f, "space", sn->s.text);
     if (rc == 0) rc = h5_attr_set_str(f, "space_hash", hash);
@@ -89,7 +89,7 @@ int supernet_load(struct supernet *sn, const char *path) {
     int rc = h5_open_read(path, "supernet", SN_FORMAT_VERSION, &f);
     if (rc < 0) return rc;
     char hash[64], want[32];
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)sn->s.hash);
+    space_hash_text(&sn->s, want);
     rc = h5_attr_get_str(f, "space_hash", hash, sizeof hash);
     if (rc == 0 && strcmp(hash, want))
         rc = apq_set_error(APQ_EMISMATCH,

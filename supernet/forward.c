@@ -368,7 +368,6 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     APQ_ASSERT(!f.quant || q);
     arena_reset(&c->arena);
     c->n_ops = 0;
-    c->arch = a;
     c->quant = q;
     f.t->n = 0;
     int fb = f.quant ? s->fixed_bits : 0, H = a->res, c0 = s->first_conv_ch;

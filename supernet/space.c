@@ -294,3 +294,7 @@ int space_choice_index(const int *choices, int n, int v) {
         if (choices[i] == v) return i;
     return -1;
 }
+
+void space_hash_text(const struct space *s, char *buf) {
+    snprintf(buf, 17, "%016llx", (unsigned long long)s->hash);
+}

@@ -68,6 +68,9 @@ int space_parse(const char *text, const char *origin, struct space *s);
 int space_block_hin(const struct space *s, int block, int res);
 /* Spatial size after the last stage at resolution r (input of feature mix). */
 int space_final_size(const struct space *s, int res);
+/* The space hash as the 16 lowercase hex digits every artifact stores in its
+ * `space_hash` attribute (docs/formats.md §2); buf holds >= 17 bytes. */
+void space_hash_text(const struct space *s, char *buf);
 /* Index of value v in a choice list, -1 when absent. */
 int space_choice_index(const int *choices, int n, int v);
 

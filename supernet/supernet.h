@@ -119,10 +119,9 @@ struct sn_ctx {
     size_t scratch_floats;
     /* BN recalibration accumulators, per BN op in forward order */
     double *calib_mean, *calib_var;
-    int calib_images; /* images accumulated since the last reset */
-    float dropout;    /* dropout before the classifier in SN_TRAIN (0 = off) */
-    struct rng rng;   /* dropout masks */
-    const struct arch *arch;
+    int calib_images;       /* images accumulated since the last reset */
+    float dropout;          /* dropout before the classifier in SN_TRAIN (0 = off) */
+    struct rng rng;         /* dropout masks */
     struct sn_quant *quant; /* quantization state of the last forward (NULL on fp32) */
     int quant_calibrate;    /* SN_CALIB: set quant ranges from this batch instead of quantizing */
 };
@@ -179,7 +178,6 @@ struct sn_phase {
                         warm-up + cosine over both) instead of starting its own */
     struct sn_elastic el;
 };
-enum sn_schedule { SN_SCHEDULE_SANDWICH, SN_SCHEDULE_PS };
 struct sn_train_cfg {
     int n_phases;
     struct sn_phase phase[SN_MAX_PHASES];
