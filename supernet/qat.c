@@ -7,8 +7,6 @@
 
 #include "supernet.h"
 
-void sn_sgd_update(struct supernet *sn, float lr, float momentum, float wd);
-
 void qat_calibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
                    const struct dataset *calib, int n_images) {
     APQ_ASSERT(arch_is_quantized(a));

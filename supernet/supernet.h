@@ -232,6 +232,11 @@ struct sn_train_report {
 int supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
                    const struct sn_train_cfg *cfg, struct sn_train_report *rep);
 
+/* One SGD-Nesterov step over every parameter tensor from sn->grads, with
+ * momentum buffer sn->mom (PyTorch semantics, nn_sgd_step); weight decay wd
+ * except on BN parameters and biases (ofa.md §6.1). lr per step. */
+void sn_sgd_update(struct supernet *sn, float lr, float momentum, float wd);
+
 /* ---- QAT -------------------------------------------------------------------- */
 /* Calibrate q for quantized arch a (apq.md §6): weight ranges from the
  * weights, activation ranges from one batch of `calib`. */

@@ -56,7 +56,6 @@ static float lr_at(const struct sn_train_cfg *cfg, int i, long t) {
     return (float)(lo + 0.5 * (ph->lr - lo) * (1 + cos(M_PI * u)));
 }
 
-/* One SGD-Nesterov update over all parameters; no weight decay on BN and biases. */
 void sn_sgd_update(struct supernet *sn, float lr, float momentum, float wd) {
     for (int i = 0; i < sn->n_tensors; i++) {
         const struct sn_tensor *t = &sn->tensors[i];

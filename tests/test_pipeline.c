@@ -197,6 +197,37 @@ TEST(pipeline_tiny_end_to_end) {
           !strstr(out, "apq-transfer-predictor"));
 }
 
+/* make scratch-baseline: three subnets from scratch against the same subnets
+ * extracted from the supernet, one row each, accuracies in percent. */
+TEST(pipeline_tiny_scratch_baseline) {
+    static char out[1 << 16];
+    snprintf(runs, sizeof runs, "%s/runs", test_tmpdir);
+    snprintf(reports, sizeof reports, "%s/reports", test_tmpdir);
+    int st = make_tiny(out, sizeof out, "scratch-baseline");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/tiny/scratch-baseline.csv", reports);
+    struct csv_table t;
+    CHECK(csv_read_table(p, &t) == APQ_OK);
+    if (test_failed_checks) return;
+    CHECK(t.n_rows == 4);
+    const char *cols[] = {"acc_val_supernet", "acc_test_supernet", "acc_val_scratch",
+                          "acc_test_scratch"};
+    for (size_t c = 0; c < 4; c++) {
+        int j = csv_table_col(&t, cols[c]);
+        CHECK(j >= 0);
+        for (int r = 1; r < t.n_rows && j >= 0; r++) {
+            double v = atof(t.cell[r][j]);
+            CHECK(v > 0 && v <= 100);
+        }
+    }
+    CHECK(!strcmp(t.cell[1][0], "smallest") && !strcmp(t.cell[3][0], "largest"));
+    csv_table_free(&t);
+    snprintf(p, sizeof p, "%s/tiny/scratch/middle.h5", runs);
+    CHECK(access(p, F_OK) == 0);
+}
+
 /* Bad input: one line naming the problem, exit 1 (2 for usage), nothing written. */
 TEST(pipeline_bad_input) {
     static char out[1 << 14];
