@@ -121,7 +121,8 @@ static double peak_rss_mb(void) {
 
 static void usage(const char *prog) {
     fprintf(stderr,
-            "usage: %s --out DIR [--space FILE.ini] [--data DIR] [--seconds S] [--batch N]\n",
+            "usage: %s --out DIR [--space FILE.ini] [--data DIR] [--seconds S] [--batch N]\n"
+            "       [--case NAME]   (only that case, for profiling; nothing is written)\n",
             prog);
     exit(2);
 }
@@ -158,7 +159,7 @@ static void write_files(const char *dir, const struct space *s, const struct bca
 }
 
 int main(int argc, char **argv) {
-    const char *out = NULL, *space_path = "supernet/spaces/fmnist-mbv2.ini",
+    const char *out = NULL, *only = NULL, *space_path = "supernet/spaces/fmnist-mbv2.ini",
                *data = "/usr/share/datasets/fashion-mnist";
     double seconds = 4;
     int batch = 128;
@@ -174,6 +175,8 @@ int main(int argc, char **argv) {
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--case"))
+            only = argv[++i];
         else
             usage(argv[0]);
     }
@@ -232,6 +235,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_cases; i++) {
         struct bcase *k = &cases[i];
         k->macs = arch_macs(&s, &k->a);
+        if (only && strcmp(only, k->name)) continue;
         run_case(&b, k, seconds);
         apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
                 k->images_per_s, k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9,
@@ -241,7 +245,7 @@ int main(int argc, char **argv) {
     apq_log("peak RSS %.1f MB after the training cases (%.1f MB before them); arena high-water "
             "%.1f MB",
             rss_train, rss_before, b.c.arena.high * 4.0 / 1e6);
-    write_files(out, &s, cases, n_cases, peak, threads, rss_before, rss_train);
+    if (!only) write_files(out, &s, cases, n_cases, peak, threads, rss_before, rss_train);
     free(b.x);
     free(b.dlogits);
     free(b.y);

@@ -34,12 +34,15 @@
 enum red_op {
     RED_SUM,   /* s1[c] = sum_r a[r][c] */
     RED_SQDEV, /* s1[c] = sum_r (a[r][c] - mu[c])^2 */
-    RED_DOTDEV /* s1[c] = sum_r b[r][c];  s2[c] = sum_r b[r][c] * (a[r][c] - mu[c]) */
+    RED_DOTDEV /* s1[c] = sum_r b'[r][c];  s2[c] = sum_r b'[r][c] * (a[r][c] - mu[c]), where
+                * b' = b, or with `scale` given, b masked to 0 < scale*(a-mu)+shift < 6 (ReLU6) */
 };
 
-/* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 (cw <= RED_COLS). */
+/* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 (cw <= RED_COLS).
+ * scale/shift (RED_DOTDEV with the ReLU6 mask; else NULL) are indexed from c0. */
 static void red_rows(float *restrict p1, float *restrict p2, const float *a, const float *b,
-                     const float *mu, size_t ld, int r0, int r1, int c0, int cw, enum red_op op) {
+                     const float *mu, const float *scale, const float *shift, size_t ld, int r0,
+                     int r1, int c0, int cw, enum red_op op) {
     for (int c = 0; c < cw; c++) p1[c] = p2[c] = 0;
     for (int r = r0; r < r1; r++) {
         const float *restrict ar = a + (size_t)r * ld + c0;
@@ -51,12 +54,21 @@ static void red_rows(float *restrict p1, float *restrict p2, const float *a, con
                 float d = ar[c] - m[c];
                 p1[c] = fmaf(d, d, p1[c]);
             }
-        } else {
+        } else if (!scale) {
             const float *restrict br = b + (size_t)r * ld + c0;
             const float *restrict m = mu + c0;
             for (int c = 0; c < cw; c++) {
                 p1[c] += br[c];
                 p2[c] = fmaf(br[c], ar[c] - m[c], p2[c]);
+            }
+        } else {
+            const float *restrict br = b + (size_t)r * ld + c0;
+            const float *restrict m = mu + c0, *restrict sc = scale, *restrict sh = shift;
+            for (int c = 0; c < cw; c++) {
+                const float d = ar[c] - m[c], z = fmaf(sc[c], d, sh[c]);
+                const float g = (z > 0.0f && z < 6.0f) ? br[c] : 0.0f;
+                p1[c] += g;
+                p2[c] = fmaf(g, d, p2[c]);
             }
         }
     }
@@ -64,9 +76,11 @@ static void red_rows(float *restrict p1, float *restrict p2, const float *a, con
 
 /* s1[c] (and s2[c] for RED_DOTDEV) = the reduction `op` over rows 0..M-1 of the
  * [M][C] arrays a (and b), row stride ld. Overwrites s1/s2; s2 may be NULL
- * unless op is RED_DOTDEV. */
+ * unless op is RED_DOTDEV. scale/shift [C]: the fused ReLU6 mask of RED_DOTDEV
+ * (NULL: none). */
 static void col_reduce(float *s1, float *s2, const float *a, const float *b, const float *mu,
-                       size_t ld, int M, int C, enum red_op op) {
+                       const float *scale, const float *shift, size_t ld, int M, int C,
+                       enum red_op op) {
     float part1[RED_CHUNKS][RED_COLS], part2[RED_CHUNKS][RED_COLS];
     int chunks = M < RED_CHUNKS ? (M > 0 ? M : 1) : RED_CHUNKS;
     for (int c0 = 0; c0 < C; c0 += RED_COLS) {
@@ -74,7 +88,8 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
 #pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
         for (int ch = 0; ch < chunks; ch++) {
             int r0 = (int)((long)M * ch / chunks), r1 = (int)((long)M * (ch + 1) / chunks);
-            red_rows(part1[ch], part2[ch], a, b, mu, ld, r0, r1, c0, cw, op);
+            red_rows(part1[ch], part2[ch], a, b, mu, scale ? scale + c0 : NULL,
+                     shift ? shift + c0 : NULL, ld, r0, r1, c0, cw, op);
         }
         for (int c = 0; c < cw; c++) {
             float t1 = 0, t2 = 0;
@@ -145,7 +160,7 @@ void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias,
         float s[RED_COLS];
         for (int c0 = 0; c0 < N; c0 += RED_COLS) {
             int cw = N - c0 < RED_COLS ? N - c0 : RED_COLS;
-            col_reduce(s, NULL, dout + c0, NULL, NULL, (size_t)ldo, M, cw, RED_SUM);
+            col_reduce(s, NULL, dout + c0, NULL, NULL, NULL, NULL, (size_t)ldo, M, cw, RED_SUM);
             for (int c = 0; c < cw; c++) dbias[c0 + c] += s[c];
         }
     }
@@ -233,72 +248,102 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
 
 // ---- batch normalisation ---------------------------------------------------
 
+/* y = scale*d + shift, then ReLU6 as a compare-select when relu6 (no
+ * fminf/fmaxf calls; NaN maps to 0 as in nn_relu6_forward). */
+static inline float bn_act(float scale, float d, float shift, int relu6) {
+    float z = fmaf(scale, d, shift);
+    if (!relu6) return z;
+    z = z > 0.0f ? z : 0.0f;
+    return z < 6.0f ? z : 6.0f;
+}
+
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
-                         const float *gamma, const float *beta, int M, int C, float eps) {
+                         const float *gamma, const float *beta, int M, int C, float eps,
+                         int relu6) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
-    col_reduce(mean, NULL, x, NULL, NULL, (size_t)C, M, C, RED_SUM);
+    col_reduce(mean, NULL, x, NULL, NULL, NULL, NULL, (size_t)C, M, C, RED_SUM);
     for (int c = 0; c < C; c++) mean[c] /= (float)M;
     /* two passes: the variance from deviations, not E[x^2] - mean^2 */
-    col_reduce(invstd, NULL, x, NULL, mean, (size_t)C, M, C, RED_SQDEV);
+    col_reduce(invstd, NULL, x, NULL, mean, NULL, NULL, (size_t)C, M, C, RED_SQDEV);
     for (int c = 0; c < C; c++) {
         float var = invstd[c] / (float)M;
         if (var_out) var_out[c] = var;
         invstd[c] = 1.0f / sqrtf(var + eps);
     }
-#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-    for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
-        const float *xr = x + (size_t)m * C;
-        float *yr = y + (size_t)m * C;
-        for (int c = 0; c < C; c++) yr[c] = fmaf(gamma[c] * invstd[c], xr[c] - mean[c], beta[c]);
+    float scale[RED_COLS];
+    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
+        const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
+        for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] * invstd[c0 + c];
+        const float *mu = mean + c0, *sh = beta + c0;
+#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
+        for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
+            const float *xr = x + (size_t)m * C + c0;
+            float *yr = y + (size_t)m * C + c0;
+            for (int c = 0; c < cw; c++) yr[c] = bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
+        }
     }
 }
 
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
-                        const float *rmean, const float *rvar, int M, int C, float eps) {
+                        const float *rmean, const float *rvar, int M, int C, float eps, int relu6) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
     float scale[RED_COLS];
     for (int c0 = 0; c0 < C; c0 += RED_COLS) {
         const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
         for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] / sqrtf(rvar[c0 + c] + eps);
+        const float *mu = rmean + c0, *sh = beta + c0;
 #pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
         for (int m = 0; m < M; m++) {
             const float *xr = x + (size_t)m * C + c0;
             float *yr = y + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++)
-                yr[c] = fmaf(scale[c], xr[c] - rmean[c0 + c], beta[c0 + c]);
+            for (int c = 0; c < cw; c++) yr[c] = bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
         }
     }
 }
 
-/* With xhat = (x-mean)*invstd, S1 = sum dy, S2 = sum dy*(x-mean):
+/* With xhat = (x-mean)*invstd, g = dy (masked by ReLU6's 0 < y < 6 when fused),
+ * S1 = sum g, S2 = sum g*(x-mean):
  *   dbeta = S1, dgamma = S2*invstd,
- *   dx = gamma*invstd * (dy - S1/M - (x-mean)*invstd^2*S2/M). */
+ *   dx = gamma*invstd * (g - S1/M - (x-mean)*invstd^2*S2/M).
+ * The mask is recomputed from x exactly as the forward computed y. */
 void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                    const float *mean, const float *invstd, const float *gamma, int M, int C) {
-    APQ_ASSERT(M > 0 && C > 0);
-    float s1[RED_COLS], s2[RED_COLS];
+                    const float *mean, const float *invstd, const float *gamma, const float *beta,
+                    int M, int C, int relu6) {
+    APQ_ASSERT(M > 0 && C > 0 && (!relu6 || beta));
+    float s1[RED_COLS], s2[RED_COLS], scale[RED_COLS];
     for (int c0 = 0; c0 < C; c0 += RED_COLS) {
         const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
-        col_reduce(s1, s2, x + c0, dy + c0, mean + c0, (size_t)C, M, cw, RED_DOTDEV);
+        for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] * invstd[c0 + c];
+        /* col_reduce indexes scale and shift from its own column 0 (= c0 here) */
+        col_reduce(s1, s2, x + c0, dy + c0, mean + c0, relu6 ? scale : NULL,
+                   relu6 ? beta + c0 : NULL, (size_t)C, M, cw, RED_DOTDEV);
         if (dbeta)
             for (int c = 0; c < cw; c++) dbeta[c0 + c] += s1[c];
         if (dgamma)
             for (int c = 0; c < cw; c++) dgamma[c0 + c] += s2[c] * invstd[c0 + c];
         if (!dx) continue;
-        float a[RED_COLS], b[RED_COLS], d[RED_COLS]; /* dx = a*dy + b*(x-mean) + d */
+        float a[RED_COLS], b[RED_COLS], d[RED_COLS]; /* dx = a*g + b*(x-mean) + d */
         for (int c = 0; c < cw; c++) {
-            const float is = invstd[c0 + c], g = gamma[c0 + c] * is;
+            const float is = invstd[c0 + c], g = scale[c];
             a[c] = g;
             b[c] = -g * is * is * s2[c] / (float)M;
             d[c] = -g * s1[c] / (float)M;
         }
+        const float *mu = mean + c0, *sh = relu6 ? beta + c0 : NULL;
 #pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
         for (int m = 0; m < M; m++) { /* no restrict: dx may alias dy */
             const float *dyr = dy + (size_t)m * C + c0, *xr = x + (size_t)m * C + c0;
-            const float *mu = mean + c0;
             float *dxr = dx + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++)
-                dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
+            if (!relu6) {
+                for (int c = 0; c < cw; c++)
+                    dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
+                continue;
+            }
+            for (int c = 0; c < cw; c++) {
+                const float dv = xr[c] - mu[c], z = fmaf(a[c], dv, sh[c]);
+                const float g = (z > 0.0f && z < 6.0f) ? dyr[c] : 0.0f;
+                dxr[c] = fmaf(a[c], g, fmaf(b[c], dv, d[c]));
+            }
         }
     }
 }

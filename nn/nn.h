@@ -58,18 +58,28 @@ void nn_conv_forward(float *out, const float *in, const float *w, float *scratch
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
                       float *scratch, int N, int H, int W, int Cin, int Cout, int k, int stride);
 
-/* ---- batch normalisation over x [M][C] (M = N*H*W) ---------------------
- * train: batch mean and biased variance per channel; y = gamma*(x-mean)*invstd + beta.
- * Saves mean[C] and invstd[C] = 1/sqrt(var+eps) for the backward. var_out (may be NULL)
- * receives the biased batch variance (for BN recalibration, reference/ofa.md §7). */
+/* ---- batch normalisation over x [M][C] (M = N*H*W), optionally fused with ReLU6 ----
+ * train: batch mean and biased variance per channel (two passes: the variance
+ * from deviations); y = act(gamma*(x-mean)*invstd + beta), act = ReLU6
+ * (min(max(.,0),6)) when relu6 != 0, else the identity. Saves mean[C] and
+ * invstd[C] = 1/sqrt(var+eps) for the backward. var_out (may be NULL) receives
+ * the biased batch variance (for BN recalibration, reference/ofa.md §7).
+ * Fusing the activation saves two passes over the tensor forward and one
+ * backward (DESIGN.md §8: memory traffic, not FLOPs, bounds these layers). */
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
-                         const float *gamma, const float *beta, int M, int C, float eps);
-/* eval: y = gamma*(x-rmean)/sqrt(rvar+eps) + beta. Both BN forwards allow y == x. */
+                         const float *gamma, const float *beta, int M, int C, float eps,
+                         int relu6);
+/* eval: y = act(gamma*(x-rmean)/sqrt(rvar+eps) + beta). Both BN forwards allow y == x. */
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
-                        const float *rmean, const float *rvar, int M, int C, float eps);
-/* dx overwritten; dgamma/dbeta accumulated. x is the BN input of the forward. */
+                        const float *rmean, const float *rvar, int M, int C, float eps, int relu6);
+/* dx overwritten; dgamma/dbeta accumulated; each may be NULL. x is the BN
+ * input of the train forward, dy the gradient of its output y (after the
+ * ReLU6 when relu6 != 0: the ReLU6 mask 0 < y < 6 is recomputed from x, mean,
+ * invstd, gamma and beta bit for bit as the forward computed y; beta may be
+ * NULL when relu6 == 0). dx == dy allowed. */
 void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                    const float *mean, const float *invstd, const float *gamma, int M, int C);
+                    const float *mean, const float *invstd, const float *gamma, const float *beta,
+                    int M, int C, int relu6);
 /* running = (1-momentum)*running + momentum*batch (PyTorch convention, momentum 0.1). */
 void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,
                           float momentum);

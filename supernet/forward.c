@@ -20,8 +20,7 @@ enum op_kind {
     OP_CONV,
     OP_DW,
     OP_PW,
-    OP_BN,
-    OP_RELU6,
+    OP_BN, /* batch norm, with the ReLU6 fused when op->relu6 */
     OP_ADD,
     OP_POOL,
     OP_LINEAR,
@@ -54,6 +53,7 @@ struct sn_op {
     struct kprep *kp; /* elastic-kernel chain to back-propagate dw through */
     struct sn_bn *bn;
     float *mean, *invstd;        /* saved batch statistics */
+    int relu6;                   /* BN fused with ReLU6 */
     int qlayer, bits, is_signed; /* fake-quantized activation */
     float *mask;                 /* dropout */
 };
@@ -155,7 +155,8 @@ static float *A(struct fwd *f, size_t n) {
 
 // ---- layers ----------------------------------------------------------------------
 
-static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C) {
+/* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused pass). */
+static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6) {
     float *x = f->t->node[in].v;
     /* only training's backward needs the BN input: elsewhere normalise in place */
     float *y = f->mode == SN_TRAIN ? A(f, (size_t)M * C) : x;
@@ -164,13 +165,15 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C) {
     op->M = M;
     op->C = C;
     op->bn = bn;
+    op->relu6 = relu6;
     if (f->mode == SN_EVAL) {
-        nn_bn_forward_eval(y, x, bn->gamma, bn->beta, bn->mean, bn->var, M, C, SN_BN_EPS);
+        nn_bn_forward_eval(y, x, bn->gamma, bn->beta, bn->mean, bn->var, M, C, SN_BN_EPS, relu6);
     } else {
         op->mean = A(f, (size_t)C);
         op->invstd = A(f, (size_t)C);
         float *var = A(f, (size_t)C);
-        nn_bn_forward_train(y, op->mean, op->invstd, var, x, bn->gamma, bn->beta, M, C, SN_BN_EPS);
+        nn_bn_forward_train(y, op->mean, op->invstd, var, x, bn->gamma, bn->beta, M, C, SN_BN_EPS,
+                            relu6);
         if (f->mode == SN_CALIB) {
             double *cm = f->c->calib_mean + f->bn_off, *cv = f->c->calib_var + f->bn_off;
             for (int i = 0; i < C; i++) {
@@ -181,15 +184,6 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C) {
     }
     f->bn_off += (size_t)C;
     op->out = new_node(f, y, (size_t)M * C);
-    return op->out;
-}
-
-static int emit_relu6(struct fwd *f, int in) {
-    struct node *x = &f->t->node[in];
-    nn_relu6_forward(x->v, x->v, x->n); /* in place: BN backward needs its input, not its output */
-    struct sn_op *op = new_op(f, OP_RELU6);
-    op->in = in;
-    op->out = new_node(f, x->v, x->n);
     return op->out;
 }
 
@@ -341,13 +335,13 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     int OH = nn_out_size(H, k, sb->stride), MO = N * OH * OH;
     int h = emit_qact(f, x, a->pw_a[b], 1);
     h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
-    h = emit_relu6(f, emit_bn(f, h, &blk->expand_bn, M, mid));
+    h = emit_bn(f, h, &blk->expand_bn, M, mid, 1);
     h = emit_qact(f, h, a->dw_a[b], 0);
     h = emit_dw(f, h, b, N, H, mid, k, sb->stride, a->dw_w[b]);
-    h = emit_relu6(f, emit_bn(f, h, &blk->dw_bn, MO, mid));
+    h = emit_bn(f, h, &blk->dw_bn, MO, mid, 1);
     h = emit_qact(f, h, a->pw_a[b], 0);
     h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
-    h = emit_bn(f, h, &blk->project_bn, MO, sb->cout);
+    h = emit_bn(f, h, &blk->project_bn, MO, sb->cout, 0);
     if (!sb->residual) return h;
     float *y = A(f, (size_t)MO * sb->cout);
     nn_add(y, f->t->node[h].v, f->t->node[x].v, (size_t)MO * sb->cout);
@@ -392,16 +386,16 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     op->dw = grad_of(sn, sn->first_conv_w);
     int h = op->out = new_node(&f, y0, (size_t)n * H * H * c0);
     f.layer++;
-    h = emit_relu6(&f, emit_bn(&f, h, &sn->first_conv_bn, n * H * H, c0));
+    h = emit_bn(&f, h, &sn->first_conv_bn, n * H * H, c0, 1);
 
     /* first block: dw 3x3 -> BN -> ReLU6 -> pw -> BN (+ identity) */
     int skip = h;
     h = emit_qact(&f, h, fb, 0);
     h = emit_dw(&f, h, -1, n, H, c0, 3, 1, fb);
-    h = emit_relu6(&f, emit_bn(&f, h, &sn->first_dw_bn, n * H * H, c0));
+    h = emit_bn(&f, h, &sn->first_dw_bn, n * H * H, c0, 1);
     h = emit_qact(&f, h, fb, 0);
     h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);
-    h = emit_bn(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch);
+    h = emit_bn(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch, 0);
     if (c0 == s->first_block_ch) {
         size_t sz = (size_t)n * H * H * c0;
         float *y = A(&f, sz);
@@ -423,7 +417,7 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     int last = s->stage[s->n_stages - 1].width, F = s->feature_mix_ch;
     h = emit_qact(&f, h, fb, 1);
     h = emit_pw(&f, h, sn->mix_w, last, n * H * H, last, F, fb);
-    h = emit_relu6(&f, emit_bn(&f, h, &sn->mix_bn, n * H * H, F));
+    h = emit_bn(&f, h, &sn->mix_bn, n * H * H, F, 1);
     float *pooled = A(&f, (size_t)n * F);
     nn_avgpool_forward(pooled, f.t->node[h].v, n, H * H, F);
     op = new_op(&f, OP_POOL);
@@ -558,13 +552,9 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
         case OP_BN:
             g = din_buf(c, x, &acc);
             nn_bn_backward(g, grad_of(sn, op->bn->gamma), grad_of(sn, op->bn->beta), y->g, x->v,
-                           op->mean, op->invstd, op->bn->gamma, op->M, op->C);
+                           op->mean, op->invstd, op->bn->gamma, op->bn->beta, op->M, op->C,
+                           op->relu6);
             din_done(x, g, acc);
-            break;
-        case OP_RELU6: /* in place on the gradient */
-            nn_relu6_backward(y->g, y->g, y->v, y->n);
-            APQ_ASSERT(!x->g);
-            x->g = y->g;
             break;
         case OP_ADD: {
             struct node *x2 = &nd[op->in2];

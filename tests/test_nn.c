@@ -345,7 +345,7 @@ TEST(nn_bn_forward_values) {
     /* one channel: x = 1,2,3,4 -> mean 2.5, biased var 1.25; another constant */
     const float x[8] = {1, 7, 2, 7, 3, 7, 4, 7}, gamma[2] = {2, 1}, beta[2] = {0.5f, -1};
     float y[8], mean[2], invstd[2], var[2];
-    nn_bn_forward_train(y, mean, invstd, var, x, gamma, beta, 4, 2, 1e-5f);
+    nn_bn_forward_train(y, mean, invstd, var, x, gamma, beta, 4, 2, 1e-5f, 0);
     CHECK_NEAR(mean[0], 2.5, 1e-6);
     CHECK_NEAR(var[0], 1.25, 1e-6);
     CHECK_NEAR(mean[1], 7, 1e-6);
@@ -358,7 +358,7 @@ TEST(nn_bn_forward_values) {
     }
     /* eval with the batch statistics reproduces train mode */
     float ye[8];
-    nn_bn_forward_eval(ye, x, gamma, beta, mean, var, 4, 2, 1e-5f);
+    nn_bn_forward_eval(ye, x, gamma, beta, mean, var, 4, 2, 1e-5f, 0);
     CHECK_ARRAY_REL(ye, y, 8, 1e-6);
     float rm[2] = {0, 0}, rv[2] = {1, 1};
     nn_bn_update_running(rm, rv, mean, var, 2, 0.1f);
@@ -376,7 +376,7 @@ TEST(nn_bn_wide_matches_double) {
     float *x = randn(&r, M * C, 3), *g = randn(&r, C, 1), *b = randn(&r, C, 1);
     float *y = zeros(M * C), *ye = zeros(M * C), mean[C], invstd[C], var[C];
     for (int i = 0; i < M * C; i++) x[i] += (float)(i % C) * 0.1f; /* per-channel offsets */
-    nn_bn_forward_train(y, mean, invstd, var, x, g, b, M, C, 1e-5f);
+    nn_bn_forward_train(y, mean, invstd, var, x, g, b, M, C, 1e-5f, 0);
     int bad = 0;
     for (int c = 0; c < C; c++) {
         double s = 0, ss = 0;
@@ -386,15 +386,15 @@ TEST(nn_bn_wide_matches_double) {
                fabs(var[c] - ss / M) > 1e-5 * ss / M;
     }
     CHECK(bad == 0);
-    nn_bn_forward_eval(ye, x, g, b, mean, var, M, C, 1e-5f);
+    nn_bn_forward_eval(ye, x, g, b, mean, var, M, C, 1e-5f, 0);
     CHECK_ARRAY_REL(ye, y, M * C, 1e-5);
     /* in place: y over x, dx over dy */
     float *xi = zeros(M * C), *dy = randn(&r, M * C, 1), *dx = zeros(M * C);
     memcpy(xi, x, sizeof(float) * M * C);
-    nn_bn_forward_train(xi, mean, invstd, NULL, xi, g, b, M, C, 1e-5f);
+    nn_bn_forward_train(xi, mean, invstd, NULL, xi, g, b, M, C, 1e-5f, 0);
     CHECK(!memcmp(xi, y, sizeof(float) * M * C));
-    nn_bn_backward(dx, NULL, NULL, dy, x, mean, invstd, g, M, C);
-    nn_bn_backward(dy, NULL, NULL, dy, x, mean, invstd, g, M, C);
+    nn_bn_backward(dx, NULL, NULL, dy, x, mean, invstd, g, b, M, C, 0);
+    nn_bn_backward(dy, NULL, NULL, dy, x, mean, invstd, g, b, M, C, 0);
     CHECK(!memcmp(dx, dy, sizeof(float) * M * C));
     free(x), free(g), free(b), free(y), free(ye), free(xi), free(dy), free(dx);
     rng_free(&r);
@@ -406,7 +406,7 @@ static struct {
 } bn;
 
 static double bn_loss(void) {
-    nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f);
+    nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f, 0);
     return dot(bn.y, bn.rr, (size_t)bn.M * bn.C);
 }
 
@@ -419,7 +419,7 @@ TEST(nn_bn_backward_fd) {
     bn.y = zeros(n), bn.rr = randn(&r, n, 1);
     float *dx = zeros(n), dg[8] = {0}, db[8] = {0}, fd[64];
     bn_loss();
-    nn_bn_backward(dx, dg, db, bn.rr, bn.x, bn.mean, bn.invstd, bn.gamma, bn.M, bn.C);
+    nn_bn_backward(dx, dg, db, bn.rr, bn.x, bn.mean, bn.invstd, bn.gamma, bn.beta, bn.M, bn.C, 0);
     fd_grad(fd, bn.x, 1, n, n, 1e-2f, bn_loss);
     CHECK_ARRAY_REL(dx, fd, n, 2e-3);
     fd_grad(fd, bn.gamma, 1, bn.C, bn.C, 0.25f, bn_loss); /* linear in gamma and beta */
@@ -429,11 +429,84 @@ TEST(nn_bn_backward_fd) {
     /* accumulation */
     float dg1[8], db1[8];
     memcpy(dg1, dg, sizeof dg), memcpy(db1, db, sizeof db);
-    nn_bn_backward(NULL, dg, db, bn.rr, bn.x, bn.mean, bn.invstd, bn.gamma, bn.M, bn.C);
+    nn_bn_backward(NULL, dg, db, bn.rr, bn.x, bn.mean, bn.invstd, bn.gamma, bn.beta, bn.M, bn.C, 0);
     for (int c = 0; c < bn.C; c++) {
         CHECK_NEAR(dg[c], 2 * dg1[c], 1e-5 * (1 + fabsf(dg1[c])));
         CHECK_NEAR(db[c], 2 * db1[c], 1e-5 * (1 + fabsf(db1[c])));
     }
+    free(bn.x), free(bn.gamma), free(bn.beta), free(bn.y), free(bn.rr), free(dx);
+    rng_free(&r);
+}
+
+/* BN fused with ReLU6 against BN, then nn_relu6_forward / nn_relu6_backward:
+ * bit for bit (forward train and eval, dx, dgamma, dbeta), at a size that
+ * takes the parallel paths and two column passes, with z = BN(x) spread over
+ * all three pieces of ReLU6. */
+TEST(nn_bn_relu6_fused_matches_unfused) {
+    struct rng r;
+    rng_init(&r, 14, RNG_INIT);
+    enum { M = 2 * 14 * 14 * 4, C = 144 };
+    const size_t n = (size_t)M * C;
+    float *x = randn(&r, n, 2), *g = randn(&r, C, 3), *b = randn(&r, C, 3), *dy = randn(&r, n, 1);
+    float *y1 = zeros(n), *y2 = zeros(n), *dx1 = zeros(n), *dx2 = zeros(n), *g1 = zeros(n);
+    float mean[C], invstd[C], var[C], dg1[C], db1[C], dg2[C], db2[C];
+    memset(dg1, 0, sizeof dg1), memset(db1, 0, sizeof db1);
+    memset(dg2, 0, sizeof dg2), memset(db2, 0, sizeof db2);
+    nn_bn_forward_train(y1, mean, invstd, var, x, g, b, M, C, 1e-5f, 0);
+    nn_relu6_forward(y1, y1, n);
+    nn_bn_forward_train(y2, mean, invstd, var, x, g, b, M, C, 1e-5f, 1);
+    CHECK(!memcmp(y1, y2, sizeof(float) * n));
+    size_t lo = 0, mid = 0, hi = 0;
+    for (size_t i = 0; i < n; i++) lo += y2[i] == 0, hi += y2[i] == 6, mid += y2[i] > 0 && y2[i] < 6;
+    CHECK(lo > n / 10 && mid > n / 10 && hi > n / 20);
+    nn_relu6_backward(g1, dy, y1, n);
+    nn_bn_backward(dx1, dg1, db1, g1, x, mean, invstd, g, b, M, C, 0);
+    nn_bn_backward(dx2, dg2, db2, dy, x, mean, invstd, g, b, M, C, 1);
+    CHECK(!memcmp(dx1, dx2, sizeof(float) * n));
+    CHECK(!memcmp(dg1, dg2, sizeof dg1) && !memcmp(db1, db2, sizeof db1));
+    /* eval form, in place */
+    nn_bn_forward_eval(y1, x, g, b, mean, var, M, C, 1e-5f, 0);
+    nn_relu6_forward(y1, y1, n);
+    memcpy(y2, x, sizeof(float) * n);
+    nn_bn_forward_eval(y2, y2, g, b, mean, var, M, C, 1e-5f, 1);
+    CHECK(!memcmp(y1, y2, sizeof(float) * n));
+    free(x), free(g), free(b), free(dy), free(y1), free(y2), free(dx1), free(dx2), free(g1);
+    rng_free(&r);
+}
+
+static double bn_relu6_loss(void) {
+    nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f,
+                        1);
+    return dot(bn.y, bn.rr, (size_t)bn.M * bn.C);
+}
+
+/* Finite differences through the fused BN + ReLU6, with every z = BN(x) at
+ * least 0.05 from the kinks at 0 and 6 (asserted: the FD step must not cross one). */
+TEST(nn_bn_relu6_backward_fd) {
+    struct rng r;
+    rng_init(&r, 15, RNG_INIT);
+    bn.M = 8, bn.C = 4;
+    const int n = bn.M * bn.C;
+    bn.x = randn(&r, n, 2), bn.gamma = zeros(bn.C), bn.beta = zeros(bn.C);
+    for (int c = 0; c < bn.C; c++) bn.gamma[c] = 2.0f + c, bn.beta[c] = 3.0f;
+    bn.y = zeros(n), bn.rr = randn(&r, n, 1);
+    float *dx = zeros(n), dg[8] = {0}, db[8] = {0}, fd[64];
+    bn_relu6_loss();
+    int clipped = 0, near = 0;
+    for (int i = 0; i < n; i++) {
+        int c = i % bn.C;
+        float z = bn.gamma[c] * (bn.x[i] - bn.mean[c]) * bn.invstd[c] + bn.beta[c];
+        near += fabsf(z) < 0.05f || fabsf(z - 6) < 0.05f;
+        clipped += z <= 0 || z >= 6;
+    }
+    CHECK(near == 0 && clipped >= 4);
+    nn_bn_backward(dx, dg, db, bn.rr, bn.x, bn.mean, bn.invstd, bn.gamma, bn.beta, bn.M, bn.C, 1);
+    fd_grad(fd, bn.x, 1, n, n, 2e-3f, bn_relu6_loss);
+    CHECK_ARRAY_REL(dx, fd, n, 3e-3);
+    fd_grad(fd, bn.gamma, 1, bn.C, bn.C, 2e-3f, bn_relu6_loss);
+    CHECK_ARRAY_REL(dg, fd, bn.C, 3e-3);
+    fd_grad(fd, bn.beta, 1, bn.C, bn.C, 2e-3f, bn_relu6_loss);
+    CHECK_ARRAY_REL(db, fd, bn.C, 3e-3);
     free(bn.x), free(bn.gamma), free(bn.beta), free(bn.y), free(bn.rr), free(dx);
     rng_free(&r);
 }
@@ -451,19 +524,23 @@ static void run_reductions(int threads, float *out, const float *x, const float 
     float *y = out, *mean = y + M * C, *invstd = mean + C, *var = invstd + C;
     float *dx = var + C, *dg = dx + M * C, *db = dg + C, *din = db + C, *dw = din + M * C;
     float *dbias = dw + 49 * C;
-    nn_bn_forward_train(y, mean, invstd, var, x, w, w + C, M, C, 1e-5f);
-    nn_bn_backward(dx, dg, db, dy, x, mean, invstd, w, M, C);
+    nn_bn_forward_train(y, mean, invstd, var, x, w, w + C, M, C, 1e-5f, 0);
+    nn_bn_backward(dx, dg, db, dy, x, mean, invstd, w, w + C, M, C, 0);
     nn_dw_backward(din, dw, C, dy, x, w, C, 8, 14, 14, C, 7, 1);
     nn_linear_backward(NULL, 0, NULL, 0, dbias, dy, C, x, C, w, C, M, C, C);
     /* stride 2, 96 channels (a partial channel block), 56 rows in 4 chunks */
     nn_dw_backward(NULL, dbias + C, 96, dy, x, w, 96, 8, 7, 7, 96, 5, 2);
+    /* BN fused with ReLU6: y2, dx2 [M][C] after the second dw */
+    float *y2 = dbias + C + 25 * 96, *dx2 = y2 + M * C;
+    nn_bn_forward_train(y2, mean, invstd, var, x, w, w + C, M, C, 1e-5f, 1);
+    nn_bn_backward(dx2, dg, db, dy, x, mean, invstd, w, w + C, M, C, 1);
 }
 
 TEST(nn_reductions_thread_independent) {
     struct rng r;
     rng_init(&r, 9, RNG_INIT);
     const int M = 2 * 14 * 14 * 4, C = 144;
-    const size_t nout = (size_t)3 * M * C + 7 * C + 49 * C + 25 * 96;
+    const size_t nout = (size_t)5 * M * C + 7 * C + 49 * C + 25 * 96;
     float *x = randn(&r, (size_t)M * C, 1), *dy = randn(&r, (size_t)M * C, 1);
     float *w = randn(&r, 49 * C, 1);
     float *a = zeros(nout), *b = zeros(nout);
