@@ -21,7 +21,7 @@ R    := $(RUNS)/$(PROFILE)
 COMMON = --space $(SPACE) --profile $(PROF) --seed $(SEED)
 
 # ---- checks that fail early with one line --------------------------------
-ifeq ($(filter all report scratch-baseline $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
+ifeq ($(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
 else
   ifeq ($(wildcard $(PROF)),)
     $(error unknown profile '$(PROFILE)': no $(PROF); choose one of: $(basename $(notdir $(wildcard profiles/*.ini))))
@@ -32,7 +32,7 @@ endif
 # Command-line settings live in small .args files, rewritten at parse time only
 # when they change: `make SCHEDULE=ps` retrains, `make LATENCY_MS=x` reruns the
 # search and what follows, and a plain second `make` has nothing to do.
-PIPELINE_GOAL := $(filter all report scratch-baseline $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
+PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
 args_file = $(if $(PIPELINE_GOAL),$(shell mkdir -p $(dir $(1)) && (echo '$(2)' | cmp -s - $(1) || echo '$(2)' > $(1))))
 TRAIN_ARGS  := $(strip $(if $(SCHEDULE),--schedule $(SCHEDULE)))
 BUDGET_ARGS := $(strip $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(ENERGY_MJ),--energy-mj $(ENERGY_MJ)))
@@ -90,5 +90,12 @@ $(REPORTS)/$(PROFILE)/scratch-baseline.md: $(B)/apq-evaluate $(R)/supernet.h5 $(
 
 scratch-baseline: $(REPORTS)/$(PROFILE)/scratch-baseline.md
 
+# ---- the supernet alone: five extracted subnets on val and test -----------------
+$(REPORTS)/$(PROFILE)/supernet-eval.md: $(B)/apq-evaluate $(R)/supernet.h5 $(PROF)
+	@mkdir -p $(@D)
+	$(B)/apq-evaluate $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --out-dir $(@D)
+
+supernet-eval: $(REPORTS)/$(PROFILE)/supernet-eval.md
+
 .PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5
-.PHONY: report scratch-baseline
+.PHONY: report scratch-baseline supernet-eval

@@ -67,8 +67,7 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
  * Fusing the activation saves two passes over the tensor forward and one
  * backward (DESIGN.md §8: memory traffic, not FLOPs, bounds these layers). */
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
-                         const float *gamma, const float *beta, int M, int C, float eps,
-                         int relu6);
+                         const float *gamma, const float *beta, int M, int C, float eps, int relu6);
 /* eval: y = act(gamma*(x-rmean)/sqrt(rvar+eps) + beta). Both BN forwards allow y == x. */
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                         const float *rmean, const float *rvar, int M, int C, float eps, int relu6);

@@ -1,8 +1,12 @@
-/* apq-evaluate — OFA's central claim, checked (issue #3): three fixed subnets
- * (smallest, middle, largest) extracted from the supernet (BN recalibrated)
- * against the same subnets trained from scratch with the same step budget
- * (runs/<profile>/scratch/<name>.h5 from apq-train-supernet --fixed).
- * Writes scratch-baseline.csv and scratch-baseline.md into --out-dir.
+/* apq-evaluate — the supernet's fixed subnets on the val and test splits.
+ *
+ * With --scratch-dir: OFA's central claim, checked (issue #3): three fixed
+ * subnets (smallest, middle, largest) extracted from the supernet (BN
+ * recalibrated) against the same subnets trained from scratch with the same
+ * step budget (runs/<profile>/scratch/<name>.h5 from apq-train-supernet
+ * --fixed); writes scratch-baseline.csv and scratch-baseline.md into --out-dir.
+ * Without: five extracted subnets (smallest, q25, middle, q75, largest: the
+ * same quantile of every elastic dimension) -> supernet-eval.{csv,md}.
  * `--print-arch NAME` only prints that subnet's arch string (for make). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,28 +17,40 @@
 #include "cli.h"
 #include "data.h"
 
-static const char *names[3] = {"smallest", "middle", "largest"};
+#define N_NAMED 5
+static const char *names[N_NAMED] = {"smallest", "q25", "middle", "q75", "largest"};
+static const double quantile[N_NAMED] = {0, 0.25, 0.5, 0.75, 1};
 
-/* The middle subnet: middle resolution, depth, kernel and mid-channel grid point. */
-static void arch_middle(const struct space *s, struct arch *a) {
+/* Grid index q of the way from 0 to n-1, rounded half up. */
+static int qidx(double q, int n) {
+    return (int)(q * (n - 1) + 0.5);
+}
+
+/* The subnet at quantile q of every elastic dimension (resolution, depth,
+ * kernel, mid channels); q = 0.5 is the middle grid point, 0 and 1 the
+ * smallest and largest. */
+static void arch_quantile(const struct space *s, double q, struct arch *a) {
     memset(a, 0, sizeof *a);
-    a->res = (uint16_t)s->res[s->n_res / 2];
-    for (int st = 0; st < s->n_stages; st++)
-        a->depth[st] = (uint8_t)((s->stage[st].min_depth + s->stage[st].max_depth + 1) / 2);
+    a->res = (uint16_t)s->res[qidx(q, s->n_res)];
+    for (int st = 0; st < s->n_stages; st++) {
+        int lo = s->stage[st].min_depth, hi = s->stage[st].max_depth;
+        a->depth[st] = (uint8_t)(lo + qidx(q, hi - lo + 1));
+    }
     for (int i = 0; i < s->n_blocks; i++) {
         if (!arch_block_active(s, a, i)) continue;
-        a->ks[i] = (uint8_t)s->kernels[s->n_kernels / 2];
-        a->mid[i] = (uint16_t)(s->block[i].mid_min + s->mid_step * (s->block[i].n_mid / 2));
+        a->ks[i] = (uint8_t)s->kernels[qidx(q, s->n_kernels)];
+        a->mid[i] = (uint16_t)(s->block[i].mid_min + s->mid_step * qidx(q, s->block[i].n_mid));
     }
 }
 
+/* Named subnet k of names[]: smallest and largest exactly as the supernet's. */
 static void named_arch(const struct space *s, int k, struct arch *a) {
     if (k == 0)
         arch_smallest(s, 0, a);
-    else if (k == 1)
-        arch_middle(s, a);
-    else
+    else if (k == N_NAMED - 1)
         arch_largest(s, 0, a);
+    else
+        arch_quantile(s, quantile[k], a);
 }
 
 /* val and test accuracy of subnet a of the supernet stored at path. */
@@ -54,55 +70,12 @@ static void measure(const struct space *s, const char *path, const struct arch *
     supernet_free(&sn);
 }
 
-int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
-    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
-               *scratch = NULL, *out_dir = NULL, *print = NULL;
-    long seed = 1;
-    struct cli_opt opts[] = {
-        {"space", CLI_STR, &space_path, "search-space .ini"},
-        {"profile", CLI_STR, &profile_path, "profile .ini, section [evaluate]"},
-        {"seed", CLI_INT, &seed, "random seed of the run"},
-        {"data", CLI_STR, &data, "folder with the four IDX files"},
-        {"supernet", CLI_STR, &supernet, "the trained supernet.h5"},
-        {"scratch-dir", CLI_STR, &scratch, "folder with smallest.h5, middle.h5, largest.h5"},
-        {"out-dir", CLI_STR, &out_dir, "where scratch-baseline.{csv,md} go"},
-        {"print-arch", CLI_STR, &print,
-         "print the arch string of smallest|middle|largest and exit"},
-    };
-    cli_parse(argc, argv, opts, 8, "compare extracted subnets with subnets trained from scratch");
-    cli_require("space", space_path);
-    struct space s;
-    int rc = space_load(space_path, &s);
-    if (rc < 0) apq_die_status(rc);
-    if (print) {
-        for (int k = 0; k < 3; k++) {
-            if (strcmp(print, names[k])) continue;
-            struct arch a;
-            char buf[ARCH_STR_MAX];
-            named_arch(&s, k, &a);
-            arch_to_string(&s, &a, buf, sizeof buf);
-            printf("%s\n", buf);
-            return 0;
-        }
-        fprintf(stderr, "%s: error: --print-arch takes smallest, middle or largest\n", apq_prog);
-        return 2;
-    }
-    cli_require("profile", profile_path);
-    cli_require("data", data);
-    cli_require("supernet", supernet);
-    cli_require("scratch-dir", scratch);
-    cli_require("out-dir", out_dir);
-    struct profile *p = profile_load(profile_path, "evaluate");
-    int calib = (int)profile_int(p, "calib_images", 2000);
-    int n_train = (int)profile_int(p, "train_images", 0),
-        n_val = (int)profile_int(p, "val_images", 0),
-        n_test = (int)profile_int(p, "test_images", 0);
-    profile_finish(p);
-    if (calib < 1) apq_die("%s: [evaluate] calib_images must be >= 1", profile_path);
-    struct dataset train, val, test;
-    stage_load_data(data, n_train, n_val, n_test, &train, &val, &test);
-
+/* scratch-baseline.{csv,md}: smallest, middle and largest, extracted vs scratch. */
+static void write_scratch_baseline(const struct space *s, const char *supernet, const char *scratch,
+                                   const char *out_dir, const char *profile_path, long seed,
+                                   int calib, const struct dataset *train,
+                                   const struct dataset *val, const struct dataset *test) {
+    int rc;
     char csv[1100], md[1100], tmp[1200];
     snprintf(csv, sizeof csv, "%s/scratch-baseline.csv", out_dir);
     snprintf(md, sizeof md, "%s/scratch-baseline.md", out_dir);
@@ -130,16 +103,18 @@ int main(int argc, char **argv) {
             "arch |\n"
             "|---|---:|---:|---:|---:|---:|---:|---|\n",
             profile_path, seed, apq_git_rev(), calib);
-    for (int k = 0; k < 3; k++) {
+    const int pick[3] = {0, 2, N_NAMED - 1}; /* smallest, middle, largest */
+    for (int i = 0; i < 3; i++) {
+        const int k = pick[i];
         struct arch a;
         char buf[ARCH_STR_MAX], path[1100];
-        named_arch(&s, k, &a);
-        arch_to_string(&s, &a, buf, sizeof buf);
+        named_arch(s, k, &a);
+        arch_to_string(s, &a, buf, sizeof buf);
         snprintf(path, sizeof path, "%s/%s.h5", scratch, names[k]);
         double sv, st, cv, ct;
-        measure(&s, supernet, &a, &train, &val, &test, calib, &sv, &st);
-        measure(&s, path, &a, &train, &val, &test, calib, &cv, &ct);
-        double macs = arch_macs(&s, &a) / 1e6;
+        measure(s, supernet, &a, train, val, test, calib, &sv, &st);
+        measure(s, path, &a, train, val, test, calib, &cv, &ct);
+        double macs = arch_macs(s, &a) / 1e6;
         apq_log("%s: supernet val %.2f%% test %.2f%%, scratch val %.2f%% test %.2f%%", names[k],
                 100 * sv, 100 * st, 100 * cv, 100 * ct);
         csvw_str(&w, names[k]);
@@ -153,6 +128,109 @@ int main(int argc, char **argv) {
     }
     if ((rc = csvw_commit(&w)) < 0) apq_die_status(rc);
     if (fclose(f) != 0 || rename(tmp, md) != 0) apq_die("%s: cannot write", md);
+}
+
+/* supernet-eval.{csv,md}: the five named subnets, extracted and BN-recalibrated. */
+static void write_supernet_eval(const struct space *s, const char *supernet, const char *out_dir,
+                                const char *profile_path, long seed, int calib,
+                                const struct dataset *train, const struct dataset *val,
+                                const struct dataset *test) {
+    char csv[1100], md[1100], tmp[1200];
+    snprintf(csv, sizeof csv, "%s/supernet-eval.csv", out_dir);
+    snprintf(md, sizeof md, "%s/supernet-eval.md", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", md);
+    struct csvw w;
+    int rc;
+    if ((rc = csvw_open(&w, csv, NULL)) < 0) apq_die_status(rc);
+    const char *hdr[] = {"subnet", "arch", "macs_m", "acc_val", "acc_test"};
+    for (int j = 0; j < 5; j++) csvw_str(&w, hdr[j]);
+    csvw_end_row(&w);
+    FILE *f = fopen(tmp, "w");
+    if (!f) apq_die("%s: cannot write", tmp);
+    fprintf(f,
+            "# Subnets extracted from the supernet\n\n"
+            "Supernet `%s`, profile `%s`, seed %ld, apq %s. Each subnet BN-recalibrated on %d "
+            "train images; accuracy in %% on the whole val and test splits. q25/middle/q75: "
+            "that quantile of every elastic dimension (resolution, depth, kernel, width).\n\n"
+            "| subnet | MMACs | val | test | arch |\n|---|---:|---:|---:|---|\n",
+            supernet, profile_path, seed, apq_git_rev(), calib);
+    for (int k = 0; k < N_NAMED; k++) {
+        struct arch a;
+        char buf[ARCH_STR_MAX];
+        named_arch(s, k, &a);
+        arch_to_string(s, &a, buf, sizeof buf);
+        double av, at, macs = arch_macs(s, &a) / 1e6;
+        measure(s, supernet, &a, train, val, test, calib, &av, &at);
+        apq_log("%s: val %.2f%% test %.2f%% (%.2f MMACs)", names[k], 100 * av, 100 * at, macs);
+        csvw_str(&w, names[k]);
+        csvw_str(&w, buf);
+        csvw_f64(&w, macs, "%.3f");
+        csvw_f64(&w, 100 * av, "%.2f");
+        csvw_f64(&w, 100 * at, "%.2f");
+        csvw_end_row(&w);
+        fprintf(f, "| %s | %.2f | %.2f | %.2f | `%s` |\n", names[k], macs, 100 * av, 100 * at, buf);
+    }
+    if ((rc = csvw_commit(&w)) < 0) apq_die_status(rc);
+    if (fclose(f) != 0 || rename(tmp, md) != 0) apq_die("%s: cannot write", md);
+}
+
+int main(int argc, char **argv) {
+    apq_runtime_init(argc, argv, 0);
+    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
+               *scratch = NULL, *out_dir = NULL, *print = NULL;
+    long seed = 1;
+    struct cli_opt opts[] = {
+        {"space", CLI_STR, &space_path, "search-space .ini"},
+        {"profile", CLI_STR, &profile_path, "profile .ini, section [evaluate]"},
+        {"seed", CLI_INT, &seed, "random seed of the run"},
+        {"data", CLI_STR, &data, "folder with the four IDX files"},
+        {"supernet", CLI_STR, &supernet, "the trained supernet.h5"},
+        {"scratch-dir", CLI_STR, &scratch,
+         "folder with smallest.h5, middle.h5, largest.h5 (omit: evaluate the supernet alone)"},
+        {"out-dir", CLI_STR, &out_dir, "where scratch-baseline.{csv,md} (or supernet-eval.*) go"},
+        {"print-arch", CLI_STR, &print,
+         "print the arch string of smallest|q25|middle|q75|largest and exit"},
+    };
+    cli_parse(argc, argv, opts, 8,
+              "evaluate the supernet's fixed subnets; with --scratch-dir, against subnets "
+              "trained from scratch");
+    cli_require("space", space_path);
+    struct space s;
+    int rc = space_load(space_path, &s);
+    if (rc < 0) apq_die_status(rc);
+    if (print) {
+        for (int k = 0; k < N_NAMED; k++) {
+            if (strcmp(print, names[k])) continue;
+            struct arch a;
+            char buf[ARCH_STR_MAX];
+            named_arch(&s, k, &a);
+            arch_to_string(&s, &a, buf, sizeof buf);
+            printf("%s\n", buf);
+            return 0;
+        }
+        fprintf(stderr, "%s: error: --print-arch takes smallest, q25, middle, q75 or largest\n",
+                apq_prog);
+        return 2;
+    }
+    cli_require("profile", profile_path);
+    cli_require("data", data);
+    cli_require("supernet", supernet);
+    cli_require("out-dir", out_dir);
+    struct profile *p = profile_load(profile_path, "evaluate");
+    int calib = (int)profile_int(p, "calib_images", 2000);
+    int n_train = (int)profile_int(p, "train_images", 0),
+        n_val = (int)profile_int(p, "val_images", 0),
+        n_test = (int)profile_int(p, "test_images", 0);
+    profile_finish(p);
+    if (calib < 1) apq_die("%s: [evaluate] calib_images must be >= 1", profile_path);
+    struct dataset train, val, test;
+    stage_load_data(data, n_train, n_val, n_test, &train, &val, &test);
+
+    if (scratch)
+        write_scratch_baseline(&s, supernet, scratch, out_dir, profile_path, seed, calib, &train,
+                               &val, &test);
+    else
+        write_supernet_eval(&s, supernet, out_dir, profile_path, seed, calib, &train, &val, &test);
     stage_free_data(&train, &val, &test);
     return 0;
 }

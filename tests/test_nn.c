@@ -406,7 +406,8 @@ static struct {
 } bn;
 
 static double bn_loss(void) {
-    nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f, 0);
+    nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f,
+                        0);
     return dot(bn.y, bn.rr, (size_t)bn.M * bn.C);
 }
 
@@ -457,7 +458,8 @@ TEST(nn_bn_relu6_fused_matches_unfused) {
     nn_bn_forward_train(y2, mean, invstd, var, x, g, b, M, C, 1e-5f, 1);
     CHECK(!memcmp(y1, y2, sizeof(float) * n));
     size_t lo = 0, mid = 0, hi = 0;
-    for (size_t i = 0; i < n; i++) lo += y2[i] == 0, hi += y2[i] == 6, mid += y2[i] > 0 && y2[i] < 6;
+    for (size_t i = 0; i < n; i++)
+        lo += y2[i] == 0, hi += y2[i] == 6, mid += y2[i] > 0 && y2[i] < 6;
     CHECK(lo > n / 10 && mid > n / 10 && hi > n / 20);
     nn_relu6_backward(g1, dy, y1, n);
     nn_bn_backward(dx1, dg1, db1, g1, x, mean, invstd, g, b, M, C, 0);

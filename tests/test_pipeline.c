@@ -228,6 +228,36 @@ TEST(pipeline_tiny_scratch_baseline) {
     CHECK(access(p, F_OK) == 0);
 }
 
+/* make supernet-eval: five extracted subnets, smallest to largest, MACs
+ * strictly increasing, accuracies in percent. */
+TEST(pipeline_tiny_supernet_eval) {
+    static char out[1 << 16];
+    snprintf(runs, sizeof runs, "%s/runs", test_tmpdir);
+    snprintf(reports, sizeof reports, "%s/reports", test_tmpdir);
+    int st = make_tiny(out, sizeof out, "supernet-eval");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/tiny/supernet-eval.csv", reports);
+    struct csv_table t;
+    CHECK(csv_read_table(p, &t) == APQ_OK);
+    if (test_failed_checks) return;
+    CHECK(t.n_rows == 6);
+    int jm = csv_table_col(&t, "macs_m"), jv = csv_table_col(&t, "acc_val"),
+        jt = csv_table_col(&t, "acc_test");
+    CHECK(jm >= 0 && jv >= 0 && jt >= 0);
+    const char *want[5] = {"smallest", "q25", "middle", "q75", "largest"};
+    for (int r = 1; r < t.n_rows && jm >= 0 && jv >= 0 && jt >= 0; r++) {
+        CHECK(!strcmp(t.cell[r][0], want[r - 1]));
+        double v = atof(t.cell[r][jv]), te = atof(t.cell[r][jt]);
+        CHECK(v > 0 && v <= 100 && te > 0 && te <= 100);
+        if (r > 1) CHECK(atof(t.cell[r][jm]) > atof(t.cell[r - 1][jm]));
+    }
+    csv_table_free(&t);
+    snprintf(p, sizeof p, "%s/tiny/supernet-eval.md", reports);
+    CHECK(access(p, F_OK) == 0);
+}
+
 /* Bad input: one line naming the problem, exit 1 (2 for usage), nothing written. */
 TEST(pipeline_bad_input) {
     static char out[1 << 14];
