@@ -95,7 +95,15 @@ def main():
             logits_train.append(lt.float().numpy())
             logits_eval.append(le.float().numpy())
 
+    # ReLU6 inputs this close to a kink (0 or 6) can land on the other side in
+    # float32 (C or PyTorch), flipping one mask element: about 1e-3 relative in
+    # every upstream gradient. ~4e5 inputs leave about 1e-6 (any arch; see
+    # tests/test_golden.c): the committed goldens pass with apq's rounding.
+    net.kink_margin = float("inf")
     logits = net.forward(x, GRAD_ARCH, train=True)
+    print(f"  {GRAD_ARCH}: smallest distance of a ReLU6 input from a kink {net.kink_margin:.2e}",
+          file=sys.stderr)
+    net.kink_margin = None
     loss = F.cross_entropy(logits, y, label_smoothing=0.1)
     loss.backward()
     names, used_rows, grads = [], [], {}

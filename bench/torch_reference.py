@@ -140,6 +140,7 @@ class Supernet:
     """Tensors of a supernet.h5 by name (params with gradients, BN running stats as buffers)."""
 
     def __init__(self, path, dtype=torch.float32, space_ini=None):
+        self.kink_margin = None  # see _act
         with h5py.File(path, "r") as f:
             fmt = f.attrs["format"]
             fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
@@ -185,6 +186,15 @@ class Supernet:
     def named_parameters(self):
         return list(self.params.items())
 
+    def _act(self, h):
+        """ReLU6; when self.kink_margin is a float, lowers it to the smallest distance
+        of any input from ReLU6's kinks at 0 and 6 (a gradient reference is only
+        trustworthy where float32 rounding cannot move an input across a kink)."""
+        if self.kink_margin is not None:
+            m = torch.minimum(h.abs(), (h - 6).abs()).min().item()
+            self.kink_margin = min(self.kink_margin, m)
+        return F.relu6(h)
+
     # -- layers --
 
     def _bn(self, x, prefix, c, train):
@@ -224,10 +234,10 @@ class Supernet:
         x = self.input(images, arch.res)
         c0, c1 = sp.first_conv, sp.first_block
         h = F.conv2d(x, P["first_conv/weight"], padding=sp.first_conv_k // 2)
-        h = F.relu6(self._bn(h, "first_conv", c0, train))
+        h = self._act(self._bn(h, "first_conv", c0, train))
         skip = h
         h = F.conv2d(h, P["first_block/depthwise/weight"], padding=1, groups=c0)
-        h = F.relu6(self._bn(h, "first_block/depthwise", c0, train))
+        h = self._act(self._bn(h, "first_block/depthwise", c0, train))
         h = F.conv2d(h, P["first_block/pointwise/weight"])
         h = self._bn(h, "first_block/pointwise", c1, train)
         if c0 == c1:
@@ -237,15 +247,15 @@ class Supernet:
                 sb = sp.blocks[s][b]
                 p, x_in = sb["prefix"], h
                 h = F.conv2d(h, P[f"{p}/expand/weight"][:mid])
-                h = F.relu6(self._bn(h, f"{p}/expand", mid, train))
+                h = self._act(self._bn(h, f"{p}/expand", mid, train))
                 h = F.conv2d(h, self.dw_kernel(p, k, mid), stride=sb["stride"], padding=k // 2, groups=mid)
-                h = F.relu6(self._bn(h, f"{p}/depthwise", mid, train))
+                h = self._act(self._bn(h, f"{p}/depthwise", mid, train))
                 h = F.conv2d(h, P[f"{p}/project/weight"][:, :mid])
                 h = self._bn(h, f"{p}/project", sb["cout"], train)
                 if sb["residual"]:
                     h = h + x_in
         h = F.conv2d(h, P["feature_mix/weight"])
-        h = F.relu6(self._bn(h, "feature_mix", sp.feature_mix, train))
+        h = self._act(self._bn(h, "feature_mix", sp.feature_mix, train))
         h = h.mean(dim=(2, 3))
         return F.linear(h, P["classifier/weight"], P["classifier/bias"])
 
