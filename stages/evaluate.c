@@ -70,18 +70,40 @@ static void measure(const struct space *s, const char *path, const struct arch *
     supernet_free(&sn);
 }
 
+/* A report pair OUT_DIR/BASE.csv (header row written) and OUT_DIR/BASE.md
+ * (written to BASE.md.tmp, renamed by report_commit). */
+struct report {
+    struct csvw w;
+    FILE *md;
+    char md_path[1100], tmp[1200];
+};
+
+static void report_open(struct report *r, const char *out_dir, const char *base,
+                        const char *const *hdr, int n_hdr) {
+    char csv[1100];
+    int rc;
+    snprintf(csv, sizeof csv, "%s/%s.csv", out_dir, base);
+    snprintf(r->md_path, sizeof r->md_path, "%s/%s.md", out_dir, base);
+    snprintf(r->tmp, sizeof r->tmp, "%s.tmp", r->md_path);
+    if ((rc = csvw_open(&r->w, csv, NULL)) < 0) apq_die_status(rc);
+    for (int j = 0; j < n_hdr; j++) csvw_str(&r->w, hdr[j]);
+    csvw_end_row(&r->w);
+    r->md = fopen(r->tmp, "w");
+    if (!r->md) apq_die("%s: cannot write", r->tmp);
+}
+
+static void report_commit(struct report *r) {
+    int rc = csvw_commit(&r->w);
+    if (rc < 0) apq_die_status(rc);
+    if (fclose(r->md) != 0 || rename(r->tmp, r->md_path) != 0)
+        apq_die("%s: cannot write", r->md_path);
+}
+
 /* scratch-baseline.{csv,md}: smallest, middle and largest, extracted vs scratch. */
 static void write_scratch_baseline(const struct space *s, const char *supernet, const char *scratch,
                                    const char *out_dir, const char *profile_path, long seed,
                                    int calib, const struct dataset *train,
                                    const struct dataset *val, const struct dataset *test) {
-    int rc;
-    char csv[1100], md[1100], tmp[1200];
-    snprintf(csv, sizeof csv, "%s/scratch-baseline.csv", out_dir);
-    snprintf(md, sizeof md, "%s/scratch-baseline.md", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", md);
-    struct csvw w;
-    if ((rc = csvw_open(&w, csv, NULL)) < 0) apq_die_status(rc);
     const char *hdr[] = {"subnet",
                          "arch",
                          "macs_m",
@@ -90,10 +112,10 @@ static void write_scratch_baseline(const struct space *s, const char *supernet, 
                          "acc_val_scratch",
                          "acc_test_scratch",
                          "test_gap"};
-    for (int j = 0; j < 8; j++) csvw_str(&w, hdr[j]);
-    csvw_end_row(&w);
-    FILE *f = fopen(tmp, "w");
-    if (!f) apq_die("%s: cannot write", tmp);
+    struct report r;
+    report_open(&r, out_dir, "scratch-baseline", hdr, 8);
+    FILE *f = r.md;
+    struct csvw *w = &r.w;
     fprintf(f,
             "# Extracted subnets against the same subnets trained from scratch\n\n"
             "Profile `%s`, seed %ld, apq %s. Each scratch subnet trained alone for as many "
@@ -117,17 +139,16 @@ static void write_scratch_baseline(const struct space *s, const char *supernet, 
         double macs = arch_macs(s, &a) / 1e6;
         apq_log("%s: supernet val %.2f%% test %.2f%%, scratch val %.2f%% test %.2f%%", names[k],
                 100 * sv, 100 * st, 100 * cv, 100 * ct);
-        csvw_str(&w, names[k]);
-        csvw_str(&w, buf);
-        csvw_f64(&w, macs, "%.3f");
+        csvw_str(w, names[k]);
+        csvw_str(w, buf);
+        csvw_f64(w, macs, "%.3f");
         double v[5] = {100 * sv, 100 * st, 100 * cv, 100 * ct, 100 * (st - ct)};
-        for (int j = 0; j < 5; j++) csvw_f64(&w, v[j], "%.2f");
-        csvw_end_row(&w);
+        for (int j = 0; j < 5; j++) csvw_f64(w, v[j], "%.2f");
+        csvw_end_row(w);
         fprintf(f, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %+.2f | `%s` |\n", names[k], macs,
                 v[0], v[1], v[2], v[3], v[4], buf);
     }
-    if ((rc = csvw_commit(&w)) < 0) apq_die_status(rc);
-    if (fclose(f) != 0 || rename(tmp, md) != 0) apq_die("%s: cannot write", md);
+    report_commit(&r);
 }
 
 /* supernet-eval.{csv,md}: the five named subnets, extracted and BN-recalibrated. */
@@ -135,18 +156,11 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
                                 const char *profile_path, long seed, int calib,
                                 const struct dataset *train, const struct dataset *val,
                                 const struct dataset *test) {
-    char csv[1100], md[1100], tmp[1200];
-    snprintf(csv, sizeof csv, "%s/supernet-eval.csv", out_dir);
-    snprintf(md, sizeof md, "%s/supernet-eval.md", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", md);
-    struct csvw w;
-    int rc;
-    if ((rc = csvw_open(&w, csv, NULL)) < 0) apq_die_status(rc);
     const char *hdr[] = {"subnet", "arch", "macs_m", "acc_val", "acc_test"};
-    for (int j = 0; j < 5; j++) csvw_str(&w, hdr[j]);
-    csvw_end_row(&w);
-    FILE *f = fopen(tmp, "w");
-    if (!f) apq_die("%s: cannot write", tmp);
+    struct report r;
+    report_open(&r, out_dir, "supernet-eval", hdr, 5);
+    FILE *f = r.md;
+    struct csvw *w = &r.w;
     fprintf(f,
             "# Subnets extracted from the supernet\n\n"
             "Supernet `%s`, profile `%s`, seed %ld, apq %s. Each subnet BN-recalibrated on %d "
@@ -162,16 +176,15 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
         double av, at, macs = arch_macs(s, &a) / 1e6;
         measure(s, supernet, &a, train, val, test, calib, &av, &at);
         apq_log("%s: val %.2f%% test %.2f%% (%.2f MMACs)", names[k], 100 * av, 100 * at, macs);
-        csvw_str(&w, names[k]);
-        csvw_str(&w, buf);
-        csvw_f64(&w, macs, "%.3f");
-        csvw_f64(&w, 100 * av, "%.2f");
-        csvw_f64(&w, 100 * at, "%.2f");
-        csvw_end_row(&w);
+        csvw_str(w, names[k]);
+        csvw_str(w, buf);
+        csvw_f64(w, macs, "%.3f");
+        csvw_f64(w, 100 * av, "%.2f");
+        csvw_f64(w, 100 * at, "%.2f");
+        csvw_end_row(w);
         fprintf(f, "| %s | %.2f | %.2f | %.2f | `%s` |\n", names[k], macs, 100 * av, 100 * at, buf);
     }
-    if ((rc = csvw_commit(&w)) < 0) apq_die_status(rc);
-    if (fclose(f) != 0 || rename(tmp, md) != 0) apq_die("%s: cannot write", md);
+    report_commit(&r);
 }
 
 int main(int argc, char **argv) {
