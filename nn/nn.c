@@ -38,6 +38,12 @@ enum red_op {
                 * b' = b, or with `scale` given, b masked to 0 < scale*(a-mu)+shift < 6 (ReLU6) */
 };
 
+/* ReLU6 passes the gradient at pre-activation z: 0 < z < 6 (PyTorch's
+ * hardtanh_backward; false for NaN). */
+static inline int relu6_live(float z) {
+    return z > 0.0f && z < 6.0f;
+}
+
 /* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 (cw <= RED_COLS).
  * scale/shift (RED_DOTDEV with the ReLU6 mask; else NULL) are indexed from c0. */
 static void red_rows(float *restrict p1, float *restrict p2, const float *a, const float *b,
@@ -66,7 +72,7 @@ static void red_rows(float *restrict p1, float *restrict p2, const float *a, con
             const float *restrict m = mu + c0, *restrict sc = scale, *restrict sh = shift;
             for (int c = 0; c < cw; c++) {
                 const float d = ar[c] - m[c], z = fmaf(sc[c], d, sh[c]);
-                const float g = (z > 0.0f && z < 6.0f) ? br[c] : 0.0f;
+                const float g = relu6_live(z) ? br[c] : 0.0f;
                 p1[c] += g;
                 p2[c] = fmaf(g, d, p2[c]);
             }
@@ -341,7 +347,7 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
             }
             for (int c = 0; c < cw; c++) {
                 const float dv = xr[c] - mu[c], z = fmaf(a[c], dv, sh[c]);
-                const float g = (z > 0.0f && z < 6.0f) ? dyr[c] : 0.0f;
+                const float g = relu6_live(z) ? dyr[c] : 0.0f;
                 dxr[c] = fmaf(a[c], g, fmaf(b[c], dv, d[c]));
             }
         }

@@ -99,6 +99,19 @@ static void report_commit(struct report *r) {
         apq_die("%s: cannot write", r->md_path);
 }
 
+/* Named subnet k into a (its text form into buf, ARCH_STR_MAX bytes), and the
+ * first three CSV columns of its row: subnet, arch, macs_m. Returns MMACs. */
+static double report_subnet(struct report *r, const struct space *s, int k, struct arch *a,
+                            char *buf) {
+    named_arch(s, k, a);
+    arch_to_string(s, a, buf, ARCH_STR_MAX);
+    double macs = arch_macs(s, a) / 1e6;
+    csvw_str(&r->w, names[k]);
+    csvw_str(&r->w, buf);
+    csvw_f64(&r->w, macs, "%.3f");
+    return macs;
+}
+
 /* scratch-baseline.{csv,md}: smallest, middle and largest, extracted vs scratch. */
 static void write_scratch_baseline(const struct space *s, const char *supernet, const char *scratch,
                                    const char *out_dir, const char *profile_path, long seed,
@@ -130,18 +143,13 @@ static void write_scratch_baseline(const struct space *s, const char *supernet, 
         const int k = pick[i];
         struct arch a;
         char buf[ARCH_STR_MAX], path[1100];
-        named_arch(s, k, &a);
-        arch_to_string(s, &a, buf, sizeof buf);
+        double macs = report_subnet(&r, s, k, &a, buf);
         snprintf(path, sizeof path, "%s/%s.h5", scratch, names[k]);
         double sv, st, cv, ct;
         measure(s, supernet, &a, train, val, test, calib, &sv, &st);
         measure(s, path, &a, train, val, test, calib, &cv, &ct);
-        double macs = arch_macs(s, &a) / 1e6;
         apq_log("%s: supernet val %.2f%% test %.2f%%, scratch val %.2f%% test %.2f%%", names[k],
                 100 * sv, 100 * st, 100 * cv, 100 * ct);
-        csvw_str(w, names[k]);
-        csvw_str(w, buf);
-        csvw_f64(w, macs, "%.3f");
         double v[5] = {100 * sv, 100 * st, 100 * cv, 100 * ct, 100 * (st - ct)};
         for (int j = 0; j < 5; j++) csvw_f64(w, v[j], "%.2f");
         csvw_end_row(w);
@@ -171,14 +179,9 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
     for (int k = 0; k < N_NAMED; k++) {
         struct arch a;
         char buf[ARCH_STR_MAX];
-        named_arch(s, k, &a);
-        arch_to_string(s, &a, buf, sizeof buf);
-        double av, at, macs = arch_macs(s, &a) / 1e6;
+        double av, at, macs = report_subnet(&r, s, k, &a, buf);
         measure(s, supernet, &a, train, val, test, calib, &av, &at);
         apq_log("%s: val %.2f%% test %.2f%% (%.2f MMACs)", names[k], 100 * av, 100 * at, macs);
-        csvw_str(w, names[k]);
-        csvw_str(w, buf);
-        csvw_f64(w, macs, "%.3f");
         csvw_f64(w, 100 * av, "%.2f");
         csvw_f64(w, 100 * at, "%.2f");
         csvw_end_row(w);

@@ -70,25 +70,26 @@ static void golden_input(const struct golden *g, float *x, int res) {
         nn_resize_bilinear(x, g->input, g->n, g->h, g->w, 1, res, res);
 }
 
-static struct space golden_space(void) {
-    struct space s;
-    int rc = space_load(GOLDEN_SPACE, &s);
-    CHECK(rc == APQ_OK);
-    return s;
+/* The golden file, its space and the golden supernet; 0 (after closing
+ * what it opened) when the file or space cannot be read. */
+static int golden_setup(struct golden *g, struct space *s, struct supernet *sn) {
+    CHECK(golden_open(g) == APQ_OK);
+    if (test_failed_checks) {
+        golden_close(g);
+        return 0;
+    }
+    CHECK(space_load(GOLDEN_SPACE, s) == APQ_OK);
+    golden_supernet(sn, s);
+    return 1;
 }
 
 // ---- logits -----------------------------------------------------------------------
 
 TEST(golden_logits) {
     struct golden g;
-    CHECK(golden_open(&g) == APQ_OK);
-    if (test_failed_checks) {
-        golden_close(&g);
-        return;
-    }
-    struct space s = golden_space();
+    struct space s;
     struct supernet sn;
-    golden_supernet(&sn, &s);
+    if (!golden_setup(&g, &s, &sn)) return;
     char **archs = NULL;
     size_t n_arch = 0;
     CHECK(h5_read_strings(g.f, "arch", &archs, &n_arch) == APQ_OK);
@@ -295,14 +296,9 @@ static size_t read_gradients(const struct golden *g, const struct supernet *sn,
 
 TEST(golden_gradients) {
     struct golden g;
-    CHECK(golden_open(&g) == APQ_OK);
-    if (test_failed_checks) {
-        golden_close(&g);
-        return;
-    }
-    struct space s = golden_space();
+    struct space s;
     struct supernet sn;
-    golden_supernet(&sn, &s);
+    if (!golden_setup(&g, &s, &sn)) return;
     char **arch_s = NULL;
     size_t n1 = 0;
     double want_loss = 0;

@@ -401,20 +401,20 @@ TEST(nn_bn_wide_matches_double) {
 }
 
 static struct {
-    int M, C;
+    int M, C, relu6;
     float *x, *gamma, *beta, *y, *rr, mean[8], invstd[8];
 } bn;
 
 static double bn_loss(void) {
     nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f,
-                        0);
+                        bn.relu6);
     return dot(bn.y, bn.rr, (size_t)bn.M * bn.C);
 }
 
 TEST(nn_bn_backward_fd) {
     struct rng r;
     rng_init(&r, 8, RNG_INIT);
-    bn.M = 6, bn.C = 5;
+    bn.M = 6, bn.C = 5, bn.relu6 = 0;
     const int n = bn.M * bn.C;
     bn.x = randn(&r, n, 2), bn.gamma = randn(&r, bn.C, 1), bn.beta = randn(&r, bn.C, 1);
     bn.y = zeros(n), bn.rr = randn(&r, n, 1);
@@ -476,24 +476,18 @@ TEST(nn_bn_relu6_fused_matches_unfused) {
     rng_free(&r);
 }
 
-static double bn_relu6_loss(void) {
-    nn_bn_forward_train(bn.y, bn.mean, bn.invstd, NULL, bn.x, bn.gamma, bn.beta, bn.M, bn.C, 1e-5f,
-                        1);
-    return dot(bn.y, bn.rr, (size_t)bn.M * bn.C);
-}
-
 /* Finite differences through the fused BN + ReLU6, with every z = BN(x) at
  * least 0.05 from the kinks at 0 and 6 (asserted: the FD step must not cross one). */
 TEST(nn_bn_relu6_backward_fd) {
     struct rng r;
     rng_init(&r, 15, RNG_INIT);
-    bn.M = 8, bn.C = 4;
+    bn.M = 8, bn.C = 4, bn.relu6 = 1;
     const int n = bn.M * bn.C;
     bn.x = randn(&r, n, 2), bn.gamma = zeros(bn.C), bn.beta = zeros(bn.C);
     for (int c = 0; c < bn.C; c++) bn.gamma[c] = 2.0f + c, bn.beta[c] = 3.0f;
     bn.y = zeros(n), bn.rr = randn(&r, n, 1);
     float *dx = zeros(n), dg[8] = {0}, db[8] = {0}, fd[64];
-    bn_relu6_loss();
+    bn_loss();
     int clipped = 0, near = 0;
     for (int i = 0; i < n; i++) {
         int c = i % bn.C;
@@ -503,11 +497,11 @@ TEST(nn_bn_relu6_backward_fd) {
     }
     CHECK(near == 0 && clipped >= 4);
     nn_bn_backward(dx, dg, db, bn.rr, bn.x, bn.mean, bn.invstd, bn.gamma, bn.beta, bn.M, bn.C, 1);
-    fd_grad(fd, bn.x, 1, n, n, 2e-3f, bn_relu6_loss);
+    fd_grad(fd, bn.x, 1, n, n, 2e-3f, bn_loss);
     CHECK_ARRAY_REL(dx, fd, n, 3e-3);
-    fd_grad(fd, bn.gamma, 1, bn.C, bn.C, 2e-3f, bn_relu6_loss);
+    fd_grad(fd, bn.gamma, 1, bn.C, bn.C, 2e-3f, bn_loss);
     CHECK_ARRAY_REL(dg, fd, bn.C, 3e-3);
-    fd_grad(fd, bn.beta, 1, bn.C, bn.C, 2e-3f, bn_relu6_loss);
+    fd_grad(fd, bn.beta, 1, bn.C, bn.C, 2e-3f, bn_loss);
     CHECK_ARRAY_REL(db, fd, bn.C, 3e-3);
     free(bn.x), free(bn.gamma), free(bn.beta), free(bn.y), free(bn.rr), free(dx);
     rng_free(&r);

@@ -197,20 +197,29 @@ TEST(pipeline_tiny_end_to_end) {
           !strstr(out, "apq-transfer-predictor"));
 }
 
-/* make scratch-baseline: three subnets from scratch against the same subnets
- * extracted from the supernet, one row each, accuracies in percent. */
-TEST(pipeline_tiny_scratch_baseline) {
+/* `make PROFILE=tiny TARGET` into the test's runs/ and reports/, then read
+ * reports/tiny/TARGET.csv into t; 0 (checks failed, t unset) on failure. */
+static int make_tiny_report(const char *target, struct csv_table *t) {
     static char out[1 << 16];
     snprintf(runs, sizeof runs, "%s/runs", test_tmpdir);
     snprintf(reports, sizeof reports, "%s/reports", test_tmpdir);
-    int st = make_tiny(out, sizeof out, "scratch-baseline");
+    int st = make_tiny(out, sizeof out, target);
     if (st) fprintf(stderr, "%s", out);
     CHECK(st == 0);
     char p[1200];
-    snprintf(p, sizeof p, "%s/tiny/scratch-baseline.csv", reports);
+    snprintf(p, sizeof p, "%s/tiny/%s.csv", reports, target);
+    int rc = csv_read_table(p, t);
+    CHECK(rc == APQ_OK);
+    if (test_failed_checks && rc == APQ_OK) csv_table_free(t);
+    return !test_failed_checks;
+}
+
+/* make scratch-baseline: three subnets from scratch against the same subnets
+ * extracted from the supernet, one row each, accuracies in percent. */
+TEST(pipeline_tiny_scratch_baseline) {
     struct csv_table t;
-    CHECK(csv_read_table(p, &t) == APQ_OK);
-    if (test_failed_checks) return;
+    if (!make_tiny_report("scratch-baseline", &t)) return;
+    char p[1200];
     CHECK(t.n_rows == 4);
     const char *cols[] = {"acc_val_supernet", "acc_test_supernet", "acc_val_scratch",
                           "acc_test_scratch"};
@@ -231,17 +240,9 @@ TEST(pipeline_tiny_scratch_baseline) {
 /* make supernet-eval: five extracted subnets, smallest to largest, MACs
  * strictly increasing, accuracies in percent. */
 TEST(pipeline_tiny_supernet_eval) {
-    static char out[1 << 16];
-    snprintf(runs, sizeof runs, "%s/runs", test_tmpdir);
-    snprintf(reports, sizeof reports, "%s/reports", test_tmpdir);
-    int st = make_tiny(out, sizeof out, "supernet-eval");
-    if (st) fprintf(stderr, "%s", out);
-    CHECK(st == 0);
-    char p[1200];
-    snprintf(p, sizeof p, "%s/tiny/supernet-eval.csv", reports);
     struct csv_table t;
-    CHECK(csv_read_table(p, &t) == APQ_OK);
-    if (test_failed_checks) return;
+    if (!make_tiny_report("supernet-eval", &t)) return;
+    char p[1200];
     CHECK(t.n_rows == 6);
     int jm = csv_table_col(&t, "macs_m"), jv = csv_table_col(&t, "acc_val"),
         jt = csv_table_col(&t, "acc_test");
