@@ -230,7 +230,15 @@ int main(int argc, char **argv) {
         {.name = "infer-smallest", .a = small},
         {.name = "infer-random", .a = rnd},
     };
-    int n_cases = (int)(sizeof cases / sizeof cases[0]);
+    int n_cases = (int)(sizeof cases / sizeof cases[0]), known = !only;
+    for (int i = 0; i < n_cases && !known; i++) known = !strcmp(only, cases[i].name);
+    if (!known) {
+        fprintf(
+            stderr,
+            "%s: error: unknown --case '%s'; choose train-|infer- largest, smallest or random\n",
+            argv[0], only);
+        return 2;
+    }
     double rss_before = peak_rss_mb(), rss_train = 0;
     for (int i = 0; i < n_cases; i++) {
         struct bcase *k = &cases[i];
