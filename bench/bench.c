@@ -11,10 +11,18 @@
  * output but bench/run.sh.
  *
  *   APQ_THREADS=2 build/apq-bench --out bench/out [--seconds 4] [--batch 128]
+ *   APQ_THREADS=2 build/apq-bench --out bench/out --serve      (bench/torch_reference.py)
  *
  * Writes OUT/apq.csv (case,arch,macs,images_per_s,gflops,frac_peak,seconds,iters),
  * OUT/apq.env (key=value: threads, OpenBLAS kernel, sgemm peak, peak RSS, git rev)
  * and OUT/bench-supernet.h5 (the weights, for the PyTorch side).
+ *
+ * --serve takes turns with the PyTorch side, so that both see the same machine
+ * (its speed drifts by up to 30% within minutes): it writes bench-supernet.h5,
+ * prints one line "case,arch,macs" per case and an empty line on stdout, then
+ * reads case names from stdin, one per line, and answers each with
+ * "case,images_per_s,seconds,iters" once it has run it. On end of input it
+ * writes apq.env and exits. apq.csv is not written in this mode.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -122,13 +130,14 @@ static double peak_rss_mb(void) {
 static void usage(const char *prog) {
     fprintf(stderr,
             "usage: %s --out DIR [--space FILE.ini] [--data DIR] [--seconds S] [--batch N]\n"
-            "       [--case NAME]   (only that case, for profiling; nothing is written)\n",
+            "       [--case NAME]   (only that case, for profiling; nothing is written)\n"
+            "       [--serve]       (run the cases named on stdin; see bench/bench.c)\n",
             prog);
     exit(2);
 }
 
-static void write_files(const char *dir, const struct space *s, const struct bcase *cases, int n,
-                        double peak, int threads, double rss_before, double rss_train) {
+static void write_csv(const char *dir, const struct space *s, const struct bcase *cases, int n,
+                      double peak) {
     char path[1024], tmp[1100], buf[ARCH_STR_MAX];
     snprintf(path, sizeof path, "%s/apq.csv", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -143,10 +152,14 @@ static void write_files(const char *dir, const struct space *s, const struct bca
                 gflops, gflops / peak, k->seconds, k->iters);
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+}
 
+static void write_env(const char *dir, double peak, int threads, double rss_before,
+                      double rss_train) {
+    char path[1024], tmp[1100];
     snprintf(path, sizeof path, "%s/apq.env", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "w");
     if (!f) apq_die("%s: cannot write", tmp);
     const char *ct = getenv("OPENBLAS_CORETYPE");
     fprintf(f, "threads=%d\nopenblas_core=%s\nopenblas_coretype=%s\n", threads,
@@ -158,12 +171,48 @@ static void write_files(const char *dir, const struct space *s, const struct bca
     if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
 }
 
+static void log_case(const struct bcase *k, double peak) {
+    double gflops = k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9;
+    apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
+            k->images_per_s, gflops, 100 * gflops / peak, k->iters);
+}
+
+/* --serve: announce the cases, then run each case named on stdin and answer on stdout. */
+static double serve(struct bench *b, const struct space *s, struct bcase *cases, int n,
+                    double seconds, double peak) {
+    char buf[ARCH_STR_MAX], line[256];
+    double rss_train = 0;
+    for (int i = 0; i < n; i++) {
+        arch_to_string(s, &cases[i].a, buf, sizeof buf);
+        printf("%s,%s,%.0f\n", cases[i].name, buf, cases[i].macs);
+    }
+    printf("\n");
+    fflush(stdout);
+    while (fgets(line, sizeof line, stdin)) {
+        line[strcspn(line, "\r\n")] = 0;
+        struct bcase *k = NULL;
+        for (int i = 0; i < n && !k; i++)
+            if (!strcmp(line, cases[i].name)) k = &cases[i];
+        if (!k) apq_die("--serve: unknown case '%s' on stdin", line);
+        run_case(b, k, seconds);
+        log_case(k, peak);
+        if (k->train) rss_train = peak_rss_mb();
+        printf("%s,%.6g,%.6g,%ld\n", k->name, k->images_per_s, k->seconds, k->iters);
+        fflush(stdout);
+    }
+    return rss_train;
+}
+
 int main(int argc, char **argv) {
     const char *out = NULL, *only = NULL, *space_path = "supernet/spaces/fmnist-mbv2.ini",
                *data = "/usr/share/datasets/fashion-mnist";
     double seconds = 4;
-    int batch = 128;
+    int batch = 128, serving = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--serve")) {
+            serving = 1;
+            continue;
+        }
         if (i + 1 >= argc) usage(argv[0]);
         if (!strcmp(argv[i], "--out"))
             out = argv[++i];
@@ -240,20 +289,20 @@ int main(int argc, char **argv) {
         return 2;
     }
     double rss_before = peak_rss_mb(), rss_train = 0;
-    for (int i = 0; i < n_cases; i++) {
+    for (int i = 0; i < n_cases; i++) cases[i].macs = arch_macs(&s, &cases[i].a);
+    if (serving) rss_train = serve(&b, &s, cases, n_cases, seconds, peak);
+    for (int i = 0; i < n_cases && !serving; i++) {
         struct bcase *k = &cases[i];
-        k->macs = arch_macs(&s, &k->a);
         if (only && strcmp(only, k->name)) continue;
         run_case(&b, k, seconds);
-        apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
-                k->images_per_s, k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9,
-                100 * k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9 / peak, k->iters);
+        log_case(k, peak);
         if (k->train) rss_train = peak_rss_mb();
     }
     apq_log("peak RSS %.1f MB after the training cases (%.1f MB before them); arena high-water "
             "%.1f MB",
             rss_train, rss_before, b.c.arena.high * 4.0 / 1e6);
-    if (!only) write_files(out, &s, cases, n_cases, peak, threads, rss_before, rss_train);
+    if (!only && !serving) write_csv(out, &s, cases, n_cases, peak);
+    if (!only) write_env(out, peak, threads, rss_before, rss_train);
     free(b.x);
     free(b.dlogits);
     free(b.y);

@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# run.sh — `make bench`: apq, then PyTorch, on the same subnets, batch and thread count.
+# run.sh — `make bench`: apq and PyTorch, taking turns, on the same subnets, batch and threads.
 #
 #   bash bench/run.sh [APQ_BENCH_BINARY]        (default build/apq-bench)
-#   THREADS=2 BENCH_SECONDS=4                   (environment, defaults shown)
+#   THREADS=2 BENCH_SECONDS=3 BENCH_ROUNDS=3    (environment, defaults shown)
 #
-# 1. build/apq-bench: images/s of training and inference for the largest, the
-#    smallest and a fixed random subnet at resolution 28, the sgemm peak, peak
-#    RSS -> bench/out/apq.csv, apq.env, bench-supernet.h5;
-# 2. bench/torch_reference.py --bench: the same cases (arch strings from
-#    apq.csv, weights from bench-supernet.h5) in PyTorch -> bench/out/torch.csv;
-# 3. join by case -> bench/out/results.csv (case,apq,torch,ratio; images/s)
-#    and bench/results.md (the table, GFLOP/s and fraction of the sgemm peak,
-#    OpenBLAS kernel, peak RSS, date, git rev, thread count).
+# 1. bench/torch_reference.py --bench --apq BIN starts BIN --serve beside
+#    itself (one process pair) and, round by round and case by case, times the
+#    case in apq and then in PyTorch (PyTorch first in even rounds): images/s
+#    of training and inference for the largest, the smallest and a fixed
+#    random subnet at resolution 28 -> bench/out/torch.csv (both sides, every
+#    round), cases.csv, apq.env (sgemm peak, peak RSS), bench-supernet.h5;
+# 2. per case, the median over rounds of each side and of the per-round
+#    ratio -> bench/out/results.csv (case,apq,torch,ratio; images/s) and
+#    bench/results.md (the table with the ratio's range over rounds, GFLOP/s
+#    and fraction of the sgemm peak, OpenBLAS kernel, peak RSS, date, git
+#    rev, thread count).
+# The machine's speed drifts by up to 30% within minutes; taking turns puts
+# both sides of each ratio on the same machine, and the median drops outliers.
 # PyTorch runs on Debian's /usr/bin/python3 (python3-torch, python3-h5py),
-# with the OpenBLAS kernel apq chose unless OPENBLAS_CORETYPE is set.
+# with the OpenBLAS kernel apq chooses (DESIGN.md §8) unless OPENBLAS_CORETYPE is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/apq-bench}
 THREADS=${THREADS:-2}
-SECS=${BENCH_SECONDS:-4}
+SECS=${BENCH_SECONDS:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
 OUT=bench/out
 PY=/usr/bin/python3
 mkdir -p "$OUT"
@@ -27,33 +33,37 @@ mkdir -p "$OUT"
     echo "bench/run.sh: $PY cannot import torch and h5py; run: EXTRA_PKGS=\"python3-torch python3-h5py\" bash scripts/deps.sh" >&2
     exit 1; }
 
-echo "bench: apq ($THREADS threads)" >&2
-APQ_THREADS=$THREADS "$BIN" --out "$OUT" --seconds "$SECS"
-
-core=$(sed -n 's/^openblas_coretype=//p' "$OUT/apq.env")
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$core" ] && [ "$core" != unset ]; then
-    export OPENBLAS_CORETYPE=$core
+# the kernel apq_runtime_init chooses (util/util.c), set before either library loads
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+    elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
-echo "bench: PyTorch ($THREADS threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" >&2
+echo "bench: apq and PyTorch taking turns, $ROUNDS rounds, $THREADS threads each, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" >&2
+rm -f "$OUT/apq.csv"
 OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS "$PY" bench/torch_reference.py --bench \
-    --supernet "$OUT/bench-supernet.h5" --cases "$OUT/apq.csv" --out "$OUT/torch.csv" \
-    --threads "$THREADS" --seconds "$SECS"
+    --apq "$BIN" --out "$OUT/torch.csv" --threads "$THREADS" --seconds "$SECS" --rounds "$ROUNDS"
 
 "$PY" - "$OUT" "$THREADS" <<'EOF'
-import csv, datetime, os, platform, sys
+import csv, datetime, os, platform, statistics, sys
 out, threads = sys.argv[1], int(sys.argv[2])
 env = dict(l.strip().split("=", 1) for l in open(f"{out}/apq.env") if "=" in l)
-apq = {r["case"]: r for r in csv.DictReader(open(f"{out}/apq.csv"))}
-tor = {r["case"]: r for r in csv.DictReader(open(f"{out}/torch.csv"))}
+apq = {r["case"]: r for r in csv.DictReader(open(f"{out}/cases.csv"))}
+runs = list(csv.DictReader(open(f"{out}/torch.csv")))
+tor = {r["case"]: r for r in runs}
+rounds = max(int(r["round"]) for r in runs)
 cases = ["train-largest", "train-smallest", "train-random", "infer-largest", "infer-smallest", "infer-random"]
 peak = float(env["sgemm_peak_gflops"])
 rows = []
 for c in cases:
-    a, t = apq[c], tor[c]
-    ia, it = float(a["images_per_s"]), float(t["images_per_s"])
-    flop = float(a["macs"]) * 2 * (3 if c.startswith("train") else 1)
-    rows.append(dict(case=c, arch=a["arch"], macs=float(a["macs"]), apq=ia, torch=it, ratio=ia / it,
-                     gf_apq=flop * ia / 1e9, gf_torch=flop * it / 1e9, layout=t["layout"]))
+    mine = [r for r in runs if r["case"] == c]
+    ia = statistics.median(float(r["apq_images_per_s"]) for r in mine)
+    it = statistics.median(float(r["images_per_s"]) for r in mine)
+    ratios = [float(r["apq_images_per_s"]) / float(r["images_per_s"]) for r in mine]
+    flop = float(apq[c]["macs"]) * 2 * (3 if c.startswith("train") else 1)
+    layouts = sorted(set(r["layout"] for r in mine))
+    rows.append(dict(case=c, arch=apq[c]["arch"], macs=float(apq[c]["macs"]), apq=ia, torch=it,
+                     ratio=statistics.median(ratios), lo=min(ratios), hi=max(ratios),
+                     gf_apq=flop * ia / 1e9, gf_torch=flop * it / 1e9, layout="/".join(layouts)))
 with open(f"{out}/results.csv.tmp", "w", newline="") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["case", "apq", "torch", "ratio"])
@@ -80,19 +90,21 @@ L = ["# apq vs PyTorch: speed", "",
      f"({float(env['peak_rss_mb_before_training']):.0f} MB before them: the loaded dataset and the supernet)",
      ""]
 table = len(L)
-L += ["| case | apq images/s | PyTorch images/s | ratio | floor | apq GFLOP/s | apq % peak | "
+L += ["| case | apq images/s | PyTorch images/s | ratio | ratio range | floor | apq GFLOP/s | apq % peak | "
       "PyTorch GFLOP/s | PyTorch % peak | layout | MMACs/image |",
-      "|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
+      "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|"]
 for r in rows:
     floor = 3.0 if r["case"].startswith("train") else 1.5
     met = "met" if r["ratio"] >= floor else "**not met**"
-    L.append(f"| {r['case']} | {r['apq']:.1f} | {r['torch']:.1f} | {r['ratio']:.2f}× | ≥ {floor:g}×: {met} | "
+    L.append(f"| {r['case']} | {r['apq']:.1f} | {r['torch']:.1f} | {r['ratio']:.2f}× | "
+             f"{r['lo']:.2f}–{r['hi']:.2f} | ≥ {floor:g}×: {met} | "
              f"{r['gf_apq']:.2f} | {100 * r['gf_apq'] / peak:.1f}% | {r['gf_torch']:.2f} | "
              f"{100 * r['gf_torch'] / peak:.1f}% | {r['layout']} | {r['macs'] / 1e6:.2f} |")
 L += ["", "Subnets (docs/formats.md §6):", ""]
 for c in ("largest", "smallest", "random"):
     L.append(f"- {c}: `{apq['train-' + c]['arch']}`")
-L += ["", "Raw numbers: bench/out/apq.csv, bench/out/torch.csv, bench/out/apq.env; joined: bench/out/results.csv.", ""]
+L += ["", "Raw numbers: bench/out/torch.csv (both sides, every round), bench/out/cases.csv, "
+      "bench/out/apq.env; joined: bench/out/results.csv.", ""]
 with open("bench/results.md.tmp", "w") as f:
     f.write("\n".join(L))
 os.replace("bench/results.md.tmp", "bench/results.md")

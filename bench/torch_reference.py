@@ -12,6 +12,9 @@ tests/test_golden.c) and by `make bench` (the PyTorch side of the speed table).
       unless --eval: batch statistics, as apq's SN_TRAIN forward)
   /usr/bin/python3 bench/torch_reference.py --bench --supernet S.h5 --cases apq.csv --out torch.csv
       training and inference images/s of the cases (case,arch columns) of apq.csv
+  /usr/bin/python3 bench/torch_reference.py --bench --apq build/apq-bench --rounds 3 --out DIR/torch.csv
+      the same, taking turns with apq-bench --serve case by case (make bench):
+      DIR/torch.csv gains apq's images/s per round, DIR/cases.csv the cases
 
 Run it with Debian's interpreter (/usr/bin/python3): python3-torch and
 python3-h5py are Debian packages that another python3 does not see.
@@ -21,6 +24,7 @@ import configparser
 import csv
 import gzip
 import os
+import subprocess
 import sys
 import time
 
@@ -316,12 +320,53 @@ def _timed(step, seconds, warmup=2, min_iters=3):
             return n, dt
 
 
+class ApqServer:
+    """apq-bench --serve (bench/bench.c) as a child process that runs one case per request."""
+
+    def __init__(self, binary, out, seconds, threads):
+        env = dict(os.environ, APQ_THREADS=str(threads))
+        self.p = subprocess.Popen([binary, "--serve", "--out", out, "--seconds", str(seconds)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.cases = []  # (case, arch, macs)
+        for line in self.p.stdout:
+            if not line.strip():
+                break
+            case, arch, macs = line.strip().split(",")
+            self.cases.append((case, arch, float(macs)))
+        if not self.cases:
+            sys.exit(f"torch_reference.py: {binary} --serve exited before naming its cases")
+
+    def run(self, case):
+        self.p.stdin.write(case + "\n")
+        self.p.stdin.flush()
+        f = self.p.stdout.readline().strip().split(",")
+        if len(f) != 4 or f[0] != case:
+            sys.exit(f"torch_reference.py: apq-bench --serve gave {f!r} for case {case}")
+        return float(f[1])
+
+    def close(self):
+        self.p.stdin.close()
+        if self.p.wait() != 0:
+            sys.exit(f"torch_reference.py: apq-bench --serve failed (status {self.p.returncode})")
+
+
 def bench(args):
     """Each case in NCHW and in channels_last (PyTorch's two CPU layouts; which
     one its oneDNN kernels prefer depends on the layer), timed in the faster one
-    after a one-step trial of both."""
+    after a one-step trial of both. With --apq, apq-bench --serve runs beside
+    this process and the two take turns: per round and case, one times the case
+    and then the other (apq first in odd rounds, PyTorch first in even ones), so
+    that both sides of a ratio see the same machine speed."""
     torch.set_num_threads(args.threads)
-    net = Supernet(args.supernet)
+    apq = ApqServer(args.apq, os.path.dirname(args.out) or ".", args.seconds, args.threads) if args.apq else None
+    if apq:
+        cases = [(c, a) for c, a, _ in apq.cases]
+        supernet = os.path.join(os.path.dirname(args.out) or ".", "bench-supernet.h5")
+    else:
+        with open(args.cases) as f:
+            cases = [(r["case"], r["arch"]) for r in csv.DictReader(f)]
+        supernet = args.supernet
+    net = Supernet(supernet)
     x_np, y_np = load_images("train", args.batch, args.data)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     layouts = {"nchw": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}
@@ -331,8 +376,6 @@ def bench(args):
     no_decay = [p for n, p in net.params.items() if "/bn/" in n or n.endswith("bias")]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 4e-5}, {"params": no_decay, "weight_decay": 0}],
                           lr=1e-3, momentum=0.9, nesterov=True)
-    with open(args.cases) as f:
-        cases = [(r["case"], r["arch"]) for r in csv.DictReader(f)]
 
     def make_step(case, arch, xin):
         if case.startswith("train"):
@@ -347,25 +390,45 @@ def bench(args):
                     net.forward(xin, arch, train=False)
         return step
 
-    rows = []
-    for case, arch_text in cases:
-        arch = Arch(net.space, arch_text)
+    def time_torch(case, arch):
         trial = {}
         for name, xin in layouts.items():
             n, dt = _timed(make_step(case, arch, xin), 0, warmup=1, min_iters=1)
             trial[name] = dt / n
         layout = min(trial, key=trial.get)
         n, dt = _timed(make_step(case, arch, layouts[layout]), args.seconds)
-        ips = n * args.batch / dt
-        print(f"torch {case}: {ips:.1f} images/s ({layout}; {n} iterations, {dt:.2f} s)", file=sys.stderr)
-        rows.append((case, arch_text, ips, dt, n, layout))
+        return n * args.batch / dt, dt, n, layout
+
+    rows = []  # round, case, arch, torch images/s, seconds, iters, layout, apq images/s
+    for r in range(1, args.rounds + 1):
+        for case, arch_text in cases:
+            arch = Arch(net.space, arch_text)
+            ia = apq.run(case) if apq and r % 2 == 1 else None
+            ips, dt, n, layout = time_torch(case, arch)
+            if apq and ia is None:
+                ia = apq.run(case)
+            extra = f", apq {ia:.1f} images/s, ratio {ia / ips:.2f}" if apq else ""
+            print(f"round {r} {case}: torch {ips:.1f} images/s ({layout}){extra}", file=sys.stderr)
+            rows.append((r, case, arch_text, ips, dt, n, layout, ia))
+    if apq:
+        apq.close()
     tmp = args.out + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["case", "arch", "images_per_s", "seconds", "iters", "layout", "threads", "torch_version"])
-        for case, a, ips, dt, n, layout in rows:
-            w.writerow([case, a, f"{ips:.6g}", f"{dt:.6g}", n, layout, args.threads, torch.__version__])
+        w.writerow(["round", "case", "arch", "images_per_s", "seconds", "iters", "layout", "threads",
+                    "torch_version", "apq_images_per_s"])
+        for r, case, a, ips, dt, n, layout, ia in rows:
+            w.writerow([r, case, a, f"{ips:.6g}", f"{dt:.6g}", n, layout, args.threads, torch.__version__,
+                        f"{ia:.6g}" if ia else ""])
     os.replace(tmp, args.out)
+    if apq:
+        tmp = os.path.join(os.path.dirname(args.out) or ".", "cases.csv")
+        with open(tmp + ".tmp", "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["case", "arch", "macs"])
+            for c in apq.cases:
+                w.writerow([c[0], c[1], f"{c[2]:.0f}"])
+        os.replace(tmp + ".tmp", tmp)
 
 
 # ---- command line -------------------------------------------------------------------
@@ -373,7 +436,7 @@ def bench(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--supernet", required=True, help="supernet.h5")
+    ap.add_argument("--supernet", help="supernet.h5 (with --apq: OUT's folder/bench-supernet.h5)")
     ap.add_argument("--space", help="space .ini (default: the text stored in supernet.h5)")
     ap.add_argument("--arch", help="arch text (docs/formats.md §6)")
     ap.add_argument("--eval", action="store_true", help="BN with the file's running statistics")
@@ -382,6 +445,8 @@ def main():
     ap.add_argument("--double", action="store_true", help="compute in float64")
     ap.add_argument("--bench", action="store_true", help="speed: training and inference images/s")
     ap.add_argument("--cases", help="--bench: CSV with columns case,arch (bench/out/apq.csv)")
+    ap.add_argument("--apq", help="--bench: apq-bench binary to take turns with (instead of --cases)")
+    ap.add_argument("--rounds", type=int, default=1, help="--bench: rounds over all cases")
     ap.add_argument("--out", help="--bench: output CSV")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
@@ -390,12 +455,12 @@ def main():
                     help="--bench: activation memory format (best: the faster after a trial step)")
     args = ap.parse_args()
     if args.bench:
-        if not args.cases or not args.out:
-            ap.error("--bench needs --cases and --out")
+        if not (args.cases and args.supernet or args.apq) or not args.out or args.rounds < 1:
+            ap.error("--bench needs --supernet and --cases, or --apq; --out; --rounds >= 1")
         bench(args)
         return
-    if not args.arch:
-        ap.error("give --arch (or --bench)")
+    if not args.arch or not args.supernet:
+        ap.error("give --supernet and --arch (or --bench)")
     dtype = torch.float64 if args.double else torch.float32
     net = Supernet(args.supernet, dtype, args.space)
     x, _ = load_images("t10k", args.images, args.data)

@@ -11,6 +11,7 @@
  * fmaf so gcc emits vector FMAs (ISO C mode keeps -ffp-contract=off).
  */
 #include "nn.h"
+#include "nn_act.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -254,15 +255,6 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
 
 // ---- batch normalisation ---------------------------------------------------
 
-/* y = scale*d + shift, then ReLU6 as a compare-select when relu6 (no
- * fminf/fmaxf calls; NaN maps to 0 as in nn_relu6_forward). */
-static inline float bn_act(float scale, float d, float shift, int relu6) {
-    float z = fmaf(scale, d, shift);
-    if (!relu6) return z;
-    z = z > 0.0f ? z : 0.0f;
-    return z < 6.0f ? z : 6.0f;
-}
-
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps,
                          int relu6) {
@@ -285,7 +277,7 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
         for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
             const float *xr = x + (size_t)m * C + c0;
             float *yr = y + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++) yr[c] = bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
+            for (int c = 0; c < cw; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
         }
     }
 }
@@ -296,13 +288,13 @@ void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
     float scale[RED_COLS];
     for (int c0 = 0; c0 < C; c0 += RED_COLS) {
         const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
-        for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] / sqrtf(rvar[c0 + c] + eps);
+        for (int c = 0; c < cw; c++) scale[c] = nn_bn_eval_scale(gamma[c0 + c], rvar[c0 + c], eps);
         const float *mu = rmean + c0, *sh = beta + c0;
 #pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
         for (int m = 0; m < M; m++) {
             const float *xr = x + (size_t)m * C + c0;
             float *yr = y + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++) yr[c] = bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
+            for (int c = 0; c < cw; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
         }
     }
 }

@@ -43,6 +43,12 @@ void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias,
 /* in [N,H,W,C], w [k*k][ldw] (first C columns used), out [N,OH,OW,C]. */
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
                    int k, int stride);
+/* Inference: nn_dw_forward, then nn_bn_forward_eval(out, out, gamma, beta,
+ * rmean, rvar, N*OH*OW, C, eps, relu6) (gamma..rvar [C]), in one pass over
+ * out: every element bit for bit as the two calls give it. */
+void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw, int N, int H,
+                           int W, int C, int k, int stride, const float *gamma, const float *beta,
+                           const float *rmean, const float *rvar, float eps, int relu6);
 /* din [N,H,W,C] overwritten; dw [k*k][lddw] accumulated. */
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
                     const float *w, int ldw, int N, int H, int W, int C, int k, int stride);

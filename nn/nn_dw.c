@@ -12,6 +12,11 @@
  * the same code with run-time sizes. The weight gradient supports k <= 7
  * (its accumulators live on the stack).
  *
+ * Inference can fuse the eval-mode BN and ReLU6 that follow the depthwise
+ * conv into its forward (nn_dw_forward_bn_eval): each output row is
+ * normalised while it is still in cache, which saves a pass over the
+ * block's largest activation.
+ *
  * Parallelism: forward and input gradient over output / input rows. The
  * weight gradient, a sum over all rows, goes channel block by channel block;
  * each block is split into DW_CHUNKS fixed row chunks whose partial sums
@@ -20,9 +25,11 @@
  * thread count.
  */
 #include "nn.h"
+#include "nn_act.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../util/util.h"
@@ -164,39 +171,68 @@ static void tap_range(int *kw0, int *kw1, int ow, int W, int k, int s) {
 
 // ---- forward -------------------------------------------------------------------
 
-void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
-                   int k, int stride) {
-    dw_check(ldw, N, H, W, C, k, stride);
-    const int pad = k / 2, s = stride, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+/* One output row r = n*OH + oh; then, when scale, the eval BN (+ ReLU6) on
+ * it while it is in cache. */
+static void dw_forward_row(float *orow, const float *in, const float *w, int ldw, int H, int W,
+                           int C, int k, int s, int r, const float *scale, const float *mean,
+                           const float *shift, int relu6) {
+    const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    const int n = r / OH, oh = r % OH;
     int lo, hi;
     interior(&lo, &hi, W, OW, k, s);
-    const long work = (long)N * OH * OW * C * k * k;
-#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
-    for (int r = 0; r < N * OH; r++) {
-        const int n = r / OH, oh = r % OH;
-        float *orow = out + (size_t)r * OW * C;
-        memset(orow, 0, sizeof(float) * OW * C);
-        for (int kh = 0; kh < k; kh++) {
-            const int ih = oh * s - pad + kh;
-            if (ih < 0 || ih >= H) continue;
-            const float *xrow = in + ((size_t)n * H + ih) * W * C;
-            const float *wrow = w + (size_t)kh * k * ldw;
-            for (int ow = 0; ow < OW;) {
-                if (ow >= lo && ow + DW_P - 1 <= hi) {
-                    tile_out(orow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C, wrow,
-                             ldw, C, DW_P, k, s);
-                    ow += DW_P;
-                } else {
-                    int kw0, kw1;
-                    tap_range(&kw0, &kw1, ow, W, k, s);
-                    if (kw1 > kw0)
-                        tile_out(orow + (size_t)ow * C, 0, xrow + (size_t)(ow * s - pad + kw0) * C,
-                                 C, wrow + (size_t)kw0 * ldw, ldw, C, 1, kw1 - kw0, 1);
-                    ow++;
-                }
+    memset(orow, 0, sizeof(float) * OW * C);
+    for (int kh = 0; kh < k; kh++) {
+        const int ih = oh * s - pad + kh;
+        if (ih < 0 || ih >= H) continue;
+        const float *xrow = in + ((size_t)n * H + ih) * W * C;
+        const float *wrow = w + (size_t)kh * k * ldw;
+        for (int ow = 0; ow < OW;) {
+            if (ow >= lo && ow + DW_P - 1 <= hi) {
+                tile_out(orow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C, wrow, ldw,
+                         C, DW_P, k, s);
+                ow += DW_P;
+            } else {
+                int kw0, kw1;
+                tap_range(&kw0, &kw1, ow, W, k, s);
+                if (kw1 > kw0)
+                    tile_out(orow + (size_t)ow * C, 0, xrow + (size_t)(ow * s - pad + kw0) * C, C,
+                             wrow + (size_t)kw0 * ldw, ldw, C, 1, kw1 - kw0, 1);
+                ow++;
             }
         }
     }
+    if (!scale) return;
+    for (int p = 0; p < OW; p++) {
+        float *restrict o = orow + (size_t)p * C;
+        for (int c = 0; c < C; c++) o[c] = nn_bn_act(scale[c], o[c] - mean[c], shift[c], relu6);
+    }
+}
+
+static void dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W,
+                       int C, int k, int s, const float *scale, const float *mean,
+                       const float *shift, int relu6) {
+    dw_check(ldw, N, H, W, C, k, s);
+    const int OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    const long work = (long)N * OH * OW * C * k * k;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+    for (int r = 0; r < N * OH; r++)
+        dw_forward_row(out + (size_t)r * OW * C, in, w, ldw, H, W, C, k, s, r, scale, mean, shift,
+                       relu6);
+}
+
+void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
+                   int k, int stride) {
+    dw_forward(out, in, w, ldw, N, H, W, C, k, stride, NULL, NULL, NULL, 0);
+}
+
+void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw, int N, int H,
+                           int W, int C, int k, int stride, const float *gamma, const float *beta,
+                           const float *rmean, const float *rvar, float eps, int relu6) {
+    APQ_ASSERT(C > 0 && eps > 0);
+    float *scale = apq_falloc((size_t)C);
+    for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
+    dw_forward(out, in, w, ldw, N, H, W, C, k, stride, scale, rmean, beta, relu6);
+    free(scale);
 }
 
 // ---- backward: input gradient ----------------------------------------------------

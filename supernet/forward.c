@@ -276,8 +276,11 @@ static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
     return kp;
 }
 
-static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride,
-                   int wbits) {
+/* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C];
+ * at inference (SN_EVAL) fused with the BN + ReLU6 `bn` that follows it
+ * (nn_dw_forward_bn_eval), else that BN is left to emit_dw_bn. */
+static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride, int wbits,
+                   const struct sn_bn *bn) {
     const struct space *s = &f->sn->s;
     const float *w;
     int ldw;
@@ -306,7 +309,11 @@ static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int
     const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
     int OH = nn_out_size(H, k, stride);
     float *y = A(f, (size_t)N * OH * OH * C);
-    nn_dw_forward(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride);
+    if (f->mode == SN_EVAL)
+        nn_dw_forward_bn_eval(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride, bn->gamma,
+                              bn->beta, bn->mean, bn->var, SN_BN_EPS, 1);
+    else
+        nn_dw_forward(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride);
     struct sn_op *op = new_op(f, OP_DW);
     op->in = in;
     op->N = N;
@@ -324,6 +331,18 @@ static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int
     return op->out;
 }
 
+/* Depthwise conv, then its BN and ReLU6 (one fused pass at inference). */
+static int emit_dw_bn(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride,
+                      int wbits, struct sn_bn *bn) {
+    int h = emit_dw(f, in, b, N, H, C, k, stride, wbits, bn);
+    if (f->mode == SN_EVAL) {
+        f->bn_off += (size_t)C;
+        return h;
+    }
+    int OH = nn_out_size(H, k, stride);
+    return emit_bn(f, h, bn, N * OH * OH, C, 1);
+}
+
 // ---- the network -------------------------------------------------------------------
 
 static int emit_block(struct fwd *f, int x, int b, int N, int H) {
@@ -337,8 +356,7 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
     h = emit_bn(f, h, &blk->expand_bn, M, mid, 1);
     h = emit_qact(f, h, a->dw_a[b], 0);
-    h = emit_dw(f, h, b, N, H, mid, k, sb->stride, a->dw_w[b]);
-    h = emit_bn(f, h, &blk->dw_bn, MO, mid, 1);
+    h = emit_dw_bn(f, h, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
     h = emit_qact(f, h, a->pw_a[b], 0);
     h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
     h = emit_bn(f, h, &blk->project_bn, MO, sb->cout, 0);
@@ -391,8 +409,7 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     /* first block: dw 3x3 -> BN -> ReLU6 -> pw -> BN (+ identity) */
     int skip = h;
     h = emit_qact(&f, h, fb, 0);
-    h = emit_dw(&f, h, -1, n, H, c0, 3, 1, fb);
-    h = emit_bn(&f, h, &sn->first_dw_bn, n * H * H, c0, 1);
+    h = emit_dw_bn(&f, h, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn);
     h = emit_qact(&f, h, fb, 0);
     h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);
     h = emit_bn(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch, 0);

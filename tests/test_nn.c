@@ -200,6 +200,34 @@ TEST(nn_dw_forward_matches_ref) {
     rng_free(&r);
 }
 
+/* The fused inference epilogue is the two calls, bit for bit (ReLU6 on and off;
+ * values on all three pieces of ReLU6; shapes that take the parallel path). */
+TEST(nn_dw_forward_bn_eval_matches_unfused) {
+    struct rng r;
+    rng_init(&r, 6, RNG_INIT);
+    for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
+        const int *d = dw_shapes[s], N = d[0], H = d[1], W = d[2], C = d[3], k = d[4], st = d[5];
+        const int ldw = d[6], M = N * nn_out_size(H, k, st) * nn_out_size(W, k, st);
+        const int relu6 = (int)(s % 2);
+        float *in = randn(&r, (size_t)N * H * W * C, 1), *w = randn(&r, (size_t)k * k * ldw, 1);
+        float *g = randn(&r, (size_t)C, 2), *b = randn(&r, (size_t)C, 3);
+        float *mu = randn(&r, (size_t)C, 1), *var = randn(&r, (size_t)C, 1);
+        for (int c = 0; c < C; c++) var[c] = var[c] * var[c] + 0.1f;
+        float *got = randn(&r, (size_t)M * C, 1), *want = randn(&r, (size_t)M * C, 1);
+        nn_dw_forward_bn_eval(got, in, w, ldw, N, H, W, C, k, st, g, b, mu, var, 1e-5f, relu6);
+        nn_dw_forward(want, in, w, ldw, N, H, W, C, k, st);
+        nn_bn_forward_eval(want, want, g, b, mu, var, M, C, 1e-5f, relu6);
+        CHECK(!memcmp(got, want, sizeof(float) * (size_t)M * C));
+        if (relu6 && M * C > 1000) { /* the clamps were exercised */
+            int lo = 0, hi = 0;
+            for (int i = 0; i < M * C; i++) lo += got[i] == 0.0f, hi += got[i] == 6.0f;
+            CHECK(lo > 0 && hi > 0);
+        }
+        free(in), free(w), free(g), free(b), free(mu), free(var), free(got), free(want);
+    }
+    rng_free(&r);
+}
+
 TEST(nn_dw_backward_matches_ref) {
     struct rng r;
     rng_init(&r, 4, RNG_INIT);
