@@ -1,5 +1,9 @@
-/* test_util.c — RNG streams, error recording. */
+/* test_util.c — RNG streams, error recording, the progress line. */
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "../util/util.h"
@@ -29,4 +33,37 @@ TEST(error_detail_recorded) {
     CHECK(rc == APQ_EFORMAT);
     CHECK(!strcmp(apq_last_error(), "file x.gz: bad magic 7"));
     CHECK(!strcmp(apq_strerror(APQ_EIO), "I/O error"));
+}
+
+/* The progress line: a resumed run's rate counts only its own items, and the
+ * ETA divides the work left (progress_work) by the rate of work, not the
+ * items left by the item rate. */
+TEST(progress_rate_and_eta) {
+    char path[600], line[256] = "";
+    snprintf(path, sizeof path, "%s/progress.txt", test_tmpdir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    struct apq_progress p;
+    progress_init(&p, "test", "steps", 100);
+    progress_resume(&p, 50);         /* 50 steps were done by an earlier run */
+    progress_work(&p, 10.0, 1000.0); /* ... which did 10 of 1000 units of work */
+    nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
+    progress_work(&p, 11.0, 1000.0); /* 1 unit in 0.2 s: 989 left take ~198 s */
+    progress_update(&p, 100, NULL);  /* done == total: printed */
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    CHECK(f && fgets(line, sizeof line, f));
+    if (f) fclose(f);
+    double rate = 0;
+    int m = -1, s = -1;
+    const char *r = strstr(line, "100/100 steps, "), *e = strstr(line, "ETA ");
+    CHECK(r && sscanf(r, "100/100 steps, %lf", &rate) == 1);
+    CHECK(e && sscanf(e, "ETA %dm%ds", &m, &s) == 2);
+    CHECK(rate > 150 && rate <= 250.5); /* 50 steps in 0.2 s, not 100 */
+    CHECK(m * 60 + s > 150 && m * 60 + s <= 198);
 }

@@ -1,6 +1,7 @@
 /* util.c — errors, logging, runtime setup (OpenBLAS kernel, threads), timing. */
 #include "util.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -197,11 +198,23 @@ const char *apq_git_rev(void) {
 /* ---- progress ------------------------------------------------------------- */
 
 void progress_init(struct apq_progress *p, const char *label, const char *unit, long total) {
+    memset(p, 0, sizeof *p);
     p->label = label;
     p->unit = unit;
     p->total = total;
     p->t0 = p->t_last = apq_time();
     p->tty = isatty(2);
+}
+
+void progress_resume(struct apq_progress *p, long done) {
+    p->done0 = done;
+    if (p->work_total <= 0) p->work_last = (double)done;
+}
+
+void progress_work(struct apq_progress *p, double work, double work_total) {
+    if (p->work_total <= 0) p->work_last = work; /* the first call: work before this run */
+    p->work = work;
+    p->work_total = work_total;
 }
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -215,14 +228,25 @@ static void fmt_time(char *buf, size_t n, double s) {
         snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
+#define PROGRESS_TAU 60.0 /* s: time constant of the recent rate behind the ETA */
+
 void progress_update(struct apq_progress *p, long done, const char *extra) {
     double now = apq_time();
     double gap = p->tty ? 0.25 : 10.0;
     if (now - p->t_last < gap && done < p->total) return;
+    double dt = now - p->t_last, el = now - p->t0;
+    double work = p->work_total > 0 ? p->work : (double)done;
+    double work_total = p->work_total > 0 ? p->work_total : (double)p->total;
+    double recent = dt > 0 ? (work - p->work_last) / dt : 0;
+    if (p->work_rate <= 0)
+        p->work_rate = el > 0 ? recent : 0; /* the first line: this run's mean */
+    else
+        p->work_rate += (1.0 - exp(-dt / PROGRESS_TAU)) * (recent - p->work_rate);
     p->t_last = now;
-    double el = now - p->t0, rate = el > 0 ? done / el : 0;
+    p->work_last = work;
+    double rate = el > 0 ? (done - p->done0) / el : 0;
     char eta[32], elapsed[32];
-    fmt_time(eta, sizeof eta, rate > 0 ? (p->total - done) / rate : -1);
+    fmt_time(eta, sizeof eta, p->work_rate > 0 ? (work_total - work) / p->work_rate : -1);
     fmt_time(elapsed, sizeof elapsed, el);
     fprintf(stderr, "%s%s: %s %ld/%ld %s, %.1f %s/s, %s elapsed, ETA %s%s%s%s", p->tty ? "\r" : "",
             apq_prog, p->label, done, p->total, p->unit, rate, p->unit, elapsed, eta,
@@ -234,6 +258,6 @@ void progress_end(struct apq_progress *p, const char *extra) {
     char elapsed[32];
     fmt_time(elapsed, sizeof elapsed, el);
     fprintf(stderr, "%s%s: %s done: %ld %s in %s (%.1f %s/s)%s%s%s\n", p->tty ? "\r" : "", apq_prog,
-            p->label, p->total, p->unit, elapsed, el > 0 ? p->total / el : 0.0, p->unit,
-            extra ? ", " : "", extra ? extra : "", p->tty ? "\033[K" : "");
+            p->label, p->total, p->unit, elapsed, el > 0 ? (p->total - p->done0) / el : 0.0,
+            p->unit, extra ? ", " : "", extra ? extra : "", p->tty ? "\033[K" : "");
 }

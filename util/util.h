@@ -79,15 +79,26 @@ double apq_time(void);
 
 /* ---- progress line ---------------------------------------------------- */
 /* A progress line with rate and ETA. On a terminal it redraws in place
- * (at most 4 times a second); otherwise it logs a line every 10 s. */
+ * (at most 4 times a second); otherwise it logs a line every 10 s. The rate
+ * shown is this run's mean (items since progress_init or progress_resume per
+ * second); the ETA divides the work left by the recent rate of work (an
+ * exponential average over about a minute), so it follows a change of pace,
+ * e.g. a training phase whose steps cost twice as much. Work is the item
+ * count unless progress_work gives it. */
 struct apq_progress {
     const char *label;
     const char *unit; /* "img", "subnets", "gen" ... */
-    long total;
+    long total, done0;
     double t0, t_last;
+    double work, work_total, work_last, work_rate; /* work_total 0: work = items */
     int tty;
 };
 void progress_init(struct apq_progress *p, const char *label, const char *unit, long total);
+/* The run starts at `done` items of total (a resumed training). */
+void progress_resume(struct apq_progress *p, long done);
+/* Work done and total work, in any unit proportional to time (e.g. MACs), for
+ * the ETA when items differ in cost; call before each progress_update. */
+void progress_work(struct apq_progress *p, double work, double work_total);
 /* `done` items of `total` finished; `extra` (may be NULL) is appended, e.g. "loss 0.42". */
 void progress_update(struct apq_progress *p, long done, const char *extra);
 /* Final line with the total time. */
