@@ -83,6 +83,9 @@ L = ["# apq vs PyTorch: speed", "",
      f"- PyTorch {tor[cases[0]]['torch_version']} (Debian python3-torch, oneDNN), fp32, the supernet "
      "rebuilt by bench/torch_reference.py (elastic slices and kernel transforms in the graph, as apq); "
      "per case the faster of its NCHW and channels_last layouts after a trial step (column *layout*)",
+     f"- **{rounds} rounds**, apq and PyTorch taking turns per case (one process pair: "
+     "apq-bench --serve beside torch_reference.py); images/s are each side's median over rounds, "
+     "the ratio the median of the per-round ratios, with their range",
      "- batch 128, resolution 28, fp32; training = forward (BN batch statistics) + label-smoothed CE + "
      "backward + SGD-Nesterov update; inference = forward with BN running statistics",
      f"- GFLOP/s = MACs × 2 × (3 training, 1 inference) × images/s; % = fraction of the sgemm peak",
