@@ -1,4 +1,4 @@
-/* bench.c — apq's side of `make bench` (bench/run.sh runs it, then PyTorch).
+/* bench.c — apq's side of `make bench` (bench/torch_reference.py takes turns with it).
  *
  * Per case, images/s at batch 128 (fp32, resolution 28): training = SN_TRAIN
  * forward + label-smoothed CE + backward + one SGD-Nesterov update of the
@@ -7,8 +7,8 @@
  * the machine's sgemm peak (one large cblas_sgemm at the same thread count),
  * each case's achieved GFLOP/s = MACs * 2 * (3 training, 1 inference) *
  * images/s and its fraction of that peak, and the process's peak RSS after
- * the training cases (getrusage). Not a pipeline stage; nothing reads its
- * output but bench/run.sh.
+ * the training cases (getrusage). Not a pipeline stage: `make bench` runs it
+ * in --serve mode (below) through bench/torch_reference.py.
  *
  *   APQ_THREADS=2 build/apq-bench --out bench/out [--seconds 4] [--batch 128]
  *   APQ_THREADS=2 build/apq-bench --out bench/out --serve      (bench/torch_reference.py)
@@ -171,10 +171,14 @@ static void write_env(const char *dir, double peak, int threads, double rss_befo
     if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
 }
 
-static void log_case(const struct bcase *k, double peak) {
+/* Time case k, log it, and after a training case record the peak RSS in *rss_train. */
+static void bench_case(struct bench *b, struct bcase *k, double seconds, double peak,
+                       double *rss_train) {
+    run_case(b, k, seconds);
     double gflops = k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9;
     apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
             k->images_per_s, gflops, 100 * gflops / peak, k->iters);
+    if (k->train) *rss_train = peak_rss_mb();
 }
 
 /* --serve: announce the cases, then run each case named on stdin and answer on stdout. */
@@ -194,9 +198,7 @@ static double serve(struct bench *b, const struct space *s, struct bcase *cases,
         for (int i = 0; i < n && !k; i++)
             if (!strcmp(line, cases[i].name)) k = &cases[i];
         if (!k) apq_die("--serve: unknown case '%s' on stdin", line);
-        run_case(b, k, seconds);
-        log_case(k, peak);
-        if (k->train) rss_train = peak_rss_mb();
+        bench_case(b, k, seconds, peak, &rss_train);
         printf("%s,%.6g,%.6g,%ld\n", k->name, k->images_per_s, k->seconds, k->iters);
         fflush(stdout);
     }
@@ -294,9 +296,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_cases && !serving; i++) {
         struct bcase *k = &cases[i];
         if (only && strcmp(only, k->name)) continue;
-        run_case(&b, k, seconds);
-        log_case(k, peak);
-        if (k->train) rss_train = peak_rss_mb();
+        bench_case(&b, k, seconds, peak, &rss_train);
     }
     apq_log("peak RSS %.1f MB after the training cases (%.1f MB before them); arena high-water "
             "%.1f MB",

@@ -10,11 +10,10 @@ tests/test_golden.c) and by `make bench` (the PyTorch side of the speed table).
   /usr/bin/python3 bench/torch_reference.py --supernet S.h5 --arch ARCH [--eval] [--images N]
       print the logits of the first N test images (BN in training mode
       unless --eval: batch statistics, as apq's SN_TRAIN forward)
-  /usr/bin/python3 bench/torch_reference.py --bench --supernet S.h5 --cases apq.csv --out torch.csv
-      training and inference images/s of the cases (case,arch columns) of apq.csv
   /usr/bin/python3 bench/torch_reference.py --bench --apq build/apq-bench --rounds 3 --out DIR/torch.csv
-      the same, taking turns with apq-bench --serve case by case (make bench):
-      DIR/torch.csv gains apq's images/s per round, DIR/cases.csv the cases
+      training and inference images/s of apq-bench's cases, taking turns with
+      apq-bench --serve case by case (make bench): DIR/torch.csv holds both
+      sides' images/s per round, DIR/cases.csv the cases
 
 Run it with Debian's interpreter (/usr/bin/python3): python3-torch and
 python3-h5py are Debian packages that another python3 does not see.
@@ -353,20 +352,14 @@ class ApqServer:
 def bench(args):
     """Each case in NCHW and in channels_last (PyTorch's two CPU layouts; which
     one its oneDNN kernels prefer depends on the layer), timed in the faster one
-    after a one-step trial of both. With --apq, apq-bench --serve runs beside
-    this process and the two take turns: per round and case, one times the case
+    after a one-step trial of both. apq-bench --serve (--apq) runs beside this
+    process and the two take turns: per round and case, one times the case
     and then the other (apq first in odd rounds, PyTorch first in even ones), so
     that both sides of a ratio see the same machine speed."""
     torch.set_num_threads(args.threads)
-    apq = ApqServer(args.apq, os.path.dirname(args.out) or ".", args.seconds, args.threads) if args.apq else None
-    if apq:
-        cases = [(c, a) for c, a, _ in apq.cases]
-        supernet = os.path.join(os.path.dirname(args.out) or ".", "bench-supernet.h5")
-    else:
-        with open(args.cases) as f:
-            cases = [(r["case"], r["arch"]) for r in csv.DictReader(f)]
-        supernet = args.supernet
-    net = Supernet(supernet)
+    out_dir = os.path.dirname(args.out) or "."
+    apq = ApqServer(args.apq, out_dir, args.seconds, args.threads)
+    net = Supernet(os.path.join(out_dir, "bench-supernet.h5"))
     x_np, y_np = load_images("train", args.batch, args.data)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     layouts = {"nchw": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}
@@ -401,17 +394,18 @@ def bench(args):
 
     rows = []  # round, case, arch, torch images/s, seconds, iters, layout, apq images/s
     for r in range(1, args.rounds + 1):
-        for case, arch_text in cases:
+        for case, arch_text, _ in apq.cases:
             arch = Arch(net.space, arch_text)
-            ia = apq.run(case) if apq and r % 2 == 1 else None
-            ips, dt, n, layout = time_torch(case, arch)
-            if apq and ia is None:
+            if r % 2 == 1:  # apq first in odd rounds, PyTorch first in even ones
                 ia = apq.run(case)
-            extra = f", apq {ia:.1f} images/s, ratio {ia / ips:.2f}" if apq else ""
-            print(f"round {r} {case}: torch {ips:.1f} images/s ({layout}){extra}", file=sys.stderr)
+                ips, dt, n, layout = time_torch(case, arch)
+            else:
+                ips, dt, n, layout = time_torch(case, arch)
+                ia = apq.run(case)
+            print(f"round {r} {case}: torch {ips:.1f} images/s ({layout}), apq {ia:.1f} images/s, "
+                  f"ratio {ia / ips:.2f}", file=sys.stderr)
             rows.append((r, case, arch_text, ips, dt, n, layout, ia))
-    if apq:
-        apq.close()
+    apq.close()
     tmp = args.out + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -419,16 +413,15 @@ def bench(args):
                     "torch_version", "apq_images_per_s"])
         for r, case, a, ips, dt, n, layout, ia in rows:
             w.writerow([r, case, a, f"{ips:.6g}", f"{dt:.6g}", n, layout, args.threads, torch.__version__,
-                        f"{ia:.6g}" if ia else ""])
+                        f"{ia:.6g}"])
     os.replace(tmp, args.out)
-    if apq:
-        tmp = os.path.join(os.path.dirname(args.out) or ".", "cases.csv")
-        with open(tmp + ".tmp", "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["case", "arch", "macs"])
-            for c in apq.cases:
-                w.writerow([c[0], c[1], f"{c[2]:.0f}"])
-        os.replace(tmp + ".tmp", tmp)
+    tmp = os.path.join(out_dir, "cases.csv")
+    with open(tmp + ".tmp", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["case", "arch", "macs"])
+        for c in apq.cases:
+            w.writerow([c[0], c[1], f"{c[2]:.0f}"])
+    os.replace(tmp + ".tmp", tmp)
 
 
 # ---- command line -------------------------------------------------------------------
@@ -436,7 +429,7 @@ def bench(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--supernet", help="supernet.h5 (with --apq: OUT's folder/bench-supernet.h5)")
+    ap.add_argument("--supernet", help="supernet.h5 (--bench: OUT's folder/bench-supernet.h5)")
     ap.add_argument("--space", help="space .ini (default: the text stored in supernet.h5)")
     ap.add_argument("--arch", help="arch text (docs/formats.md §6)")
     ap.add_argument("--eval", action="store_true", help="BN with the file's running statistics")
@@ -444,8 +437,7 @@ def main():
     ap.add_argument("--data", default=DATA_DIR, help="folder of the IDX files")
     ap.add_argument("--double", action="store_true", help="compute in float64")
     ap.add_argument("--bench", action="store_true", help="speed: training and inference images/s")
-    ap.add_argument("--cases", help="--bench: CSV with columns case,arch (bench/out/apq.csv)")
-    ap.add_argument("--apq", help="--bench: apq-bench binary to take turns with (instead of --cases)")
+    ap.add_argument("--apq", help="--bench: apq-bench binary to take turns with")
     ap.add_argument("--rounds", type=int, default=1, help="--bench: rounds over all cases")
     ap.add_argument("--out", help="--bench: output CSV")
     ap.add_argument("--threads", type=int, default=2)
@@ -455,8 +447,8 @@ def main():
                     help="--bench: activation memory format (best: the faster after a trial step)")
     args = ap.parse_args()
     if args.bench:
-        if not (args.cases and args.supernet or args.apq) or not args.out or args.rounds < 1:
-            ap.error("--bench needs --supernet and --cases, or --apq; --out; --rounds >= 1")
+        if not args.apq or not args.out or args.rounds < 1:
+            ap.error("--bench needs --apq, --out and --rounds >= 1")
         bench(args)
         return
     if not args.arch or not args.supernet:

@@ -171,15 +171,19 @@ static void tap_range(int *kw0, int *kw1, int ow, int W, int k, int s) {
 
 // ---- forward -------------------------------------------------------------------
 
+/* The forward's geometry, computed once per call: input H x W x C, k x k
+ * taps at stride s, output OH x OW, interior output columns [lo, hi]. */
+struct dw_geom {
+    int H, W, C, k, s, OH, OW, lo, hi;
+};
+
 /* One output row r = n*OH + oh; then, when scale, the eval BN (+ ReLU6) on
  * it while it is in cache. */
-static void dw_forward_row(float *orow, const float *in, const float *w, int ldw, int H, int W,
-                           int C, int k, int s, int r, const float *scale, const float *mean,
+static void dw_forward_row(float *orow, const float *in, const float *w, int ldw,
+                           const struct dw_geom *g, int r, const float *scale, const float *mean,
                            const float *shift, int relu6) {
-    const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
-    const int n = r / OH, oh = r % OH;
-    int lo, hi;
-    interior(&lo, &hi, W, OW, k, s);
+    const int H = g->H, W = g->W, C = g->C, k = g->k, s = g->s, OW = g->OW, pad = k / 2;
+    const int n = r / g->OH, oh = r % g->OH;
     memset(orow, 0, sizeof(float) * OW * C);
     for (int kh = 0; kh < k; kh++) {
         const int ih = oh * s - pad + kh;
@@ -187,7 +191,7 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
         const float *xrow = in + ((size_t)n * H + ih) * W * C;
         const float *wrow = w + (size_t)kh * k * ldw;
         for (int ow = 0; ow < OW;) {
-            if (ow >= lo && ow + DW_P - 1 <= hi) {
+            if (ow >= g->lo && ow + DW_P - 1 <= g->hi) {
                 tile_out(orow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C, wrow, ldw,
                          C, DW_P, k, s);
                 ow += DW_P;
@@ -212,12 +216,12 @@ static void dw_forward(float *out, const float *in, const float *w, int ldw, int
                        int C, int k, int s, const float *scale, const float *mean,
                        const float *shift, int relu6) {
     dw_check(ldw, N, H, W, C, k, s);
-    const int OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
-    const long work = (long)N * OH * OW * C * k * k;
+    struct dw_geom g = {H, W, C, k, s, nn_out_size(H, k, s), nn_out_size(W, k, s), 0, 0};
+    interior(&g.lo, &g.hi, W, g.OW, k, s);
+    const long work = (long)N * g.OH * g.OW * C * k * k;
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
-    for (int r = 0; r < N * OH; r++)
-        dw_forward_row(out + (size_t)r * OW * C, in, w, ldw, H, W, C, k, s, r, scale, mean, shift,
-                       relu6);
+    for (int r = 0; r < N * g.OH; r++)
+        dw_forward_row(out + (size_t)r * g.OW * C, in, w, ldw, &g, r, scale, mean, shift, relu6);
 }
 
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,

@@ -277,8 +277,8 @@ static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
 }
 
 /* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C];
- * at inference (SN_EVAL) fused with the BN + ReLU6 `bn` that follows it
- * (nn_dw_forward_bn_eval), else that BN is left to emit_dw_bn. */
+ * fused with the eval-mode BN + ReLU6 `bn` that follows it when bn is given
+ * (nn_dw_forward_bn_eval; inference only, see emit_dw_bn). */
 static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride, int wbits,
                    const struct sn_bn *bn) {
     const struct space *s = &f->sn->s;
@@ -309,7 +309,7 @@ static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int
     const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
     int OH = nn_out_size(H, k, stride);
     float *y = A(f, (size_t)N * OH * OH * C);
-    if (f->mode == SN_EVAL)
+    if (bn)
         nn_dw_forward_bn_eval(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride, bn->gamma,
                               bn->beta, bn->mean, bn->var, SN_BN_EPS, 1);
     else
@@ -331,14 +331,12 @@ static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int
     return op->out;
 }
 
-/* Depthwise conv, then its BN and ReLU6 (one fused pass at inference). */
+/* Depthwise conv, then its BN and ReLU6: one fused pass at inference, where
+ * no backward needs the BN op (bn_off only counts for SN_CALIB). */
 static int emit_dw_bn(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride,
                       int wbits, struct sn_bn *bn) {
-    int h = emit_dw(f, in, b, N, H, C, k, stride, wbits, bn);
-    if (f->mode == SN_EVAL) {
-        f->bn_off += (size_t)C;
-        return h;
-    }
+    if (f->mode == SN_EVAL) return emit_dw(f, in, b, N, H, C, k, stride, wbits, bn);
+    int h = emit_dw(f, in, b, N, H, C, k, stride, wbits, NULL);
     int OH = nn_out_size(H, k, stride);
     return emit_bn(f, h, bn, N * OH * OH, C, 1);
 }

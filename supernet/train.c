@@ -201,10 +201,10 @@ static int phase_of(const struct sn_train_cfg *cfg, long step, long *t) {
  * Only for the progress line's ETA. */
 static double phase_step_cost(const struct sn_train_cfg *cfg, const struct space *s,
                               const struct sn_phase *ph) {
+    if (cfg->has_fixed) return ph->n_sub * arch_macs(s, &cfg->fixed);
     struct arch big, small, a;
     arch_largest(s, 0, &big);
     arch_smallest(s, 0, &small);
-    if (cfg->has_fixed) return ph->n_sub * arch_macs(s, &cfg->fixed);
     struct rng r;
     rng_init(&r, cfg->seed ^ 0x9e3779b97f4a7c15ULL, RNG_SAMPLE);
     double sampled = 0;
