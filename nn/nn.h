@@ -44,8 +44,10 @@ void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias,
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
                    int k, int stride);
 /* Inference: nn_dw_forward, then nn_bn_forward_eval(out, out, gamma, beta,
- * rmean, rvar, N*OH*OW, C, eps, relu6) (gamma..rvar [C]), in one pass over
- * out: every element bit for bit as the two calls give it. */
+ * rmean, rvar, N*OH*OW, C, eps, relu6) (gamma..rvar [C], eps > 0), in one
+ * pass over out: every element bit for bit as the two calls give it. Each
+ * output row is normalised while in cache (DESIGN.md §8: these layers are
+ * bound by memory traffic). No error return; bad shapes fail APQ_ASSERT. */
 void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw, int N, int H,
                            int W, int C, int k, int stride, const float *gamma, const float *beta,
                            const float *rmean, const float *rvar, float eps, int relu6);
