@@ -10,7 +10,9 @@
  * over their valid taps. P, NK and S are compile-time constants of each
  * instantiation (tap_tile_* below); unusual shapes (k > 7, stride > 2) take
  * the same code with run-time sizes. The weight gradient supports k <= 7
- * (its accumulators live on the stack).
+ * (its accumulators live on the stack). On AVX-512 builds, k = 3, 5, 7 at
+ * stride 1 or 2 (the input gradient at stride 1) take the sliding register
+ * tiles of nn_dw_simd.h instead: the same bits, 1.3-2x faster (nn_dw_simd()).
  *
  * Inference can fuse the eval-mode BN and ReLU6 that follow the depthwise
  * conv into its forward (nn_dw_forward_bn_eval): each output row is
@@ -33,6 +35,21 @@
 #include <string.h>
 
 #include "../util/util.h"
+
+#if defined(__AVX512F__)
+#define DW_SIMD 1
+#include "nn_dw_simd.h"
+#else
+#define DW_SIMD 0
+#endif
+
+static int dw_simd = DW_SIMD; /* nn_dw_simd(): the AVX-512 tiles are in use */
+
+int nn_dw_simd(int on) {
+    const int was = dw_simd;
+    dw_simd = on && DW_SIMD;
+    return was;
+}
 
 #define PAR_MIN_WORK 32768        /* multiply-adds below which a kernel runs on one thread */
 #define DW_P         4            /* output pixels per register tile */
@@ -184,6 +201,24 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
                            const float *shift, int relu6) {
     const int H = g->H, W = g->W, C = g->C, k = g->k, s = g->s, OW = g->OW, pad = k / 2;
     const int n = r / g->OH, oh = r % g->OH;
+#if DW_SIMD
+    if (dw_simd && dws_supported(k, s)) {
+        const float *xr[DWS_MAXK], *wr[DWS_MAXK];
+        int nkh = 0;
+        for (int kh = 0; kh < k; kh++) {
+            const int ih = oh * s - pad + kh;
+            if (ih < 0 || ih >= H) continue;
+            xr[nkh] = in + ((size_t)n * H + ih) * W * C;
+            wr[nkh++] = w + (size_t)kh * k * ldw;
+        }
+        /* the input rows the next output row adds, from DRAM while this row computes */
+        for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
+            if (oh + 1 < g->OH && ih >= 0 && ih < H)
+                dws_prefetch(in + ((size_t)n * H + ih) * W * C, (size_t)W * C);
+        dws_row_out(orow, xr, wr, ldw, nkh, C, W, OW, k, s);
+        goto epilogue;
+    }
+#endif
     memset(orow, 0, sizeof(float) * OW * C);
     for (int kh = 0; kh < k; kh++) {
         const int ih = oh * s - pad + kh;
@@ -205,6 +240,9 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
             }
         }
     }
+#if DW_SIMD
+epilogue:
+#endif
     if (!scale) return;
     for (int p = 0; p < OW; p++) {
         float *restrict o = orow + (size_t)p * C;
@@ -278,6 +316,23 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
     for (int r = 0; r < N * H; r++) {
         const int n = r / H, ih = r % H;
         float *drow = din + (size_t)r * W * C;
+#if DW_SIMD
+        if (dw_simd && s == 1 &&
+            dws_supported(k, s)) { /* a stride-1 forward of dout with flipped taps */
+            const float *xr[DWS_MAXK], *wr[DWS_MAXK];
+            int nkh = 0;
+            for (int kh = 0; kh < k; kh++) {
+                const int oh = ih + pad - kh;
+                if (oh < 0 || oh >= OH) continue;
+                xr[nkh] = dout + ((size_t)n * OH + oh) * OW * C;
+                wr[nkh++] = w + (size_t)(kh * k + k - 1) * ldw;
+            }
+            if (ih + 1 < H && ih + 1 + pad < OH) /* the dout row the next din row adds */
+                dws_prefetch(dout + ((size_t)n * OH + ih + 1 + pad) * OW * C, (size_t)OW * C);
+            dws_row_out(drow, xr, wr, -(ptrdiff_t)ldw, nkh, C, OW, W, k, 1);
+            continue;
+        }
+#endif
         memset(drow, 0, sizeof(float) * W * C);
         for (int kh = 0; kh < k; kh++) {
             const int t = ih + pad - kh;
@@ -304,11 +359,25 @@ static void dw_wgrad_rows(float *acc, const float *dout, const float *in, int H,
     for (int r = r0; r < r1; r++) {
         const int n = r / OH, oh = r % OH;
         const float *grow = dout + (size_t)r * OW * C + c0;
+#if DW_SIMD
+        if (dw_simd && dws_supported(k, s) && r + 1 < r1) { /* the rows the next output row adds */
+            dws_prefetch(grow + (size_t)OW * C, (size_t)OW * C);
+            for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
+                if (oh + 1 < OH && ih >= 0 && ih < H)
+                    dws_prefetch(in + ((size_t)n * H + ih) * W * C + c0, (size_t)W * C);
+        }
+#endif
         for (int kh = 0; kh < k; kh++) {
             const int ih = oh * s - pad + kh;
             if (ih < 0 || ih >= H) continue;
             const float *xrow = in + ((size_t)n * H + ih) * W * C + c0;
             float *arow = acc + (size_t)kh * k * DW_AS;
+#if DW_SIMD
+            if (dw_simd && dws_supported(k, s)) {
+                dws_row_wgrad(arow, DW_AS, grow, xrow, C, cw, OW, W, k, s);
+                continue;
+            }
+#endif
             for (int ow = 0; ow < OW;) {
                 if (ow >= lo && ow + DW_P - 1 <= hi) {
                     tile_w(arow, grow + (size_t)ow * C, C, xrow + (size_t)(ow * s - pad) * C, C, cw,

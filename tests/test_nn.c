@@ -181,7 +181,8 @@ static const int dw_shapes[][7] = {
     {2, 14, 14, 144, 7, 1, 160}, {1, 9, 7, 17, 7, 2, 17},   {1, 1, 1, 5, 3, 1, 5},
     {2, 9, 10, 20, 3, 3, 24},    {1, 6, 5, 8, 1, 1, 8},     {3, 28, 28, 16, 3, 1, 16},
     {2, 8, 8, 200, 5, 2, 208},   {2, 16, 15, 24, 3, 2, 24}, {1, 20, 21, 24, 7, 2, 32},
-    {1, 5, 30, 16, 3, 3, 16}}; /* stride 3 takes the run-time-size tiles */
+    {1, 5, 30, 16, 3, 3, 16},    {2, 4, 4, 576, 7, 1, 576}, {3, 7, 7, 100, 3, 2, 112},
+    {2, 12, 13, 40, 5, 1, 48}}; /* stride 3 takes the run-time-size tiles */
 
 TEST(nn_dw_forward_matches_ref) {
     struct rng r;
@@ -246,6 +247,39 @@ TEST(nn_dw_backward_matches_ref) {
         CHECK_ARRAY_REL(dw, rdw, (long)nw, 1e-5);
         free(in), free(w), free(dout), free(din), free(dw), free(rdin), free(rdw);
     }
+    rng_free(&r);
+}
+
+/* The AVX-512 tiles (nn/nn_dw_simd.h) against the generic tiles: the same
+ * bits for forward, input and weight gradient, every dw_shapes entry (tails
+ * of 16 channels, 4- and 8-pixel tiles, rows narrower than the kernel).
+ * Without AVX-512 both runs take the generic tiles and this checks nothing
+ * more than determinism; it says so. */
+TEST(nn_dw_simd_bit_identical) {
+    struct rng r;
+    rng_init(&r, 8, RNG_INIT);
+    const int had = nn_dw_simd(1);
+    if (!nn_dw_simd(1)) fprintf(stderr, "  (no AVX-512 in this build: generic tiles only)\n");
+    for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
+        const int *d = dw_shapes[s], N = d[0], H = d[1], W = d[2], C = d[3], k = d[4], st = d[5];
+        const int ldw = d[6], OH = nn_out_size(H, k, st), OW = nn_out_size(W, k, st);
+        const size_t ni = (size_t)N * H * W * C, no = (size_t)N * OH * OW * C;
+        const size_t nw = (size_t)k * k * ldw;
+        float *in = randn(&r, ni, 1), *w = randn(&r, nw, 1), *dout = randn(&r, no, 1);
+        float *out[2], *din[2], *dw[2];
+        for (int v = 0; v < 2; v++) {
+            nn_dw_simd(v);
+            out[v] = zeros(no), din[v] = zeros(ni), dw[v] = zeros(nw);
+            nn_dw_forward(out[v], in, w, ldw, N, H, W, C, k, st);
+            nn_dw_backward(din[v], dw[v], ldw, dout, in, w, ldw, N, H, W, C, k, st);
+        }
+        CHECK(!memcmp(out[0], out[1], sizeof(float) * no));
+        CHECK(!memcmp(din[0], din[1], sizeof(float) * ni));
+        CHECK(!memcmp(dw[0], dw[1], sizeof(float) * nw));
+        free(in), free(w), free(dout);
+        for (int v = 0; v < 2; v++) free(out[v]), free(din[v]), free(dw[v]);
+    }
+    nn_dw_simd(had);
     rng_free(&r);
 }
 
