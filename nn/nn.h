@@ -55,7 +55,7 @@ void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw,
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
                     const float *w, int ldw, int N, int H, int W, int C, int k, int stride);
 /* Selects the depthwise kernels' AVX-512 register tiles (nn/nn_dw_simd.h;
- * k = 3, 5, 7 at stride 1 or 2, the input gradient at stride 1) when on != 0
+ * k = 3, 5, 7 at stride 1 or 2) when on != 0
  * and the build targets AVX-512F, else the generic tiles; returns the previous
  * setting (1 at start on such a build, 0 elsewhere). Both give the same bits
  * for finite inputs (test nn_dw_simd_bit_identical). For tests and

@@ -11,7 +11,7 @@
  * instantiation (tap_tile_* below); unusual shapes (k > 7, stride > 2) take
  * the same code with run-time sizes. The weight gradient supports k <= 7
  * (its accumulators live on the stack). On AVX-512 builds, k = 3, 5, 7 at
- * stride 1 or 2 (the input gradient at stride 1) take the sliding register
+ * stride 1 or 2 take the sliding register
  * tiles of nn_dw_simd.h instead: the same bits, 1.3-2x faster (nn_dw_simd()).
  *
  * Inference can fuse the eval-mode BN and ReLU6 that follow the depthwise
@@ -215,7 +215,7 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
         for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
             if (oh + 1 < g->OH && ih >= 0 && ih < H)
                 dws_prefetch(in + ((size_t)n * H + ih) * W * C, (size_t)W * C);
-        dws_row_out(orow, xr, wr, ldw, nkh, C, W, OW, k, s);
+        dws_row_out(orow, C, xr, wr, ldw, nkh, C, W, OW, -pad, k, s);
         goto epilogue;
     }
 #endif
@@ -308,6 +308,24 @@ static void din_row(float *drow, const float *grow, const float *wrow, int ldw, 
     }
 }
 
+#if DW_SIMD
+/* din_row with the sliding tiles, all valid kernel rows at once (their dout
+ * rows xr[i], kernel rows khs[i]): per tap class rho (the din pixels
+ * iw = rho + s*q), a stride-1 forward over dout with the class's taps
+ * kw = kwf + s*j flipped, as din_row orders them. */
+static void din_row_simd(float *drow, const float *const *xr, const int *khs, int nkh,
+                         const float *w, int ldw, int W, int OW, int C, int k, int s) {
+    const int pad = k / 2;
+    for (int rho = 0; rho < s && rho < W; rho++) {
+        const int kwf = (rho + pad) % s, nk = (k - kwf + s - 1) / s, e = (rho + pad - kwf) / s;
+        const float *wr[DWS_MAXK];
+        for (int i = 0; i < nkh; i++) wr[i] = w + (size_t)(khs[i] * k + kwf + s * (nk - 1)) * ldw;
+        dws_row_out(drow + (size_t)rho * C, (ptrdiff_t)s * C, xr, wr, -(ptrdiff_t)s * ldw, nkh, C,
+                    OW, (W - rho + s - 1) / s, e - (nk - 1), nk, 1);
+    }
+}
+#endif
+
 static void dw_backward_din(float *din, const float *dout, const float *w, int ldw, int N, int H,
                             int W, int C, int k, int s) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
@@ -317,19 +335,19 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
         const int n = r / H, ih = r % H;
         float *drow = din + (size_t)r * W * C;
 #if DW_SIMD
-        if (dw_simd && s == 1 &&
-            dws_supported(k, s)) { /* a stride-1 forward of dout with flipped taps */
-            const float *xr[DWS_MAXK], *wr[DWS_MAXK];
-            int nkh = 0;
+        if (dw_simd && dws_supported(k, s)) {
+            const float *xr[DWS_MAXK];
+            int khs[DWS_MAXK], nkh = 0;
             for (int kh = 0; kh < k; kh++) {
-                const int oh = ih + pad - kh;
-                if (oh < 0 || oh >= OH) continue;
-                xr[nkh] = dout + ((size_t)n * OH + oh) * OW * C;
-                wr[nkh++] = w + (size_t)(kh * k + k - 1) * ldw;
+                const int t = ih + pad - kh;
+                if (t < 0 || t % s || t / s >= OH) continue;
+                xr[nkh] = dout + ((size_t)n * OH + t / s) * OW * C;
+                khs[nkh++] = kh;
             }
-            if (ih + 1 < H && ih + 1 + pad < OH) /* the dout row the next din row adds */
-                dws_prefetch(dout + ((size_t)n * OH + ih + 1 + pad) * OW * C, (size_t)OW * C);
-            dws_row_out(drow, xr, wr, -(ptrdiff_t)ldw, nkh, C, OW, W, k, 1);
+            const int tn = ih + 1 + pad; /* the dout row the next din row adds */
+            if (ih + 1 < H && tn % s == 0 && tn / s < OH)
+                dws_prefetch(dout + ((size_t)n * OH + tn / s) * OW * C, (size_t)OW * C);
+            din_row_simd(drow, xr, khs, nkh, w, ldw, W, OW, C, k, s);
             continue;
         }
 #endif

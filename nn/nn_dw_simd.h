@@ -5,10 +5,11 @@
  * The generic tiles of nn_dw.c reload and store their accumulators for every
  * kernel row and load every input vector once per tap: about 1.5 memory
  * operations per FMA. These tiles slide along a row instead:
- *   - forward and input gradient (stride 1): the accumulators of P = 8 (or 4)
+ *   - forward and input gradient: the accumulators of P = 8 (or 4)
  *     output pixels stay in registers over all kernel rows; per kernel row,
  *     the K weight vectors and the (P-1)*S+K input vectors under the tile are
- *     loaded once each (0.4 loads per FMA at k = 7);
+ *     loaded once each (0.4 loads per FMA at k = 7); the stride-2 input
+ *     gradient runs one stride-1 pass per tap class (din_row_simd);
  *   - weight gradient: the K tap accumulators of one kernel row stay in
  *     registers over a tile of P pixels.
  * Input columns outside the image are loaded as zero vectors (masked loads
@@ -46,13 +47,14 @@ static inline unsigned dws_valid(int iw0, int nj, int W) {
     return hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
 }
 
-/* Output-stationary tile, channels [0, C):
- *   o[p][c] = sum_{i<nkh} sum_{t<K} wr[i][t*wstep + c] * xr[i][(iw0 + p*S + t)*C + c],
+/* Output-stationary tile, channels [0, C), output pixel stride os:
+ *   o[p*os + c] = sum_{i<nkh} sum_{t<K} wr[i][t*wstep + c] * xr[i][(iw0 + p*S + t)*C + c],
  * p < npix <= P, over the columns iw0 + p*S + t inside [0, W); xr[i] is the
  * input row (column 0) of the i-th valid kernel row and wr[i] its tap 0. */
 static inline __attribute__((always_inline)) void
-dws_tile_out(float *o, const float *const *xr, const float *const *wr, ptrdiff_t wstep, int nkh,
-             int C, int iw0, int W, int npix, const int P, const int K, const int S) {
+dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const *wr,
+             ptrdiff_t wstep, int nkh, int C, int iw0, int W, int npix, const int P, const int K,
+             const int S) {
     const int NJ = (P - 1) * S + K;
     const unsigned valid = dws_valid(iw0, NJ, W);
     for (int c = 0; c < C; c += 16) {
@@ -80,7 +82,7 @@ dws_tile_out(float *o, const float *const *xr, const float *const *wr, ptrdiff_t
         }
 #pragma GCC unroll 8
         for (int p = 0; p < P; p++)
-            if (p < npix) _mm512_mask_storeu_ps(o + (ptrdiff_t)p * C + c, m, acc[p]);
+            if (p < npix) _mm512_mask_storeu_ps(o + p * os + c, m, acc[p]);
     }
 }
 
@@ -117,34 +119,41 @@ dws_tile_w(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int 
     }
 }
 
-/* Instantiations: K in {3, 5, 7}, S in {1, 2}, P in {4, 8} (the out tiles). */
+/* Instantiations: P in {4, 8}; K in {3, 5, 7} at S in {1, 2} (forward, weight
+ * gradient, stride-1 input gradient) and K in {1, 2, 4} at S 1 (the tap
+ * classes of the stride-2 input gradient). */
 #define DWS_KEY(p, k, s) (((p) / 4 * 8 + (k)) * 2 + (s)-1)
 /* clang-format off */
-#define DWS_CASES(X)                                                          \
-    X(4, 3, 1) X(4, 5, 1) X(4, 7, 1) X(4, 3, 2) X(4, 5, 2) X(4, 7, 2)         \
-    X(8, 3, 1) X(8, 5, 1) X(8, 7, 1) X(8, 3, 2) X(8, 5, 2) X(8, 7, 2)
+#define DWS_CASES(X, p)                                                       \
+    X(p, 3, 1) X(p, 5, 1) X(p, 7, 1) X(p, 3, 2) X(p, 5, 2) X(p, 7, 2)         \
+    X(p, 1, 1) X(p, 2, 1) X(p, 4, 1)
 /* clang-format on */
 
 static int dws_supported(int k, int s) {
     return (k == 3 || k == 5 || k == 7) && (s == 1 || s == 2);
 }
 
-/* One output row of dws_tile_out tiles: 8 pixels, the last <= 4 pixels in a 4-pixel tile. */
-static void dws_row_out(float *orow, const float *const *xr, const float *const *wr,
-                        ptrdiff_t wstep, int nkh, int C, int W, int OW, int k, int s) {
-    const int pad = k / 2;
-    for (int ow = 0; ow < OW;) {
-        const int left = OW - ow, P = left <= 4 ? 4 : 8, npix = left < P ? left : P;
-        float *o = orow + (size_t)ow * C;
+/* A row of Q output pixels (stride os) in dws_tile_out tiles, pixel q's taps
+ * starting at input column iw_first + q*s: 8 pixels a tile, the last <= 4
+ * pixels in a 4-pixel tile. */
+static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const float *const *wr,
+                        ptrdiff_t wstep, int nkh, int C, int W, int Q, int iw_first, int k, int s) {
+    for (int q = 0; q < Q;) {
+        const int left = Q - q, P = left <= 4 ? 4 : 8, npix = left < P ? left : P;
+        float *o = orow + q * os;
+        const int iw0 = iw_first + q * s;
         switch (DWS_KEY(P, k, s)) {
 #define X(p, kk, ss)                                                                               \
     case DWS_KEY(p, kk, ss):                                                                       \
-        dws_tile_out(o, xr, wr, wstep, nkh, C, ow *ss - pad, W, npix, p, kk, ss);                  \
+        dws_tile_out(o, os, xr, wr, wstep, nkh, C, iw0, W, npix, p, kk, ss);                       \
         break;
-            DWS_CASES(X)
+            DWS_CASES(X, 4)
+            DWS_CASES(X, 8)
 #undef X
+        default:
+            APQ_ASSERT(0 && "dws_row_out: no tile for this k and stride");
         }
-        ow += npix;
+        q += npix;
     }
 }
 
@@ -159,8 +168,11 @@ static void dws_row_wgrad(float *acc, ptrdiff_t as, const float *g, const float 
     case DWS_KEY(p, kk, ss):                                                                       \
         dws_tile_w(acc, as, g, x, C, cw, ow, OW, W, p, kk, ss);                                    \
         break;
-            DWS_CASES(X)
+            DWS_CASES(X, 4)
+            DWS_CASES(X, 8)
 #undef X
+        default:
+            APQ_ASSERT(0 && "dws_row_wgrad: no tile for this k and stride");
         }
         ow += left < P ? left : P;
     }
