@@ -193,10 +193,18 @@ static void im2col(float *col, const float *in, int N, int H, int W, int Cin, in
                 for (int kw = 0; kw < k; kw++) {
                     const int iw = ow * stride - pad + kw;
                     float *d = dst + (size_t)(kh * k + kw) * Cin;
-                    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-                        memset(d, 0, sizeof(float) * Cin);
+                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+                        if (Cin == 1) /* the first layer: no library call per float */
+                            d[0] = 0.0f;
+                        else
+                            memset(d, 0, sizeof(float) * Cin);
+                        continue;
+                    }
+                    const float *src = in + (((size_t)n * H + ih) * W + iw) * Cin;
+                    if (Cin == 1)
+                        d[0] = src[0];
                     else
-                        memcpy(d, in + (((size_t)n * H + ih) * W + iw) * Cin, sizeof(float) * Cin);
+                        memcpy(d, src, sizeof(float) * Cin);
                 }
             }
         }
