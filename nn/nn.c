@@ -16,6 +16,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../util/util.h"
@@ -29,8 +30,6 @@
 /* Row chunks of a column reduction: a constant, so the summation order (and
  * the result) is the same for every thread count. */
 #define RED_CHUNKS 16
-/* Columns per pass: bounds the stack partials to RED_CHUNKS*2*RED_COLS floats. */
-#define RED_COLS 128
 
 enum red_op {
     RED_SUM,   /* s1[c] = sum_r a[r][c] */
@@ -45,7 +44,7 @@ static inline int relu6_live(float z) {
     return z > 0.0f && z < 6.0f;
 }
 
-/* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 (cw <= RED_COLS).
+/* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 [cw].
  * scale/shift (RED_DOTDEV with the ReLU6 mask; else NULL) are indexed from c0. */
 static void red_rows(float *restrict p1, float *restrict p2, const float *a, const float *b,
                      const float *mu, const float *scale, const float *shift, size_t ld, int r0,
@@ -84,30 +83,29 @@ static void red_rows(float *restrict p1, float *restrict p2, const float *a, con
 /* s1[c] (and s2[c] for RED_DOTDEV) = the reduction `op` over rows 0..M-1 of the
  * [M][C] arrays a (and b), row stride ld. Overwrites s1/s2; s2 may be NULL
  * unless op is RED_DOTDEV. scale/shift [C]: the fused ReLU6 mask of RED_DOTDEV
- * (NULL: none). */
+ * (NULL: none). All C columns go in one pass over whole rows (the partials,
+ * 2*RED_CHUNKS*C floats, are on the heap). */
 static void col_reduce(float *s1, float *s2, const float *a, const float *b, const float *mu,
                        const float *scale, const float *shift, size_t ld, int M, int C,
                        enum red_op op) {
-    float part1[RED_CHUNKS][RED_COLS], part2[RED_CHUNKS][RED_COLS];
-    int chunks = M < RED_CHUNKS ? (M > 0 ? M : 1) : RED_CHUNKS;
-    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
-        int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
-#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
-        for (int ch = 0; ch < chunks; ch++) {
-            int r0 = (int)((long)M * ch / chunks), r1 = (int)((long)M * (ch + 1) / chunks);
-            red_rows(part1[ch], part2[ch], a, b, mu, scale ? scale + c0 : NULL,
-                     shift ? shift + c0 : NULL, ld, r0, r1, c0, cw, op);
-        }
-        for (int c = 0; c < cw; c++) {
-            float t1 = 0, t2 = 0;
-            for (int ch = 0; ch < chunks; ch++) {
-                t1 += part1[ch][c];
-                t2 += part2[ch][c];
-            }
-            s1[c0 + c] = t1;
-            if (s2) s2[c0 + c] = t2;
-        }
+    const int chunks = M < RED_CHUNKS ? (M > 0 ? M : 1) : RED_CHUNKS;
+    float *part1 = apq_falloc((size_t)2 * chunks * C), *part2 = part1 + (size_t)chunks * C;
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+    for (int ch = 0; ch < chunks; ch++) {
+        int r0 = (int)((long)M * ch / chunks), r1 = (int)((long)M * (ch + 1) / chunks);
+        red_rows(part1 + (size_t)ch * C, part2 + (size_t)ch * C, a, b, mu, scale, shift, ld, r0, r1,
+                 0, C, op);
     }
+    for (int c = 0; c < C; c++) {
+        float t1 = 0, t2 = 0;
+        for (int ch = 0; ch < chunks; ch++) {
+            t1 += part1[(size_t)ch * C + c];
+            t2 += part2[(size_t)ch * C + c];
+        }
+        s1[c] = t1;
+        if (s2) s2[c] = t2;
+    }
+    free(part1);
 }
 
 // ---- sgemm split across OpenMP threads -----------------------------------------
@@ -164,12 +162,10 @@ void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias,
         sgemm_rows(1, 0, N, K, M, 1.0f, dout, ldo, in, ldi, 1.0f, dw, lddw);
     }
     if (dbias) {
-        float s[RED_COLS];
-        for (int c0 = 0; c0 < N; c0 += RED_COLS) {
-            int cw = N - c0 < RED_COLS ? N - c0 : RED_COLS;
-            col_reduce(s, NULL, dout + c0, NULL, NULL, NULL, NULL, (size_t)ldo, M, cw, RED_SUM);
-            for (int c = 0; c < cw; c++) dbias[c0 + c] += s[c];
-        }
+        float *s = apq_falloc((size_t)N);
+        col_reduce(s, NULL, dout, NULL, NULL, NULL, NULL, (size_t)ldo, M, N, RED_SUM);
+        for (int c = 0; c < N; c++) dbias[c] += s[c];
+        free(s);
     }
 }
 
@@ -263,6 +259,17 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
 
 // ---- batch normalisation ---------------------------------------------------
 
+/* y[m][c] = act(scale[c]*(x[m][c] - mu[c]) + shift[c]) over [M][C]; y may alias x. */
+static void bn_affine_rows(float *y, const float *x, const float *scale, const float *mu,
+                           const float *shift, int M, int C, int relu6) {
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+    for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
+        const float *xr = x + (size_t)m * C;
+        float *yr = y + (size_t)m * C;
+        for (int c = 0; c < C; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], shift[c], relu6);
+    }
+}
+
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps,
                          int relu6) {
@@ -276,33 +283,39 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
         if (var_out) var_out[c] = var;
         invstd[c] = 1.0f / sqrtf(var + eps);
     }
-    float scale[RED_COLS];
-    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
-        const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
-        for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] * invstd[c0 + c];
-        const float *mu = mean + c0, *sh = beta + c0;
-#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
-        for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
-            const float *xr = x + (size_t)m * C + c0;
-            float *yr = y + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
-        }
-    }
+    float *scale = apq_falloc((size_t)C);
+    for (int c = 0; c < C; c++) scale[c] = gamma[c] * invstd[c];
+    bn_affine_rows(y, x, scale, mean, beta, M, C, relu6);
+    free(scale);
 }
 
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                         const float *rmean, const float *rvar, int M, int C, float eps, int relu6) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
-    float scale[RED_COLS];
-    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
-        const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
-        for (int c = 0; c < cw; c++) scale[c] = nn_bn_eval_scale(gamma[c0 + c], rvar[c0 + c], eps);
-        const float *mu = rmean + c0, *sh = beta + c0;
-#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
-        for (int m = 0; m < M; m++) {
-            const float *xr = x + (size_t)m * C + c0;
-            float *yr = y + (size_t)m * C + c0;
-            for (int c = 0; c < cw; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], sh[c], relu6);
+    float *scale = apq_falloc((size_t)C);
+    for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
+    bn_affine_rows(y, x, scale, rmean, beta, M, C, relu6);
+    free(scale);
+}
+
+/* dx = a*g + b*(x-mu) + d per column, g = dy masked by ReLU6 at
+ * a*(x-mu) + shift when shift != NULL; dx may alias dy. */
+static void bn_backward_rows(float *dx, const float *dy, const float *x, const float *a,
+                             const float *b, const float *d, const float *mu, const float *shift,
+                             int M, int C) {
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+    for (int m = 0; m < M; m++) { /* no restrict: dx may alias dy */
+        const float *dyr = dy + (size_t)m * C, *xr = x + (size_t)m * C;
+        float *dxr = dx + (size_t)m * C;
+        if (!shift) {
+            for (int c = 0; c < C; c++)
+                dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
+            continue;
+        }
+        for (int c = 0; c < C; c++) {
+            const float dv = xr[c] - mu[c], z = fmaf(a[c], dv, shift[c]);
+            const float g = relu6_live(z) ? dyr[c] : 0.0f;
+            dxr[c] = fmaf(a[c], g, fmaf(b[c], dv, d[c]));
         }
     }
 }
@@ -316,42 +329,26 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
                     const float *mean, const float *invstd, const float *gamma, const float *beta,
                     int M, int C, int relu6) {
     APQ_ASSERT(M > 0 && C > 0 && (!relu6 || beta));
-    float s1[RED_COLS], s2[RED_COLS], scale[RED_COLS];
-    for (int c0 = 0; c0 < C; c0 += RED_COLS) {
-        const int cw = C - c0 < RED_COLS ? C - c0 : RED_COLS;
-        for (int c = 0; c < cw; c++) scale[c] = gamma[c0 + c] * invstd[c0 + c];
-        /* col_reduce indexes scale and shift from its own column 0 (= c0 here) */
-        col_reduce(s1, s2, x + c0, dy + c0, mean + c0, relu6 ? scale : NULL,
-                   relu6 ? beta + c0 : NULL, (size_t)C, M, cw, RED_DOTDEV);
-        if (dbeta)
-            for (int c = 0; c < cw; c++) dbeta[c0 + c] += s1[c];
-        if (dgamma)
-            for (int c = 0; c < cw; c++) dgamma[c0 + c] += s2[c] * invstd[c0 + c];
-        if (!dx) continue;
-        float a[RED_COLS], b[RED_COLS], d[RED_COLS]; /* dx = a*g + b*(x-mean) + d */
-        for (int c = 0; c < cw; c++) {
-            const float is = invstd[c0 + c], g = scale[c];
+    /* s1, s2, scale, then dx = a*g + b*(x-mean) + d */
+    float *s1 = apq_falloc((size_t)6 * C), *s2 = s1 + C, *scale = s2 + C;
+    float *a = scale + C, *b = a + C, *d = b + C;
+    for (int c = 0; c < C; c++) scale[c] = gamma[c] * invstd[c];
+    col_reduce(s1, s2, x, dy, mean, relu6 ? scale : NULL, relu6 ? beta : NULL, (size_t)C, M, C,
+               RED_DOTDEV);
+    if (dbeta)
+        for (int c = 0; c < C; c++) dbeta[c] += s1[c];
+    if (dgamma)
+        for (int c = 0; c < C; c++) dgamma[c] += s2[c] * invstd[c];
+    if (dx) {
+        for (int c = 0; c < C; c++) {
+            const float is = invstd[c], g = scale[c];
             a[c] = g;
             b[c] = -g * is * is * s2[c] / (float)M;
             d[c] = -g * s1[c] / (float)M;
         }
-        const float *mu = mean + c0, *sh = relu6 ? beta + c0 : NULL;
-#pragma omp parallel for schedule(static) if ((long)M * cw >= PAR_MIN_WORK)
-        for (int m = 0; m < M; m++) { /* no restrict: dx may alias dy */
-            const float *dyr = dy + (size_t)m * C + c0, *xr = x + (size_t)m * C + c0;
-            float *dxr = dx + (size_t)m * C + c0;
-            if (!relu6) {
-                for (int c = 0; c < cw; c++)
-                    dxr[c] = fmaf(a[c], dyr[c], fmaf(b[c], xr[c] - mu[c], d[c]));
-                continue;
-            }
-            for (int c = 0; c < cw; c++) {
-                const float dv = xr[c] - mu[c], z = fmaf(a[c], dv, sh[c]);
-                const float g = relu6_live(z) ? dyr[c] : 0.0f;
-                dxr[c] = fmaf(a[c], g, fmaf(b[c], dv, d[c]));
-            }
-        }
+        bn_backward_rows(dx, dy, x, a, b, d, mean, relu6 ? beta : NULL, M, C);
     }
+    free(s1);
 }
 
 void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,
