@@ -368,17 +368,19 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
 /* acc[t][0..cw) (row stride DW_AS) = sum over the output rows r0 .. r1-1
  * (r = n*OH + oh) and their columns ow of dout * in for tap t, channels
  * c0 .. c0+cw-1 (cw <= DW_AS). */
-static void dw_wgrad_rows(float *acc, const float *dout, const float *in, int H, int W, int C,
-                          int k, int s, int r0, int r1, int c0, int cw) {
+static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const float *in, int H,
+                          int W, int C, int k, int s, int r0, int r1, int c0, int cw) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    const int simd = DW_SIMD && dw_simd && dws_supported(k, s);
     int lo, hi;
     interior(&lo, &hi, W, OW, k, s);
-    memset(acc, 0, sizeof(float) * k * k * DW_AS);
+    APQ_ASSERT(simd || as == DW_AS); /* the generic tiles' stride is a constant */
+    memset(acc, 0, sizeof(float) * k * k * as);
     for (int r = r0; r < r1; r++) {
         const int n = r / OH, oh = r % OH;
         const float *grow = dout + (size_t)r * OW * C + c0;
 #if DW_SIMD
-        if (dw_simd && dws_supported(k, s) && r + 1 < r1) { /* the rows the next output row adds */
+        if (simd && r + 1 < r1) { /* the rows the next output row adds */
             dws_prefetch(grow + (size_t)OW * C, (size_t)OW * C);
             for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
                 if (oh + 1 < OH && ih >= 0 && ih < H)
@@ -389,10 +391,10 @@ static void dw_wgrad_rows(float *acc, const float *dout, const float *in, int H,
             const int ih = oh * s - pad + kh;
             if (ih < 0 || ih >= H) continue;
             const float *xrow = in + ((size_t)n * H + ih) * W * C + c0;
-            float *arow = acc + (size_t)kh * k * DW_AS;
+            float *arow = acc + (size_t)kh * k * as;
 #if DW_SIMD
-            if (dw_simd && dws_supported(k, s)) {
-                dws_row_wgrad(arow, DW_AS, grow, xrow, C, cw, OW, W, k, s);
+            if (simd) {
+                dws_row_wgrad(arow, as, grow, xrow, C, cw, OW, W, k, s);
                 continue;
             }
 #endif
@@ -414,6 +416,17 @@ static void dw_wgrad_rows(float *acc, const float *dout, const float *in, int H,
     }
 }
 
+/* dw[t][c] += the sum of the chunk partials part[ch][t*as + c], in chunk order. */
+static void dw_add_chunks(float *dw, int lddw, const float *part, size_t stride, int chunks, int kk,
+                          ptrdiff_t as, int c0, int cw) {
+    for (int t = 0; t < kk; t++)
+        for (int c = 0; c < cw; c++) {
+            float sum = 0;
+            for (int ch = 0; ch < chunks; ch++) sum += part[ch * stride + t * as + c];
+            dw[(size_t)t * lddw + c0 + c] += sum;
+        }
+}
+
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
                     const float *w, int ldw, int N, int H, int W, int C, int k, int stride) {
     dw_check(ldw, N, H, W, C, k, stride);
@@ -423,18 +436,27 @@ void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const fl
     const int OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride), rows = N * OH;
     const long work = (long)rows * OW * C * k * k;
     const int chunks = rows < DW_CHUNKS ? rows : DW_CHUNKS;
+    if (DW_SIMD && dw_simd && dws_supported(k, stride)) {
+        /* all channels in one sweep over the rows; the partials on the heap */
+        const size_t stride_ch = (size_t)k * k * C;
+        float *part = apq_falloc(chunks * stride_ch);
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+        for (int ch = 0; ch < chunks; ch++)
+            dw_wgrad_rows(part + ch * stride_ch, C, dout, in, H, W, C, k, stride,
+                          (int)((long)rows * ch / chunks), (int)((long)rows * (ch + 1) / chunks), 0,
+                          C);
+        dw_add_chunks(dw, lddw, part, stride_ch, chunks, k * k, C, 0, C);
+        free(part);
+        return;
+    }
     float part[DW_CHUNKS][DW_ACC];
     for (int c0 = 0; c0 < C; c0 += DW_AS) {
         const int cw = C - c0 < DW_AS ? C - c0 : DW_AS;
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
         for (int ch = 0; ch < chunks; ch++)
-            dw_wgrad_rows(part[ch], dout, in, H, W, C, k, stride, (int)((long)rows * ch / chunks),
-                          (int)((long)rows * (ch + 1) / chunks), c0, cw);
-        for (int t = 0; t < k * k; t++)
-            for (int c = 0; c < cw; c++) {
-                float sum = 0;
-                for (int ch = 0; ch < chunks; ch++) sum += part[ch][t * DW_AS + c];
-                dw[(size_t)t * lddw + c0 + c] += sum;
-            }
+            dw_wgrad_rows(part[ch], DW_AS, dout, in, H, W, C, k, stride,
+                          (int)((long)rows * ch / chunks), (int)((long)rows * (ch + 1) / chunks),
+                          c0, cw);
+        dw_add_chunks(dw, lddw, part[0], DW_ACC, chunks, k * k, DW_AS, c0, cw);
     }
 }
