@@ -5,7 +5,7 @@
  * optimizers and the arena (nn_ops.c); naive references (nn_ref.c).
  *
  * Parallelism: OpenMP over independent outputs (rows). Every
- * reduction over rows (BN statistics, bias gradients) sums a FIXED number of
+ * reduction over rows (BN statistics, bias and weight gradients) sums FIXED
  * row chunks, each in row order, and combines the chunk partials in chunk
  * order, so results are bit-identical for any thread count. Products use
  * fmaf so gcc emits vector FMAs (ISO C mode keeps -ffp-contract=off).
@@ -33,7 +33,6 @@
 
 enum red_op {
     RED_SUM,   /* s1[c] = sum_r a[r][c] */
-    RED_SQDEV, /* s1[c] = sum_r (a[r][c] - mu[c])^2 */
     RED_DOTDEV /* s1[c] = sum_r b'[r][c];  s2[c] = sum_r b'[r][c] * (a[r][c] - mu[c]), where
                 * b' = b, or with `scale` given, b masked to 0 < scale*(a-mu)+shift < 6 (ReLU6) */
 };
@@ -54,12 +53,6 @@ static void red_rows(float *restrict p1, float *restrict p2, const float *a, con
         const float *restrict ar = a + (size_t)r * ld + c0;
         if (op == RED_SUM) {
             for (int c = 0; c < cw; c++) p1[c] += ar[c];
-        } else if (op == RED_SQDEV) {
-            const float *restrict m = mu + c0;
-            for (int c = 0; c < cw; c++) {
-                float d = ar[c] - m[c];
-                p1[c] = fmaf(d, d, p1[c]);
-            }
         } else if (!scale) {
             const float *restrict br = b + (size_t)r * ld + c0;
             const float *restrict m = mu + c0;
@@ -337,6 +330,58 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
 
 // ---- batch normalisation ---------------------------------------------------
 
+/* Rows per block of the BN statistics: a block's two passes run in cache. */
+#define BN_BLOCK 256
+
+/* mean[c] and biased variance var[c] of x [M][C] with one pass over x from
+ * memory: each block of BN_BLOCK rows takes two passes while in cache (its
+ * mean, then the sum of squared deviations from it: no E[x^2] - mean^2
+ * cancellation), and the blocks are merged in block order by the pairwise
+ * update of Chan, Golub & LeVeque (1979) in double. Fixed blocks and order:
+ * the result does not depend on the thread count. */
+static void bn_stats(float *mean, float *var, const float *x, int M, int C) {
+    const int nb = (M + BN_BLOCK - 1) / BN_BLOCK;
+    float *bm = apq_falloc((size_t)2 * nb * C), *bq = bm + (size_t)nb * C;
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+    for (int b = 0; b < nb; b++) {
+        const int r0 = b * BN_BLOCK, r1 = M - r0 < BN_BLOCK ? M : r0 + BN_BLOCK;
+        float *restrict m = bm + (size_t)b * C, *restrict q = bq + (size_t)b * C;
+        for (int c = 0; c < C; c++) m[c] = q[c] = 0;
+        for (int r = r0; r < r1; r++) {
+            const float *restrict xr = x + (size_t)r * C;
+            for (int c = 0; c < C; c++) m[c] += xr[c];
+        }
+        for (int c = 0; c < C; c++) m[c] /= (float)(r1 - r0);
+        for (int r = r0; r < r1; r++) {
+            const float *restrict xr = x + (size_t)r * C;
+            for (int c = 0; c < C; c++) {
+                const float d = xr[c] - m[c];
+                q[c] = fmaf(d, d, q[c]);
+            }
+        }
+    }
+    double *mu = calloc((size_t)2 * C, sizeof(double)), *m2 = mu + C;
+    APQ_ASSERT(mu);
+    double n = 0;
+    for (int b = 0; b < nb; b++) {
+        const double nbk = (double)((M - b * BN_BLOCK) < BN_BLOCK ? M - b * BN_BLOCK : BN_BLOCK);
+        const double tot = n + nbk, wb = nbk / tot, wab = n * nbk / tot;
+        const float *m = bm + (size_t)b * C, *q = bq + (size_t)b * C;
+        for (int c = 0; c < C; c++) {
+            const double d = (double)m[c] - mu[c];
+            mu[c] += d * wb;
+            m2[c] += (double)q[c] + d * d * wab;
+        }
+        n = tot;
+    }
+    for (int c = 0; c < C; c++) {
+        mean[c] = (float)mu[c];
+        var[c] = (float)(m2[c] / M);
+    }
+    free(mu);
+    free(bm);
+}
+
 /* y[m][c] = act(scale[c]*(x[m][c] - mu[c]) + shift[c]) over [M][C]; y may alias x. */
 static void bn_affine_rows(float *y, const float *x, const float *scale, const float *mu,
                            const float *shift, int M, int C, int relu6) {
@@ -352,12 +397,9 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
                          const float *gamma, const float *beta, int M, int C, float eps,
                          int relu6) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
-    col_reduce(mean, NULL, x, NULL, NULL, NULL, NULL, (size_t)C, M, C, RED_SUM);
-    for (int c = 0; c < C; c++) mean[c] /= (float)M;
-    /* two passes: the variance from deviations, not E[x^2] - mean^2 */
-    col_reduce(invstd, NULL, x, NULL, mean, NULL, NULL, (size_t)C, M, C, RED_SQDEV);
+    bn_stats(mean, invstd, x, M, C); /* invstd holds the variance for now */
     for (int c = 0; c < C; c++) {
-        float var = invstd[c] / (float)M;
+        const float var = invstd[c];
         if (var_out) var_out[c] = var;
         invstd[c] = 1.0f / sqrtf(var + eps);
     }

@@ -74,8 +74,10 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
                       float *scratch, int N, int H, int W, int Cin, int Cout, int k, int stride);
 
 /* ---- batch normalisation over x [M][C] (M = N*H*W), optionally fused with ReLU6 ----
- * train: batch mean and biased variance per channel (two passes: the variance
- * from deviations); y = act(gamma*(x-mean)*invstd + beta), act = ReLU6
+ * train: batch mean and biased variance per channel (one pass over x from
+ * memory: blocks of 256 rows take two passes in cache, the variance from
+ * deviations, and merge by Chan et al.'s pairwise update in double; the same
+ * bits for any thread count); y = act(gamma*(x-mean)*invstd + beta), act = ReLU6
  * (min(max(.,0),6)) when relu6 != 0, else the identity. Saves mean[C] and
  * invstd[C] = 1/sqrt(var+eps) for the backward. var_out (may be NULL) receives
  * the biased batch variance (for BN recalibration, reference/ofa.md §7).
