@@ -220,13 +220,13 @@ void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const floa
     }
 }
 
-void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias, const float *dout,
-                        int ldo, const float *in, int ldi, const float *w, int ldw, int M, int K,
-                        int N) {
+void nn_linear_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dbias,
+                        const float *dout, int ldo, const float *in, int ldi, const float *w,
+                        int ldw, int M, int K, int N) {
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N);
     if (din) {
         APQ_ASSERT(lddi >= K && ldw >= K);
-        sgemm_rows(0, 0, M, K, N, 1.0f, dout, ldo, w, ldw, 0.0f, din, lddi);
+        sgemm_rows(0, 0, M, K, N, 1.0f, dout, ldo, w, ldw, din_acc ? 1.0f : 0.0f, din, lddi);
     }
     if (dw) {
         APQ_ASSERT(lddw >= K && ldi >= K);

@@ -33,11 +33,12 @@ static inline int nn_out_size(int h, int k, int stride) {
 /* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N);
-/* din[M][K] (lddi) = dout · w;  dw[N][K] (lddw) += dout^T · in;  dbias[N] += column sums of dout.
- */
-void nn_linear_backward(float *din, int lddi, float *dw, int lddw, float *dbias, const float *dout,
-                        int ldo, const float *in, int ldi, const float *w, int ldw, int M, int K,
-                        int N);
+/* din[M][K] (lddi) = dout · w (+= when din_acc: a second consumer's gradient,
+ * added by the product itself);  dw[N][K] (lddw) += dout^T · in;
+ * dbias[N] += column sums of dout. */
+void nn_linear_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dbias,
+                        const float *dout, int ldo, const float *in, int ldi, const float *w,
+                        int ldw, int M, int K, int N);
 
 /* ---- depthwise k x k, stride s, pad k/2 ------------------------------- */
 /* in [N,H,W,C], w [k*k][ldw] (first C columns used), out [N,OH,OW,C]. */

@@ -545,11 +545,11 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
                              op->C, op->Cout, op->k, op->stride);
             break;
         case OP_PW:
-        case OP_LINEAR:
-            g = din_buf(c, x, &acc);
-            nn_linear_backward(g, op->C, op->dw, op->lddw, op->dbias, y->g, op->Cout, x->v, op->C,
-                               op->w, op->ldw, op->M, op->C, op->Cout);
-            din_done(x, g, acc);
+        case OP_LINEAR: /* a second consumer's gradient: the product adds onto it */
+            acc = x->g != NULL;
+            if (!acc) x->g = arena_alloc(&c->arena, x->n);
+            nn_linear_backward(x->g, op->C, acc, op->dw, op->lddw, op->dbias, y->g, op->Cout, x->v,
+                               op->C, op->w, op->ldw, op->M, op->C, op->Cout);
             break;
         case OP_DW: {
             g = din_buf(c, x, &acc);

@@ -140,8 +140,8 @@ TEST(nn_linear_backward_fd) {
     lin.b = randn(&r, lin.N, 1), lin.out = zeros(lin.M * lin.ldo),
     lin.rr = randn(&r, lin.M * lin.ldo, 1);
     float *din = zeros(lin.M * 9), *dw = zeros(lin.N * 10), *db = zeros(lin.N);
-    nn_linear_backward(din, 9, dw, 10, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw, lin.M,
-                       lin.K, lin.N);
+    nn_linear_backward(din, 9, 0, dw, 10, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw,
+                       lin.M, lin.K, lin.N);
     float fd[64], an[64];
     fd_grad(fd, lin.in, lin.M, lin.K, lin.ldi, 0.25f, lin_loss);
     gather(an, din, lin.M, lin.K, 9);
@@ -158,13 +158,17 @@ TEST(nn_linear_backward_fd) {
     float dw1[64], db1[8], din1[64];
     memcpy(dw1, dw, sizeof(float) * lin.N * 10), memcpy(db1, db, sizeof(float) * lin.N);
     memcpy(din1, din, sizeof(float) * lin.M * 9);
-    nn_linear_backward(din, 9, dw, 10, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw, lin.M,
-                       lin.K, lin.N);
+    nn_linear_backward(din, 9, 0, dw, 10, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw,
+                       lin.M, lin.K, lin.N);
     for (int i = 0; i < lin.N * 10; i++) CHECK_NEAR(dw[i], 2 * dw1[i], 1e-5 * fabsf(dw1[i]));
     for (int i = 0; i < lin.N; i++) CHECK_NEAR(db[i], 2 * db1[i], 1e-5 * fabsf(db1[i]));
     CHECK(!memcmp(din, din1, sizeof(float) * lin.M * 9));
+    /* din_acc: the input gradient adds onto what is there */
+    nn_linear_backward(din, 9, 1, NULL, 0, NULL, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw,
+                       lin.M, lin.K, lin.N);
+    for (int i = 0; i < lin.M * 9; i++) CHECK_NEAR(din[i], 2 * din1[i], 1e-5 * fabsf(din1[i]));
     /* NULL gradients are skipped */
-    nn_linear_backward(NULL, 0, NULL, 0, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw,
+    nn_linear_backward(NULL, 0, 0, NULL, 0, db, lin.rr, lin.ldo, lin.in, lin.ldi, lin.w, lin.ldw,
                        lin.M, lin.K, lin.N);
     for (int i = 0; i < lin.N; i++) CHECK_NEAR(db[i], 3 * db1[i], 1e-5 * fabsf(db1[i]));
     free(lin.in), free(lin.w), free(lin.b), free(lin.out), free(lin.rr), free(din), free(dw),
@@ -585,7 +589,7 @@ static void run_reductions(int threads, float *out, const float *x, const float 
     nn_bn_forward_train(y, mean, invstd, var, x, w, w + C, M, C, 1e-5f, 0);
     nn_bn_backward(dx, dg, db, dy, x, mean, invstd, w, w + C, M, C, 0);
     nn_dw_backward(din, dw, C, dy, x, w, C, 8, 14, 14, C, 7, 1);
-    nn_linear_backward(NULL, 0, NULL, 0, dbias, dy, C, x, C, w, C, M, C, C);
+    nn_linear_backward(NULL, 0, 0, NULL, 0, dbias, dy, C, x, C, w, C, M, C, C);
     /* stride 2, 96 channels (a partial channel block), 56 rows in 4 chunks */
     nn_dw_backward(NULL, dbias + C, 96, dy, x, w, 96, 8, 7, 7, 96, 5, 2);
     /* BN fused with ReLU6: y2, dx2 [M][C] after the second dw */
