@@ -396,17 +396,26 @@ static void bn_affine_rows(float *y, const float *x, const float *scale, const f
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps,
                          int relu6) {
+    float *scale = apq_falloc((size_t)C);
+    nn_bn_stats_train(scale, mean, invstd, var_out, x, gamma, M, C, eps);
+    bn_affine_rows(y, x, scale, mean, beta, M, C, relu6);
+    free(scale);
+}
+
+void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
+                       const float *gamma, int M, int C, float eps) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
     bn_stats(mean, invstd, x, M, C); /* invstd holds the variance for now */
     for (int c = 0; c < C; c++) {
         const float var = invstd[c];
         if (var_out) var_out[c] = var;
         invstd[c] = 1.0f / sqrtf(var + eps);
+        scale[c] = gamma[c] * invstd[c];
     }
-    float *scale = apq_falloc((size_t)C);
-    for (int c = 0; c < C; c++) scale[c] = gamma[c] * invstd[c];
-    bn_affine_rows(y, x, scale, mean, beta, M, C, relu6);
-    free(scale);
+}
+
+void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps) {
+    for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
 }
 
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,

@@ -63,6 +63,32 @@ void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const fl
  * benchmarks; not thread-safe against running kernels. */
 int nn_dw_simd(int on);
 
+/* A per-channel affine map with ReLU6 between a tensor and the depthwise conv
+ * that reads it: y = min(max(scale[c]*(x - mean[c]) + shift[c], 0), 6), as
+ * nn_bn_forward_* compute it (nn_bn_act). As a prologue (the BN + ReLU6 of
+ * the expand conv, reference/ofa.md §1) the kernels read x and convolve y,
+ * zero-padded in y, so y is never stored and never read back: one write and
+ * one read of a block's largest tensor fewer, forward and at inference. As an
+ * epilogue it is the inference BN of the depthwise output (scale =
+ * gamma/sqrt(rvar+eps)). Arrays [C], not owned. */
+struct nn_dw_pre {
+    const float *scale, *mean, *shift;
+    int relu6; /* 0: the affine map only (epilogue only; a prologue needs 1) */
+};
+/* 1 when the kernels take a prologue at this kernel size and stride (the
+ * AVX-512 tiles: k = 3, 5, 7, stride 1 or 2, while nn_dw_simd is on). */
+int nn_dw_pre_supported(int k, int stride);
+/* nn_dw_forward reading y = pre(in) when pre != NULL (nn_dw_pre_supported
+ * must hold), then out = post(out) when post != NULL. */
+void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
+                      int ldw, int N, int H, int W, int C, int k, int stride,
+                      const struct nn_dw_pre *post);
+/* nn_dw_backward of the conv that read y = pre(in): din is the gradient of y
+ * (the prologue's own backward is the BN's), dw uses y recomputed from in. */
+void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const float *in,
+                       const struct nn_dw_pre *pre, const float *w, int ldw, int N, int H, int W,
+                       int C, int k, int stride);
+
 /* ---- dense conv k x k (first layer; im2col + sgemm) -------------------- */
 /* in [N,H,W,Cin], w OHWI [Cout][k][k][Cin], out [N,OH,OW,Cout]. scratch holds
  * at least nn_conv_scratch_floats() floats (the im2col matrix). */
@@ -86,6 +112,14 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
  * backward (DESIGN.md §8: memory traffic, not FLOPs, bounds these layers). */
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps, int relu6);
+/* The statistics half of nn_bn_forward_train, for a BN whose normalisation
+ * its consumer applies (struct nn_dw_pre): mean, invstd and var_out as there,
+ * scale[c] = gamma[c]*invstd[c] ([C] each; var_out may be NULL). */
+void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
+                       const float *gamma, int M, int C, float eps);
+/* scale[c] = gamma[c]/sqrt(rvar[c]+eps), the inference BN's scale as
+ * nn_bn_forward_eval computes it (for struct nn_dw_pre). */
+void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps);
 /* eval: y = act(gamma*(x-rmean)/sqrt(rvar+eps) + beta). Both BN forwards allow y == x. */
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                         const float *rmean, const float *rvar, int M, int C, float eps, int relu6);

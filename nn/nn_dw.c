@@ -197,8 +197,8 @@ struct dw_geom {
 /* One output row r = n*OH + oh; then, when scale, the eval BN (+ ReLU6) on
  * it while it is in cache. */
 static void dw_forward_row(float *orow, const float *in, const float *w, int ldw,
-                           const struct dw_geom *g, int r, const float *scale, const float *mean,
-                           const float *shift, int relu6) {
+                           const struct dw_geom *g, int r, const struct nn_dw_pre *pre,
+                           const struct nn_dw_pre *post) {
     const int H = g->H, W = g->W, C = g->C, k = g->k, s = g->s, OW = g->OW, pad = k / 2;
     const int n = r / g->OH, oh = r % g->OH;
 #if DW_SIMD
@@ -215,7 +215,7 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
         for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
             if (oh + 1 < g->OH && ih >= 0 && ih < H)
                 dws_prefetch(in + ((size_t)n * H + ih) * W * C, (size_t)W * C);
-        dws_row_out(orow, C, xr, wr, ldw, nkh, C, W, OW, -pad, k, s);
+        dws_row_out(orow, C, xr, wr, ldw, nkh, C, W, OW, -pad, k, s, pre);
         goto epilogue;
     }
 #endif
@@ -243,28 +243,46 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
 #if DW_SIMD
 epilogue:
 #endif
-    if (!scale) return;
+    if (!post) return;
+    const float *scale = post->scale, *mean = post->mean, *shift = post->shift;
     for (int p = 0; p < OW; p++) {
         float *restrict o = orow + (size_t)p * C;
-        for (int c = 0; c < C; c++) o[c] = nn_bn_act(scale[c], o[c] - mean[c], shift[c], relu6);
+        for (int c = 0; c < C; c++)
+            o[c] = nn_bn_act(scale[c], o[c] - mean[c], shift[c], post->relu6);
     }
 }
 
-static void dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W,
-                       int C, int k, int s, const float *scale, const float *mean,
-                       const float *shift, int relu6) {
+static void dw_forward(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
+                       int ldw, int N, int H, int W, int C, int k, int s,
+                       const struct nn_dw_pre *post) {
     dw_check(ldw, N, H, W, C, k, s);
+    APQ_ASSERT(!pre || (pre->relu6 && nn_dw_pre_supported(k, s)));
     struct dw_geom g = {H, W, C, k, s, nn_out_size(H, k, s), nn_out_size(W, k, s), 0, 0};
     interior(&g.lo, &g.hi, W, g.OW, k, s);
     const long work = (long)N * g.OH * g.OW * C * k * k;
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
     for (int r = 0; r < N * g.OH; r++)
-        dw_forward_row(out + (size_t)r * g.OW * C, in, w, ldw, &g, r, scale, mean, shift, relu6);
+        dw_forward_row(out + (size_t)r * g.OW * C, in, w, ldw, &g, r, pre, post);
+}
+
+int nn_dw_pre_supported(int k, int stride) {
+#if DW_SIMD
+    return dw_simd && dws_supported(k, stride);
+#else
+    (void)k, (void)stride;
+    return 0;
+#endif
 }
 
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
                    int k, int stride) {
-    dw_forward(out, in, w, ldw, N, H, W, C, k, stride, NULL, NULL, NULL, 0);
+    dw_forward(out, in, NULL, w, ldw, N, H, W, C, k, stride, NULL);
+}
+
+void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
+                      int ldw, int N, int H, int W, int C, int k, int stride,
+                      const struct nn_dw_pre *post) {
+    dw_forward(out, in, pre, w, ldw, N, H, W, C, k, stride, post);
 }
 
 void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw, int N, int H,
@@ -273,7 +291,8 @@ void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw,
     APQ_ASSERT(C > 0 && eps > 0);
     float *scale = apq_falloc((size_t)C);
     for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
-    dw_forward(out, in, w, ldw, N, H, W, C, k, stride, scale, rmean, beta, relu6);
+    const struct nn_dw_pre post = {scale, rmean, beta, relu6};
+    dw_forward(out, in, NULL, w, ldw, N, H, W, C, k, stride, &post);
     free(scale);
 }
 
@@ -321,7 +340,7 @@ static void din_row_simd(float *drow, const float *const *xr, const int *khs, in
         const float *wr[DWS_MAXK];
         for (int i = 0; i < nkh; i++) wr[i] = w + (size_t)(khs[i] * k + kwf + s * (nk - 1)) * ldw;
         dws_row_out(drow + (size_t)rho * C, (ptrdiff_t)s * C, xr, wr, -(ptrdiff_t)s * ldw, nkh, C,
-                    OW, (W - rho + s - 1) / s, e - (nk - 1), nk, 1);
+                    OW, (W - rho + s - 1) / s, e - (nk - 1), nk, 1, NULL);
     }
 }
 #endif
@@ -368,10 +387,11 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
 /* acc[t][0..cw) (row stride DW_AS) = sum over the output rows r0 .. r1-1
  * (r = n*OH + oh) and their columns ow of dout * in for tap t, channels
  * c0 .. c0+cw-1 (cw <= DW_AS). */
-static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const float *in, int H,
-                          int W, int C, int k, int s, int r0, int r1, int c0, int cw) {
+static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const float *in,
+                          const struct nn_dw_pre *pre, int H, int W, int C, int k, int s, int r0,
+                          int r1, int c0, int cw) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
-    const int simd = DW_SIMD && dw_simd && dws_supported(k, s);
+    const int simd = nn_dw_pre_supported(k, s);
     int lo, hi;
     interior(&lo, &hi, W, OW, k, s);
     APQ_ASSERT(simd || as == DW_AS); /* the generic tiles' stride is a constant */
@@ -394,7 +414,7 @@ static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const flo
             float *arow = acc + (size_t)kh * k * as;
 #if DW_SIMD
             if (simd) {
-                dws_row_wgrad(arow, as, grow, xrow, C, cw, OW, W, k, s);
+                dws_row_wgrad(arow, as, grow, xrow, C, cw, OW, W, k, s, pre);
                 continue;
             }
 #endif
@@ -429,20 +449,27 @@ static void dw_add_chunks(float *dw, int lddw, const float *part, size_t stride,
 
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
                     const float *w, int ldw, int N, int H, int W, int C, int k, int stride) {
+    nn_dw_backward_ex(din, dw, lddw, dout, in, NULL, w, ldw, N, H, W, C, k, stride);
+}
+
+void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const float *in,
+                       const struct nn_dw_pre *pre, const float *w, int ldw, int N, int H, int W,
+                       int C, int k, int stride) {
     dw_check(ldw, N, H, W, C, k, stride);
+    APQ_ASSERT(!pre || (pre->relu6 && nn_dw_pre_supported(k, stride)));
     if (din) dw_backward_din(din, dout, w, ldw, N, H, W, C, k, stride);
     if (!dw) return;
     APQ_ASSERT(lddw >= C && k * k * DW_AS <= DW_ACC);
     const int OH = nn_out_size(H, k, stride), OW = nn_out_size(W, k, stride), rows = N * OH;
     const long work = (long)rows * OW * C * k * k;
     const int chunks = rows < DW_CHUNKS ? rows : DW_CHUNKS;
-    if (DW_SIMD && dw_simd && dws_supported(k, stride)) {
+    if (nn_dw_pre_supported(k, stride)) {
         /* all channels in one sweep over the rows; the partials on the heap */
         const size_t stride_ch = (size_t)k * k * C;
         float *part = apq_falloc(chunks * stride_ch);
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
         for (int ch = 0; ch < chunks; ch++)
-            dw_wgrad_rows(part + ch * stride_ch, C, dout, in, H, W, C, k, stride,
+            dw_wgrad_rows(part + ch * stride_ch, C, dout, in, pre, H, W, C, k, stride,
                           (int)((long)rows * ch / chunks), (int)((long)rows * (ch + 1) / chunks), 0,
                           C);
         dw_add_chunks(dw, lddw, part, stride_ch, chunks, k * k, C, 0, C);
@@ -454,7 +481,7 @@ void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const fl
         const int cw = C - c0 < DW_AS ? C - c0 : DW_AS;
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
         for (int ch = 0; ch < chunks; ch++)
-            dw_wgrad_rows(part[ch], DW_AS, dout, in, H, W, C, k, stride,
+            dw_wgrad_rows(part[ch], DW_AS, dout, in, NULL, H, W, C, k, stride,
                           (int)((long)rows * ch / chunks), (int)((long)rows * (ch + 1) / chunks),
                           c0, cw);
         dw_add_chunks(dw, lddw, part[0], DW_ACC, chunks, k * k, DW_AS, c0, cw);

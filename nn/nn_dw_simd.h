@@ -41,6 +41,26 @@ static inline void dws_prefetch(const float *p, size_t n) {
     for (size_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T1);
 }
 
+/* The input transform of nn_dw_pre, 16 channels: act(scale*(x - mean) + shift)
+ * with ReLU6, bit for bit as nn_bn_act computes it (max then min: NaN -> 0,
+ * -0 -> +0), and zero where the column is outside the image (mask mj). */
+struct dws_pre {
+    __m512 sc, mu, sh;
+};
+
+static inline __m512 dws_pre_apply(const struct dws_pre *q, __m512 x, __mmask16 mj) {
+    __m512 z = _mm512_fmadd_ps(q->sc, _mm512_sub_ps(x, q->mu), q->sh);
+    z = _mm512_min_ps(_mm512_max_ps(z, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    return _mm512_maskz_mov_ps(mj, z);
+}
+
+static inline void dws_pre_load(struct dws_pre *q, const struct nn_dw_pre *pre, int c,
+                                __mmask16 m) {
+    q->sc = _mm512_maskz_loadu_ps(m, pre->scale + c);
+    q->mu = _mm512_maskz_loadu_ps(m, pre->mean + c);
+    q->sh = _mm512_maskz_loadu_ps(m, pre->shift + c);
+}
+
 /* Bit j set: input column iw0 + j lies in [0, W), for j < nj (nj <= 31). */
 static inline unsigned dws_valid(int iw0, int nj, int W) {
     const int lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0 < nj ? W - iw0 : nj;
@@ -53,12 +73,14 @@ static inline unsigned dws_valid(int iw0, int nj, int W) {
  * input row (column 0) of the i-th valid kernel row and wr[i] its tap 0. */
 static inline __attribute__((always_inline)) void
 dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const *wr,
-             ptrdiff_t wstep, int nkh, int C, int iw0, int W, int npix, const int P, const int K,
-             const int S) {
+             ptrdiff_t wstep, int nkh, int C, int iw0, int W, int npix, const struct nn_dw_pre *pre,
+             const int P, const int K, const int S, const int PRE) {
     const int NJ = (P - 1) * S + K;
     const unsigned valid = dws_valid(iw0, NJ, W);
     for (int c = 0; c < C; c += 16) {
         const __mmask16 m = dws_mask(C - c);
+        struct dws_pre q;
+        if (PRE) dws_pre_load(&q, pre, c, m);
         __m512 acc[8];
 #pragma GCC unroll 8
         for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
@@ -71,7 +93,9 @@ dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const 
             const float *xp = xr[i] + c + (ptrdiff_t)iw0 * C;
 #pragma GCC unroll 24
             for (int j = 0; j < NJ; j++, xp += C) {
-                const __m512 xv = _mm512_maskz_loadu_ps((valid >> j & 1) ? m : 0, xp);
+                const __mmask16 mj = (valid >> j & 1) ? m : 0;
+                __m512 xv = _mm512_maskz_loadu_ps(mj, xp);
+                if (PRE) xv = dws_pre_apply(&q, xv, mj);
 #pragma GCC unroll 8
                 for (int t = 0; t < K; t++) {
                     const int d = j - t;
@@ -92,11 +116,14 @@ dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const 
  * over the columns inside [0, W), p ascending. */
 static inline __attribute__((always_inline)) void
 dws_tile_w(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int cw, int ow, int OW,
-           int W, const int P, const int K, const int S) {
+           int W, const struct nn_dw_pre *pre, const int P, const int K, const int S,
+           const int PRE) {
     const int NJ = (P - 1) * S + K, npix = OW - ow < P ? OW - ow : P, iw0 = ow * S - K / 2;
     const unsigned valid = dws_valid(iw0, NJ, W);
     for (int c = 0; c < cw; c += 16) {
         const __mmask16 m = dws_mask(cw - c);
+        struct dws_pre q;
+        if (PRE) dws_pre_load(&q, pre, c, m);
         __m512 a[DWS_MAXK], gv[8];
 #pragma GCC unroll 8
         for (int t = 0; t < K; t++) a[t] = _mm512_maskz_loadu_ps(m, acc + t * as + c);
@@ -107,7 +134,9 @@ dws_tile_w(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int 
         const float *xp = x + c + (ptrdiff_t)iw0 * C;
 #pragma GCC unroll 24
         for (int j = 0; j < NJ; j++, xp += C) {
-            const __m512 xv = _mm512_maskz_loadu_ps((valid >> j & 1) ? m : 0, xp);
+            const __mmask16 mj = (valid >> j & 1) ? m : 0;
+            __m512 xv = _mm512_maskz_loadu_ps(mj, xp);
+            if (PRE) xv = dws_pre_apply(&q, xv, mj);
 #pragma GCC unroll 8
             for (int t = 0; t < K; t++) {
                 const int d = j - t;
@@ -137,7 +166,8 @@ static int dws_supported(int k, int s) {
  * starting at input column iw_first + q*s: 8 pixels a tile, the last <= 4
  * pixels in a 4-pixel tile. */
 static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const float *const *wr,
-                        ptrdiff_t wstep, int nkh, int C, int W, int Q, int iw_first, int k, int s) {
+                        ptrdiff_t wstep, int nkh, int C, int W, int Q, int iw_first, int k, int s,
+                        const struct nn_dw_pre *pre) {
     for (int q = 0; q < Q;) {
         const int left = Q - q, P = left <= 4 ? 4 : 8, npix = left < P ? left : P;
         float *o = orow + q * os;
@@ -145,7 +175,10 @@ static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const
         switch (DWS_KEY(P, k, s)) {
 #define X(p, kk, ss)                                                                               \
     case DWS_KEY(p, kk, ss):                                                                       \
-        dws_tile_out(o, os, xr, wr, wstep, nkh, C, iw0, W, npix, p, kk, ss);                       \
+        if (pre)                                                                                   \
+            dws_tile_out(o, os, xr, wr, wstep, nkh, C, iw0, W, npix, pre, p, kk, ss, 1);           \
+        else                                                                                       \
+            dws_tile_out(o, os, xr, wr, wstep, nkh, C, iw0, W, npix, NULL, p, kk, ss, 0);          \
         break;
             DWS_CASES(X, 4)
             DWS_CASES(X, 8)
@@ -160,13 +193,16 @@ static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const
 /* One output row of dws_tile_w tiles (8 pixels, the last <= 4 pixels in a 4-pixel tile):
  *   acc[t*as + c] += sum_{ow<OW} g[ow*C + c] * x[(ow*s - pad + t)*C + c],  t < k, c < cw. */
 static void dws_row_wgrad(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int cw,
-                          int OW, int W, int k, int s) {
+                          int OW, int W, int k, int s, const struct nn_dw_pre *pre) {
     for (int ow = 0; ow < OW;) {
         const int left = OW - ow, P = left <= 4 ? 4 : 8;
         switch (DWS_KEY(P, k, s)) {
 #define X(p, kk, ss)                                                                               \
     case DWS_KEY(p, kk, ss):                                                                       \
-        dws_tile_w(acc, as, g, x, C, cw, ow, OW, W, p, kk, ss);                                    \
+        if (pre)                                                                                   \
+            dws_tile_w(acc, as, g, x, C, cw, ow, OW, W, pre, p, kk, ss, 1);                        \
+        else                                                                                       \
+            dws_tile_w(acc, as, g, x, C, cw, ow, OW, W, NULL, p, kk, ss, 0);                       \
         break;
             DWS_CASES(X, 4)
             DWS_CASES(X, 8)

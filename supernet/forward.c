@@ -55,7 +55,9 @@ struct sn_op {
     float *mean, *invstd;        /* saved batch statistics */
     int relu6;                   /* BN fused with ReLU6 */
     int qlayer, bits, is_signed; /* fake-quantized activation */
-    float *mask;                 /* dropout */
+    int has_pre;                 /* OP_DW: reads node in2 through pre (the BN of node in) */
+    struct nn_dw_pre pre;
+    float *mask; /* dropout */
 };
 
 #define MAX_NODES 512
@@ -187,6 +189,42 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int re
     return op->out;
 }
 
+/* A BN + ReLU6 whose normalisation the depthwise conv after it applies as it
+ * loads (struct nn_dw_pre): the statistics (train, calibration) or the
+ * running ones (eval), but no output tensor; the op's output node has no
+ * values, only the gradient the depthwise backward writes. */
+static int emit_bn_pre(struct fwd *f, int in, struct sn_bn *bn, int M, int C,
+                       struct nn_dw_pre *pre) {
+    struct sn_op *op = new_op(f, OP_BN);
+    op->in = in;
+    op->M = M;
+    op->C = C;
+    op->bn = bn;
+    op->relu6 = 1;
+    float *scale = A(f, (size_t)C);
+    if (f->mode == SN_EVAL) {
+        nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
+        *pre = (struct nn_dw_pre){scale, bn->mean, bn->beta, 1};
+    } else {
+        op->mean = A(f, (size_t)C);
+        op->invstd = A(f, (size_t)C);
+        float *var = A(f, (size_t)C);
+        nn_bn_stats_train(scale, op->mean, op->invstd, var, f->t->node[in].v, bn->gamma, M, C,
+                          SN_BN_EPS);
+        if (f->mode == SN_CALIB) {
+            double *cm = f->c->calib_mean + f->bn_off, *cv = f->c->calib_var + f->bn_off;
+            for (int i = 0; i < C; i++) {
+                cm[i] += (double)op->mean[i] * f->n; /* batch-size weighted, ofa.md §7 */
+                cv[i] += (double)var[i] * f->n;
+            }
+        }
+        *pre = (struct nn_dw_pre){scale, op->mean, bn->beta, 1};
+    }
+    f->bn_off += (size_t)C;
+    op->out = new_node(f, NULL, (size_t)M * C);
+    return op->out;
+}
+
 /* Fake-quantize a conv's input activation (layer f->layer); identity when unquantized. */
 static int emit_qact(struct fwd *f, int in, int bits, int is_signed) {
     if (!f->quant || !bits) return in;
@@ -279,8 +317,10 @@ static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
 /* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C];
  * fused with the eval-mode BN + ReLU6 `bn` that follows it when bn is given
  * (nn_dw_forward_bn_eval; inference only, see emit_dw_bn). */
-static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride, int wbits,
-                   const struct sn_bn *bn) {
+/* Depthwise conv of node in, or, when pre, of pre(node vin) (node in is then
+ * the values-free output of emit_bn_pre); bn: the inference BN after it, fused. */
+static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, int b, int N, int H,
+                   int C, int k, int stride, int wbits, const struct sn_bn *bn) {
     const struct space *s = &f->sn->s;
     const float *w;
     int ldw;
@@ -309,13 +349,22 @@ static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int
     const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
     int OH = nn_out_size(H, k, stride);
     float *y = A(f, (size_t)N * OH * OH * C);
-    if (bn)
-        nn_dw_forward_bn_eval(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride, bn->gamma,
-                              bn->beta, bn->mean, bn->var, SN_BN_EPS, 1);
-    else
-        nn_dw_forward(y, f->t->node[in].v, wu, ld, N, H, H, C, k, stride);
+    const float *x = f->t->node[pre ? vin : in].v;
+    if (bn) {
+        float *scale = A(f, (size_t)C);
+        nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
+        const struct nn_dw_pre post = {scale, bn->mean, bn->beta, 1};
+        nn_dw_forward_ex(y, x, pre, wu, ld, N, H, H, C, k, stride, &post);
+    } else {
+        nn_dw_forward_ex(y, x, pre, wu, ld, N, H, H, C, k, stride, NULL);
+    }
     struct sn_op *op = new_op(f, OP_DW);
     op->in = in;
+    if (pre) {
+        op->in2 = vin;
+        op->has_pre = 1;
+        op->pre = *pre;
+    }
     op->N = N;
     op->H = op->W = H;
     op->C = C;
@@ -333,15 +382,24 @@ static int emit_dw(struct fwd *f, int in, int b, int N, int H, int C, int k, int
 
 /* Depthwise conv, then its BN and ReLU6: one fused pass at inference, where
  * no backward needs the BN op (bn_off only counts for SN_CALIB). */
-static int emit_dw_bn(struct fwd *f, int in, int b, int N, int H, int C, int k, int stride,
-                      int wbits, struct sn_bn *bn) {
-    if (f->mode == SN_EVAL) return emit_dw(f, in, b, N, H, C, k, stride, wbits, bn);
-    int h = emit_dw(f, in, b, N, H, C, k, stride, wbits, NULL);
+static int emit_dw_bn(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, int b, int N,
+                      int H, int C, int k, int stride, int wbits, struct sn_bn *bn) {
+    if (f->mode == SN_EVAL) return emit_dw(f, in, vin, pre, b, N, H, C, k, stride, wbits, bn);
+    int h = emit_dw(f, in, vin, pre, b, N, H, C, k, stride, wbits, NULL);
     int OH = nn_out_size(H, k, stride);
     return emit_bn(f, h, bn, N * OH * OH, C, 1);
 }
 
 // ---- the network -------------------------------------------------------------------
+
+/* Expand outputs from this size up have their BN + ReLU6 applied inside the
+ * depthwise conv (emit_bn_pre): tensors that live in DRAM, where the saved
+ * write and read of the normalised tensor outweigh recomputing it in the
+ * weight gradient. Measured 2026-11-22 (batch 128, fwd + weight gradient):
+ * 28x28 layers (19-38 MB) gain 0.9-1.3 ms each; 14x14 and smaller lose
+ * 0.1-0.8 ms (the recomputation, k loads per input, costs more than the
+ * pass it saves while the tensor stays in L3). */
+#define DW_PRE_MIN_BYTES (16u << 20)
 
 static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     struct supernet *sn = f->sn;
@@ -352,9 +410,17 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     int OH = nn_out_size(H, k, sb->stride), MO = N * OH * OH;
     int h = emit_qact(f, x, a->pw_a[b], 1);
     h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
-    h = emit_bn(f, h, &blk->expand_bn, M, mid, 1);
-    h = emit_qact(f, h, a->dw_a[b], 0);
-    h = emit_dw_bn(f, h, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
+    if ((!f->quant || !a->dw_a[b]) && nn_dw_pre_supported(k, sb->stride) &&
+        (size_t)M * mid * sizeof(float) >= DW_PRE_MIN_BYTES) {
+        /* the expand BN + ReLU6 applied as the depthwise conv loads its input */
+        struct nn_dw_pre pre;
+        int e = emit_bn_pre(f, h, &blk->expand_bn, M, mid, &pre);
+        h = emit_dw_bn(f, e, h, &pre, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
+    } else {
+        h = emit_bn(f, h, &blk->expand_bn, M, mid, 1);
+        h = emit_qact(f, h, a->dw_a[b], 0);
+        h = emit_dw_bn(f, h, -1, NULL, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
+    }
     h = emit_qact(f, h, a->pw_a[b], 0);
     h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
     h = emit_bn(f, h, &blk->project_bn, MO, sb->cout, 0);
@@ -407,7 +473,7 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     /* first block: dw 3x3 -> BN -> ReLU6 -> pw -> BN (+ identity) */
     int skip = h;
     h = emit_qact(&f, h, fb, 0);
-    h = emit_dw_bn(&f, h, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn);
+    h = emit_dw_bn(&f, h, -1, NULL, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn);
     h = emit_qact(&f, h, fb, 0);
     h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);
     h = emit_bn(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch, 0);
@@ -558,8 +624,9 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
                 dw = arena_alloc(&c->arena, (size_t)op->k * op->k * op->C);
                 memset(dw, 0, sizeof(float) * op->k * op->k * op->C);
             }
-            nn_dw_backward(g, dw, op->lddw, y->g, x->v, op->w, op->ldw, op->N, op->H, op->W, op->C,
-                           op->k, op->stride);
+            nn_dw_backward_ex(g, dw, op->lddw, y->g, op->has_pre ? nd[op->in2].v : x->v,
+                              op->has_pre ? &op->pre : NULL, op->w, op->ldw, op->N, op->H, op->W,
+                              op->C, op->k, op->stride);
             if (op->kp) kernel_prep_backward(sn, c, op->kp, dw);
             din_done(x, g, acc);
             break;
