@@ -105,9 +105,16 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
 
 /* OpenBLAS runs single-threaded (apq_runtime_init): its own thread pool would
  * compete with OpenMP's on a 2-core machine. Large products are split here
- * into one sgemm per thread along a dimension that needs no reduction across
- * threads, so results depend only on the thread count (DESIGN.md §8). */
+ * into fixed pieces along a dimension that needs no reduction across
+ * threads, one sgemm each, so results do not depend on the thread count. */
 #define SGEMM_SPLIT_MIN (1L << 18) /* multiply-adds below which one call is cheaper */
+/* Row pieces of a larger product, the same for any thread count, so that the
+ * results are too (test sn_step_thread_count_independent). With A transposed
+ * (a weight gradient: few output rows, a long sum) each piece re-packs the
+ * whole long operand, so those take 2 pieces. 4 pieces cost under 2% against
+ * 2 at the 7x7 and 4x4 shapes (measured 2026-11-22). */
+#define SGEMM_PIECES   4
+#define SGEMM_PIECES_T 2
 
 /* OpenBLAS 0.3.21 runs products of fewer than about 2^20 multiply-adds on its
  * small-matrix kernels: no packing, no separate pass for beta. The skinny
@@ -144,8 +151,8 @@ static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const f
         }
         return;
     }
-    int T = omp_get_max_threads();
-    if (T < 2 || (long)M * N * K < SGEMM_SPLIT_MIN || M < 2 * T) {
+    const int T = ta ? SGEMM_PIECES_T : SGEMM_PIECES;
+    if ((long)M * N * K < SGEMM_SPLIT_MIN || M < 2 * T) {
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
