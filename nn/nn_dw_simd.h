@@ -54,6 +54,18 @@ static inline __m512 dws_pre_apply(const struct dws_pre *q, __m512 x, __mmask16 
     return _mm512_maskz_mov_ps(mj, z);
 }
 
+/* Input column j of a tile (xp points at it): a zero vector outside the
+ * image (bit j of valid clear; memory not touched), else the 16 channels of
+ * mask m, through the prologue when PRE. */
+static inline __attribute__((always_inline)) __m512 dws_load_x(const float *xp, unsigned valid,
+                                                               int j, __mmask16 m,
+                                                               const struct dws_pre *q,
+                                                               const int PRE) {
+    const __mmask16 mj = (valid >> j & 1) ? m : 0;
+    const __m512 xv = _mm512_maskz_loadu_ps(mj, xp);
+    return PRE ? dws_pre_apply(q, xv, mj) : xv;
+}
+
 static inline void dws_pre_load(struct dws_pre *q, const struct nn_dw_pre *pre, int c,
                                 __mmask16 m) {
     q->sc = _mm512_maskz_loadu_ps(m, pre->scale + c);
@@ -89,13 +101,10 @@ dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const 
             const float *wp = wr[i] + c;
 #pragma GCC unroll 8
             for (int t = 0; t < K; t++, wp += wstep) wv[t] = _mm512_maskz_loadu_ps(m, wp);
-            /* column iw0 + j; masked off (never read) outside the row */
             const float *xp = xr[i] + c + (ptrdiff_t)iw0 * C;
 #pragma GCC unroll 24
             for (int j = 0; j < NJ; j++, xp += C) {
-                const __mmask16 mj = (valid >> j & 1) ? m : 0;
-                __m512 xv = _mm512_maskz_loadu_ps(mj, xp);
-                if (PRE) xv = dws_pre_apply(&q, xv, mj);
+                const __m512 xv = dws_load_x(xp, valid, j, m, &q, PRE);
 #pragma GCC unroll 8
                 for (int t = 0; t < K; t++) {
                     const int d = j - t;
@@ -134,9 +143,7 @@ dws_tile_w(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int 
         const float *xp = x + c + (ptrdiff_t)iw0 * C;
 #pragma GCC unroll 24
         for (int j = 0; j < NJ; j++, xp += C) {
-            const __mmask16 mj = (valid >> j & 1) ? m : 0;
-            __m512 xv = _mm512_maskz_loadu_ps(mj, xp);
-            if (PRE) xv = dws_pre_apply(&q, xv, mj);
+            const __m512 xv = dws_load_x(xp, valid, j, m, &q, PRE);
 #pragma GCC unroll 8
             for (int t = 0; t < K; t++) {
                 const int d = j - t;

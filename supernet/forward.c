@@ -157,6 +157,16 @@ static float *A(struct fwd *f, size_t n) {
 
 // ---- layers ----------------------------------------------------------------------
 
+/* BN recalibration: add this batch's statistics of the BN at f->bn_off,
+ * weighted by the batch size (reference/ofa.md §7). */
+static void calib_accumulate(struct fwd *f, const float *mean, const float *var, int C) {
+    double *cm = f->c->calib_mean + f->bn_off, *cv = f->c->calib_var + f->bn_off;
+    for (int i = 0; i < C; i++) {
+        cm[i] += (double)mean[i] * f->n;
+        cv[i] += (double)var[i] * f->n;
+    }
+}
+
 /* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused pass). */
 static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6) {
     float *x = f->t->node[in].v;
@@ -176,13 +186,7 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int re
         float *var = A(f, (size_t)C);
         nn_bn_forward_train(y, op->mean, op->invstd, var, x, bn->gamma, bn->beta, M, C, SN_BN_EPS,
                             relu6);
-        if (f->mode == SN_CALIB) {
-            double *cm = f->c->calib_mean + f->bn_off, *cv = f->c->calib_var + f->bn_off;
-            for (int i = 0; i < C; i++) {
-                cm[i] += (double)op->mean[i] * f->n; /* batch-size weighted, ofa.md §7 */
-                cv[i] += (double)var[i] * f->n;
-            }
-        }
+        if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
     }
     f->bn_off += (size_t)C;
     op->out = new_node(f, y, (size_t)M * C);
@@ -211,13 +215,7 @@ static int emit_bn_pre(struct fwd *f, int in, struct sn_bn *bn, int M, int C,
         float *var = A(f, (size_t)C);
         nn_bn_stats_train(scale, op->mean, op->invstd, var, f->t->node[in].v, bn->gamma, M, C,
                           SN_BN_EPS);
-        if (f->mode == SN_CALIB) {
-            double *cm = f->c->calib_mean + f->bn_off, *cv = f->c->calib_var + f->bn_off;
-            for (int i = 0; i < C; i++) {
-                cm[i] += (double)op->mean[i] * f->n; /* batch-size weighted, ofa.md §7 */
-                cv[i] += (double)var[i] * f->n;
-            }
-        }
+        if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
         *pre = (struct nn_dw_pre){scale, op->mean, bn->beta, 1};
     }
     f->bn_off += (size_t)C;

@@ -92,6 +92,59 @@ TEST(sn_grad_smallest_largest_random) {
     supernet_free(&sn);
 }
 
+/* A supernet, one subnet at 28x28 (the smallest or a seeded random one) and a
+ * seeded random batch of 128: the setting of the whole-step tests below. */
+struct step_run {
+    struct supernet sn;
+    struct arch a;
+    struct sn_ctx c;
+    float *x, *dl;
+    int *y, n, nc;
+};
+
+static void step_setup(struct step_run *t, uint64_t seed, int smallest) {
+    struct space s;
+    CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &s) == APQ_OK);
+    supernet_init(&t->sn, &s, seed, 0);
+    struct rng r;
+    rng_init(&r, seed + 1, RNG_SAMPLE);
+    if (smallest)
+        arch_smallest(&s, 0, &t->a);
+    else
+        arch_sample(&s, &r, 0, &t->a);
+    t->a.res = 28;
+    t->n = 128, t->nc = s.n_classes;
+    sn_ctx_init(&t->c, &t->sn, t->n, 1);
+    t->x = malloc(sizeof(float) * t->n * 28 * 28), t->dl = malloc(sizeof(float) * t->n * t->nc);
+    t->y = malloc(sizeof(int) * t->n);
+    random_batch(t->x, t->y, t->n, 28, &r);
+    rng_free(&r);
+}
+
+/* One training step: its logits [n][classes] into *out (malloc'd, room for
+ * two sets) and the gradients into *grads (malloc'd); with eval, the eval-BN
+ * logits follow in *out. The caller picks the path (threads, nn_dw_simd). */
+static void step_outputs(struct step_run *t, int eval, float **out, float **grads) {
+    const size_t nl = (size_t)t->n * t->nc;
+    *out = malloc(sizeof(float) * nl * 2);
+    *grads = malloc(sizeof(float) * t->sn.n_params);
+    memset(t->sn.grads, 0, sizeof(float) * t->sn.n_params);
+    const float *lt = supernet_forward(&t->sn, &t->c, &t->a, NULL, t->x, t->n, SN_TRAIN);
+    memcpy(*out, lt, sizeof(float) * nl);
+    nn_softmax_ce(t->dl, lt, t->y, NULL, t->n, t->nc, 0.1f);
+    supernet_backward(&t->sn, &t->c, t->dl);
+    memcpy(*grads, t->sn.grads, sizeof(float) * t->sn.n_params);
+    if (eval)
+        memcpy(*out + nl, supernet_forward(&t->sn, &t->c, &t->a, NULL, t->x, t->n, SN_EVAL),
+               sizeof(float) * nl);
+}
+
+static void step_free(struct step_run *t) {
+    free(t->x), free(t->dl), free(t->y);
+    sn_ctx_free(&t->c);
+    supernet_free(&t->sn);
+}
+
 /* The whole tape with the AVX-512 depthwise tiles and the expand BN applied
  * inside the depthwise conv (emit_bn_pre: at batch 128 and 28x28 the smallest
  * subnet's first expand output is 19 MB, above DW_PRE_MIN_BYTES) against the
@@ -99,88 +152,42 @@ TEST(sn_grad_smallest_largest_random) {
  * and the same gradients, bit for bit. Without AVX-512 both runs are the
  * generic path; the test says so. */
 TEST(sn_dw_prologue_bit_identical) {
-    struct space s;
-    CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &s) == APQ_OK);
-    struct supernet sn;
-    supernet_init(&sn, &s, 41, 0);
-    struct arch a;
-    arch_smallest(&s, 0, &a);
-    a.res = 28;
-    const int n = 128, nc = s.n_classes, had = nn_dw_simd(1);
+    struct step_run t;
+    step_setup(&t, 41, 1);
+    const int had = nn_dw_simd(1);
     if (!nn_dw_pre_supported(3, 2)) fprintf(stderr, "  (no AVX-512 in this build)\n");
-    struct sn_ctx c;
-    sn_ctx_init(&c, &sn, n, 1);
-    struct rng r;
-    rng_init(&r, 42, RNG_DATA);
-    float *x = malloc(sizeof(float) * n * 28 * 28), *dl = malloc(sizeof(float) * n * nc);
-    int *y = malloc(sizeof(int) * n);
-    random_batch(x, y, n, 28, &r);
     float *out[2], *grads[2];
     for (int v = 0; v < 2; v++) {
         nn_dw_simd(!v);
-        out[v] = malloc(sizeof(float) * 2 * n * nc);
-        grads[v] = malloc(sizeof(float) * sn.n_params);
-        memset(sn.grads, 0, sizeof(float) * sn.n_params);
-        const float *lt = supernet_forward(&sn, &c, &a, NULL, x, n, SN_TRAIN);
-        memcpy(out[v], lt, sizeof(float) * n * nc);
-        nn_softmax_ce(dl, lt, y, NULL, n, nc, 0.1f);
-        supernet_backward(&sn, &c, dl);
-        memcpy(grads[v], sn.grads, sizeof(float) * sn.n_params);
-        const float *le = supernet_forward(&sn, &c, &a, NULL, x, n, SN_EVAL);
-        memcpy(out[v] + n * nc, le, sizeof(float) * n * nc);
+        step_outputs(&t, 1, &out[v], &grads[v]);
     }
-    CHECK(!memcmp(out[0], out[1], sizeof(float) * 2 * n * nc));
-    CHECK(!memcmp(grads[0], grads[1], sizeof(float) * sn.n_params));
     nn_dw_simd(had);
+    CHECK(!memcmp(out[0], out[1], sizeof(float) * 2 * t.n * t.nc));
+    CHECK(!memcmp(grads[0], grads[1], sizeof(float) * t.sn.n_params));
     for (int v = 0; v < 2; v++) free(out[v]), free(grads[v]);
-    free(x), free(dl), free(y);
-    rng_free(&r);
-    sn_ctx_free(&c);
-    supernet_free(&sn);
+    step_free(&t);
 }
 
 /* A training step's logits and gradients at 1, 2 and 3 threads: the same
  * bits (fixed reduction chunks everywhere; pointwise products split along
- * rows only). Batch 128 at 28x28 takes every path of the step: the small-
- * matrix chunks, the depthwise prologue, the parallel BN. */
+ * rows only, in fixed pieces). Batch 128 at 28x28 takes every path of the
+ * step: the small-matrix chunks, the depthwise prologue, the parallel BN. */
 TEST(sn_step_thread_count_independent) {
-    struct space s;
-    CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &s) == APQ_OK);
-    struct supernet sn;
-    supernet_init(&sn, &s, 43, 0);
-    struct rng r;
-    rng_init(&r, 44, RNG_SAMPLE);
-    struct arch a;
-    arch_sample(&s, &r, 0, &a);
-    a.res = 28;
-    const int n = 128, nc = s.n_classes, saved = omp_get_max_threads();
-    struct sn_ctx c;
-    sn_ctx_init(&c, &sn, n, 1);
-    float *x = malloc(sizeof(float) * n * 28 * 28), *dl = malloc(sizeof(float) * n * nc);
-    int *y = malloc(sizeof(int) * n);
-    random_batch(x, y, n, 28, &r);
+    struct step_run t;
+    step_setup(&t, 43, 0);
+    const int saved = omp_get_max_threads();
     float *out[3], *grads[3];
     for (int v = 0; v < 3; v++) {
         omp_set_num_threads(v + 1);
-        out[v] = malloc(sizeof(float) * n * nc);
-        grads[v] = malloc(sizeof(float) * sn.n_params);
-        memset(sn.grads, 0, sizeof(float) * sn.n_params);
-        const float *lt = supernet_forward(&sn, &c, &a, NULL, x, n, SN_TRAIN);
-        memcpy(out[v], lt, sizeof(float) * n * nc);
-        nn_softmax_ce(dl, lt, y, NULL, n, nc, 0.1f);
-        supernet_backward(&sn, &c, dl);
-        memcpy(grads[v], sn.grads, sizeof(float) * sn.n_params);
+        step_outputs(&t, 0, &out[v], &grads[v]);
     }
     omp_set_num_threads(saved);
     for (int v = 1; v < 3; v++) {
-        CHECK(!memcmp(out[0], out[v], sizeof(float) * n * nc));
-        CHECK(!memcmp(grads[0], grads[v], sizeof(float) * sn.n_params));
+        CHECK(!memcmp(out[0], out[v], sizeof(float) * t.n * t.nc));
+        CHECK(!memcmp(grads[0], grads[v], sizeof(float) * t.sn.n_params));
     }
     for (int v = 0; v < 3; v++) free(out[v]), free(grads[v]);
-    free(x), free(dl), free(y);
-    rng_free(&r);
-    sn_ctx_free(&c);
-    supernet_free(&sn);
+    step_free(&t);
 }
 
 /* With identity transforms a 5x5 / 3x3 kernel is the centre of the 7x7 one;
