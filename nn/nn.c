@@ -101,6 +101,9 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
     free(part1);
 }
 
+static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
+                              int C);
+
 // ---- sgemm split across OpenMP threads -----------------------------------------
 
 /* OpenBLAS runs single-threaded (apq_runtime_init): its own thread pool would
@@ -201,15 +204,26 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
  * small-matrix kernels run the untransposed form 1.2-2.3x faster (measured
  * 2026-11-22 at the 28x28 and 14x14 shapes); others as one split sgemm. */
 static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
-                          int M, int K, int N) {
-    if (!small_chunk_rows((long)N * K, M)) {
+                          int M, int K, int N, struct nn_bn_blocks *st) {
+    const int rows = small_chunk_rows((long)N * K, M);
+    if (st) st->filled = rows > 0;
+    if (!rows) {
         sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
         return;
     }
     float *wt = apq_falloc((size_t)K * N);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
-    sgemm_rows(0, 0, M, N, K, 1.0f, in, ldi, wt, N, 0.0f, out, ldo);
+    /* the row chunks of sgemm_rows' small-matrix path; with st, each chunk's BN
+     * blocks (rows is a multiple of NN_BN_BLOCK) while the chunk is in cache */
+    const int nch = (M + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < nch; ch++) {
+        const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, 1.0f, in + (size_t)m0 * ldi,
+                    ldi, wt, N, 0.0f, out + (size_t)m0 * ldo, ldo);
+        if (st) bn_blocks_of_rows(st, out, (size_t)ldo, m0, m0 + m, N);
+    }
     free(wt);
 }
 
@@ -218,13 +232,19 @@ static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const f
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N) {
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
-    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N);
+    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N, NULL);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((long)M * N >= PAR_MIN_WORK)
     for (int m = 0; m < M; m++) {
         float *restrict o = out + (size_t)m * ldo;
         for (int n = 0; n < N; n++) o[n] += bias[n];
     }
+}
+
+void nn_linear_forward_bn_stats(float *out, int ldo, const float *in, int ldi, const float *w,
+                                int ldw, int M, int K, int N, struct nn_bn_blocks *st) {
+    APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
+    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N, st);
 }
 
 void nn_linear_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dbias,
@@ -315,10 +335,16 @@ static void col2im(float *din, const float *col, int N, int H, int W, int Cin, i
 
 void nn_conv_forward(float *out, const float *in, const float *w, float *scratch, int N, int H,
                      int W, int Cin, int Cout, int k, int stride) {
+    nn_conv_forward_bn_stats(out, in, w, scratch, N, H, W, Cin, Cout, k, stride, NULL);
+}
+
+void nn_conv_forward_bn_stats(float *out, const float *in, const float *w, float *scratch, int N,
+                              int H, int W, int Cin, int Cout, int k, int stride,
+                              struct nn_bn_blocks *st) {
     APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     im2col(scratch, in, N, H, W, Cin, k, stride);
-    sgemm_forward(out, Cout, scratch, KK, w, KK, M, KK, Cout);
+    sgemm_forward(out, Cout, scratch, KK, w, KK, M, KK, Cout, st);
 }
 
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
@@ -337,42 +363,69 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
 
 // ---- batch normalisation ---------------------------------------------------
 
-/* Rows per block of the BN statistics: a block's two passes run in cache. */
-#define BN_BLOCK 256
+/* Block b's mean m[c] and sum of squared deviations from it q[c], rows r0..r1-1
+ * of x (row stride ld): two passes while the block is in cache. */
+static void bn_block_stats(float *restrict m, float *restrict q, const float *x, size_t ld, int r0,
+                           int r1, int C) {
+    for (int c = 0; c < C; c++) m[c] = q[c] = 0;
+    for (int r = r0; r < r1; r++) {
+        const float *restrict xr = x + (size_t)r * ld;
+        for (int c = 0; c < C; c++) m[c] += xr[c];
+    }
+    for (int c = 0; c < C; c++) m[c] /= (float)(r1 - r0);
+    for (int r = r0; r < r1; r++) {
+        const float *restrict xr = x + (size_t)r * ld;
+        for (int c = 0; c < C; c++) {
+            const float d = xr[c] - m[c];
+            q[c] = fmaf(d, d, q[c]);
+        }
+    }
+}
+
+/* Rows r0..r1-1 of a [M][C] tensor (row stride ld) into their blocks of st
+ * (r0 a multiple of NN_BN_BLOCK). */
+static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
+                              int C) {
+    for (int r = r0; r < r1; r += NN_BN_BLOCK) {
+        const size_t b = (size_t)(r / NN_BN_BLOCK) * C;
+        bn_block_stats(st->mean + b, st->m2 + b, x, ld, r,
+                       r1 - r < NN_BN_BLOCK ? r1 : r + NN_BN_BLOCK, C);
+    }
+}
+
+size_t nn_bn_blocks_floats(int M, int C) {
+    return (size_t)2 * ((M + NN_BN_BLOCK - 1) / NN_BN_BLOCK) * C;
+}
 
 /* mean[c] and biased variance var[c] of x [M][C] with one pass over x from
- * memory: each block of BN_BLOCK rows takes two passes while in cache (its
+ * memory: each block of NN_BN_BLOCK rows takes two passes while in cache (its
  * mean, then the sum of squared deviations from it: no E[x^2] - mean^2
  * cancellation), and the blocks are merged in block order by the pairwise
  * update of Chan, Golub & LeVeque (1979) in double. Fixed blocks and order:
- * the result does not depend on the thread count. */
-static void bn_stats(float *mean, float *var, const float *x, int M, int C) {
-    const int nb = (M + BN_BLOCK - 1) / BN_BLOCK;
-    float *bm = apq_falloc((size_t)2 * nb * C), *bq = bm + (size_t)nb * C;
+ * the result does not depend on the thread count. With st filled (by the
+ * tensor's producer), only the merge runs. */
+static void bn_stats(float *mean, float *var, const float *x, int M, int C,
+                     const struct nn_bn_blocks *st) {
+    const int nb = (M + NN_BN_BLOCK - 1) / NN_BN_BLOCK;
+    float *own = NULL;
+    const float *bm, *bq;
+    if (st && st->filled) {
+        bm = st->mean, bq = st->m2;
+    } else {
+        own = apq_falloc((size_t)2 * nb * C);
+        struct nn_bn_blocks b = {own, own + (size_t)nb * C, 0};
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-    for (int b = 0; b < nb; b++) {
-        const int r0 = b * BN_BLOCK, r1 = M - r0 < BN_BLOCK ? M : r0 + BN_BLOCK;
-        float *restrict m = bm + (size_t)b * C, *restrict q = bq + (size_t)b * C;
-        for (int c = 0; c < C; c++) m[c] = q[c] = 0;
-        for (int r = r0; r < r1; r++) {
-            const float *restrict xr = x + (size_t)r * C;
-            for (int c = 0; c < C; c++) m[c] += xr[c];
-        }
-        for (int c = 0; c < C; c++) m[c] /= (float)(r1 - r0);
-        for (int r = r0; r < r1; r++) {
-            const float *restrict xr = x + (size_t)r * C;
-            for (int c = 0; c < C; c++) {
-                const float d = xr[c] - m[c];
-                q[c] = fmaf(d, d, q[c]);
-            }
-        }
+        for (int r = 0; r < nb; r++)
+            bn_blocks_of_rows(&b, x, (size_t)C, r * NN_BN_BLOCK,
+                              M - r * NN_BN_BLOCK < NN_BN_BLOCK ? M : (r + 1) * NN_BN_BLOCK, C);
+        bm = b.mean, bq = b.m2;
     }
     double *mu = calloc((size_t)2 * C, sizeof(double)), *m2 = mu + C;
     APQ_ASSERT(mu);
     double n = 0;
     for (int b = 0; b < nb; b++) {
-        const double nbk = (double)((M - b * BN_BLOCK) < BN_BLOCK ? M - b * BN_BLOCK : BN_BLOCK);
-        const double tot = n + nbk, wb = nbk / tot, wab = n * nbk / tot;
+        const int rows = M - b * NN_BN_BLOCK < NN_BN_BLOCK ? M - b * NN_BN_BLOCK : NN_BN_BLOCK;
+        const double nbk = (double)rows, tot = n + nbk, wb = nbk / tot, wab = n * nbk / tot;
         const float *m = bm + (size_t)b * C, *q = bq + (size_t)b * C;
         for (int c = 0; c < C; c++) {
             const double d = (double)m[c] - mu[c];
@@ -386,7 +439,7 @@ static void bn_stats(float *mean, float *var, const float *x, int M, int C) {
         var[c] = (float)(m2[c] / M);
     }
     free(mu);
-    free(bm);
+    free(own);
 }
 
 /* y[m][c] = act(scale[c]*(x[m][c] - mu[c]) + shift[c]) over [M][C]; y may alias x. */
@@ -404,21 +457,26 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
                          const float *gamma, const float *beta, int M, int C, float eps,
                          int relu6) {
     float *scale = apq_falloc((size_t)C);
-    nn_bn_stats_train(scale, mean, invstd, var_out, x, gamma, M, C, eps);
+    nn_bn_stats_train(scale, mean, invstd, var_out, x, gamma, M, C, eps, NULL);
     bn_affine_rows(y, x, scale, mean, beta, M, C, relu6);
     free(scale);
 }
 
 void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
-                       const float *gamma, int M, int C, float eps) {
+                       const float *gamma, int M, int C, float eps, const struct nn_bn_blocks *st) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
-    bn_stats(mean, invstd, x, M, C); /* invstd holds the variance for now */
+    bn_stats(mean, invstd, x, M, C, st); /* invstd holds the variance for now */
     for (int c = 0; c < C; c++) {
         const float var = invstd[c];
         if (var_out) var_out[c] = var;
         invstd[c] = 1.0f / sqrtf(var + eps);
         scale[c] = gamma[c] * invstd[c];
     }
+}
+
+void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
+                 const float *shift, int M, int C, int relu6) {
+    bn_affine_rows(y, x, scale, mean, shift, M, C, relu6);
 }
 
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps) {

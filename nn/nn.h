@@ -29,10 +29,29 @@ static inline int nn_out_size(int h, int k, int stride) {
     return (h + 2 * (k / 2) - k) / stride + 1;
 }
 
+/* ---- BN statistics by blocks, filled by the producer of a tensor ------ */
+/* The batch statistics of nn_bn_stats_train are merged from blocks of
+ * NN_BN_BLOCK rows: mean[b][c] and m2[b][c] (the sum of squared deviations
+ * from the block's mean), each computed by two passes while the block is in
+ * cache. A producer that writes the tensor in chunks of whole blocks (the
+ * *_bn_stats forwards, on their small-matrix path) computes them as each
+ * chunk is written, and sets filled; the BN then only merges, and never reads
+ * the tensor for its statistics. The same bits either way. Arrays of
+ * nn_bn_blocks_floats(M, C) / 2 floats each, owned by the caller. */
+#define NN_BN_BLOCK 256
+struct nn_bn_blocks {
+    float *mean, *m2;
+    int filled; /* set by the producer: 1 when it computed them */
+};
+size_t nn_bn_blocks_floats(int M, int C); /* mean and m2 together */
+
 /* ---- linear / pointwise (OpenBLAS sgemm) ------------------------------ */
 /* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N);
+/* nn_linear_forward without bias, also filling st (when its path allows: st->filled). */
+void nn_linear_forward_bn_stats(float *out, int ldo, const float *in, int ldi, const float *w,
+                                int ldw, int M, int K, int N, struct nn_bn_blocks *st);
 /* din[M][K] (lddi) = dout · w (+= when din_acc: a second consumer's gradient,
  * added by the product itself);  dw[N][K] (lddw) += dout^T · in;
  * dbias[N] += column sums of dout. */
@@ -95,6 +114,10 @@ void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const
 size_t nn_conv_scratch_floats(int N, int H, int W, int Cin, int k, int stride);
 void nn_conv_forward(float *out, const float *in, const float *w, float *scratch, int N, int H,
                      int W, int Cin, int Cout, int k, int stride);
+/* nn_conv_forward, also filling st (when its path allows: st->filled). */
+void nn_conv_forward_bn_stats(float *out, const float *in, const float *w, float *scratch, int N,
+                              int H, int W, int Cin, int Cout, int k, int stride,
+                              struct nn_bn_blocks *st);
 /* din may be NULL (first layer: no input gradient needed); dw accumulated.
  * scratch as for forward (it is recomputed). */
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
@@ -112,11 +135,16 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
  * backward (DESIGN.md §8: memory traffic, not FLOPs, bounds these layers). */
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps, int relu6);
-/* The statistics half of nn_bn_forward_train, for a BN whose normalisation
- * its consumer applies (struct nn_dw_pre): mean, invstd and var_out as there,
- * scale[c] = gamma[c]*invstd[c] ([C] each; var_out may be NULL). */
+/* The statistics half of nn_bn_forward_train: mean, invstd and var_out as
+ * there, scale[c] = gamma[c]*invstd[c] ([C] each; var_out may be NULL). st
+ * (may be NULL): the blocks of x as its producer computed them. The other
+ * half is nn_bn_apply, or the consumer's prologue (struct nn_dw_pre). */
 void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
-                       const float *gamma, int M, int C, float eps);
+                       const float *gamma, int M, int C, float eps, const struct nn_bn_blocks *st);
+/* y[m][c] = act(scale[c]*(x[m][c] - mean[c]) + shift[c]), act = ReLU6 when
+ * relu6 (nn_bn_forward_*'s normalisation); y may alias x. */
+void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
+                 const float *shift, int M, int C, int relu6);
 /* scale[c] = gamma[c]/sqrt(rvar[c]+eps), the inference BN's scale as
  * nn_bn_forward_eval computes it (for struct nn_dw_pre). */
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps);

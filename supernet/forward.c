@@ -129,6 +129,8 @@ struct fwd {
     int n;           /* images in the batch */
     size_t bn_off;   /* offset into the calibration accumulators */
     struct tape_nodes *t;
+    int st_node;            /* node whose BN blocks the producer computed (-1: none) */
+    struct nn_bn_blocks st; /* its blocks (arena) */
 };
 
 static int new_node(struct fwd *f, float *v, size_t n) {
@@ -167,6 +169,23 @@ static void calib_accumulate(struct fwd *f, const float *mean, const float *var,
     }
 }
 
+/* Room for the BN blocks of the [M][C] tensor a producer is about to write
+ * (training and calibration: the BN after it needs batch statistics), or NULL. */
+static struct nn_bn_blocks *producer_blocks(struct fwd *f, int M, int C) {
+    f->st_node = -1;
+    if (f->mode == SN_EVAL) return NULL;
+    size_t n = nn_bn_blocks_floats(M, C);
+    f->st.mean = A(f, n);
+    f->st.m2 = f->st.mean + n / 2;
+    f->st.filled = 0;
+    return &f->st;
+}
+
+/* The blocks of node `in` when its producer filled them, else NULL. */
+static const struct nn_bn_blocks *blocks_of(const struct fwd *f, int in) {
+    return f->st_node == in && f->st.filled ? &f->st : NULL;
+}
+
 /* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused pass). */
 static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6) {
     float *x = f->t->node[in].v;
@@ -184,8 +203,10 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int re
         op->mean = A(f, (size_t)C);
         op->invstd = A(f, (size_t)C);
         float *var = A(f, (size_t)C);
-        nn_bn_forward_train(y, op->mean, op->invstd, var, x, bn->gamma, bn->beta, M, C, SN_BN_EPS,
-                            relu6);
+        float *scale = A(f, (size_t)C);
+        nn_bn_stats_train(scale, op->mean, op->invstd, var, x, bn->gamma, M, C, SN_BN_EPS,
+                          blocks_of(f, in));
+        nn_bn_apply(y, x, scale, op->mean, bn->beta, M, C, relu6);
         if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
     }
     f->bn_off += (size_t)C;
@@ -214,7 +235,7 @@ static int emit_bn_pre(struct fwd *f, int in, struct sn_bn *bn, int M, int C,
         op->invstd = A(f, (size_t)C);
         float *var = A(f, (size_t)C);
         nn_bn_stats_train(scale, op->mean, op->invstd, var, f->t->node[in].v, bn->gamma, M, C,
-                          SN_BN_EPS);
+                          SN_BN_EPS, blocks_of(f, in));
         if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
         *pre = (struct nn_dw_pre){scale, op->mean, bn->beta, 1};
     }
@@ -265,7 +286,8 @@ static int emit_pw(struct fwd *f, int in, const float *w, int ldw, int M, int Ci
     int ld;
     const float *wu = prep_weight(f, w, Cout, Cin, ldw, wbits, &ld);
     float *y = A(f, (size_t)M * Cout);
-    nn_linear_forward(y, Cout, f->t->node[in].v, Cin, wu, ld, NULL, M, Cin, Cout);
+    struct nn_bn_blocks *st = producer_blocks(f, M, Cout); /* every pw feeds a BN */
+    nn_linear_forward_bn_stats(y, Cout, f->t->node[in].v, Cin, wu, ld, M, Cin, Cout, st);
     struct sn_op *op = new_op(f, OP_PW);
     op->in = in;
     op->M = M;
@@ -276,6 +298,7 @@ static int emit_pw(struct fwd *f, int in, const float *w, int ldw, int M, int Ci
     op->dw = grad_of(f->sn, w);
     op->lddw = ldw;
     op->out = new_node(f, y, (size_t)M * Cout);
+    f->st_node = op->out;
     f->layer++;
     return op->out;
 }
@@ -436,7 +459,8 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
                         struct sn_quant *q, const float *x, int n, enum sn_mode mode) {
     const struct space *s = &sn->s;
     APQ_ASSERT(n <= c->max_batch);
-    struct fwd f = {.sn = sn, .c = c, .a = a, .q = q, .mode = mode, .t = c->nodes, .n = n};
+    struct fwd f = {
+        .sn = sn, .c = c, .a = a, .q = q, .mode = mode, .t = c->nodes, .n = n, .st_node = -1};
     f.quant = arch_is_quantized(a);
     f.calib_quant = f.quant && mode == SN_CALIB && c->quant_calibrate;
     APQ_ASSERT(!f.quant || q);
@@ -453,7 +477,8 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     const float *w0 =
         prep_weight(&f, sn->first_conv_w, c0, k0 * k0 * s->in_ch, k0 * k0 * s->in_ch, fb, &ld);
     float *y0 = A(&f, (size_t)n * H * H * c0);
-    nn_conv_forward(y0, x, w0, c->scratch, n, H, H, s->in_ch, c0, k0, 1);
+    struct nn_bn_blocks *st = producer_blocks(&f, n * H * H, c0);
+    nn_conv_forward_bn_stats(y0, x, w0, c->scratch, n, H, H, s->in_ch, c0, k0, 1, st);
     struct sn_op *op = new_op(&f, OP_CONV);
     op->in = in;
     op->N = n;
@@ -465,6 +490,7 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     op->w = w0;
     op->dw = grad_of(sn, sn->first_conv_w);
     int h = op->out = new_node(&f, y0, (size_t)n * H * H * c0);
+    f.st_node = h;
     f.layer++;
     h = emit_bn(&f, h, &sn->first_conv_bn, n * H * H, c0, 1);
 

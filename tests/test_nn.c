@@ -453,6 +453,30 @@ TEST(nn_conv_backward_fd) {
 
 // ---- batch norm --------------------------------------------------------------
 
+/* BN statistics from the blocks the product computed as it wrote each chunk
+ * (nn_linear_forward_bn_stats) against the BN reading the tensor: the same
+ * bits; a skinny product fills the blocks, a wide one leaves them. */
+TEST(nn_bn_stats_from_producer_blocks) {
+    struct rng r;
+    rng_init(&r, 12, RNG_INIT);
+    const int shapes[][3] = {{4096 + 300, 16, 16}, {9000, 24, 48}, {3000, 96, 96}}; /* M, K, N */
+    for (int s = 0; s < 3; s++) {
+        const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        float *x = randn(&r, (size_t)M * K, 1), *w = randn(&r, (size_t)N * K, 1);
+        float *y = zeros((size_t)M * N), *g = randn(&r, (size_t)N, 1);
+        float *blk = zeros(nn_bn_blocks_floats(M, N)), *out = zeros((size_t)8 * N);
+        struct nn_bn_blocks st = {blk, blk + nn_bn_blocks_floats(M, N) / 2, 0};
+        nn_linear_forward_bn_stats(y, N, x, K, w, K, M, K, N, &st);
+        CHECK(st.filled == (s < 2)); /* 16*16 and 24*48 multiply-adds per row: skinny */
+        nn_bn_stats_train(out, out + N, out + 2 * N, out + 3 * N, y, g, M, N, 1e-5f, &st);
+        nn_bn_stats_train(out + 4 * N, out + 5 * N, out + 6 * N, out + 7 * N, y, g, M, N, 1e-5f,
+                          NULL);
+        CHECK(!memcmp(out, out + 4 * N, sizeof(float) * 4 * N));
+        free(x), free(w), free(y), free(g), free(blk), free(out);
+    }
+    rng_free(&r);
+}
+
 TEST(nn_bn_forward_values) {
     /* one channel: x = 1,2,3,4 -> mean 2.5, biased var 1.25; another constant */
     const float x[8] = {1, 7, 2, 7, 3, 7, 4, 7}, gamma[2] = {2, 1}, beta[2] = {0.5f, -1};
