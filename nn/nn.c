@@ -444,12 +444,18 @@ static void bn_stats(float *mean, float *var, const float *x, int M, int C,
 
 /* y[m][c] = act(scale[c]*(x[m][c] - mu[c]) + shift[c]) over [M][C]; y may alias x. */
 static void bn_affine_rows(float *y, const float *x, const float *scale, const float *mu,
-                           const float *shift, int M, int C, int relu6) {
+                           const float *shift, int M, int C, int relu6, const float *add) {
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
     for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
         const float *xr = x + (size_t)m * C;
         float *yr = y + (size_t)m * C;
-        for (int c = 0; c < C; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], shift[c], relu6);
+        if (!add) {
+            for (int c = 0; c < C; c++) yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], shift[c], relu6);
+            continue;
+        }
+        const float *ar = add + (size_t)m * C;
+        for (int c = 0; c < C; c++)
+            yr[c] = nn_bn_act(scale[c], xr[c] - mu[c], shift[c], relu6) + ar[c];
     }
 }
 
@@ -458,7 +464,7 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
                          int relu6) {
     float *scale = apq_falloc((size_t)C);
     nn_bn_stats_train(scale, mean, invstd, var_out, x, gamma, M, C, eps, NULL);
-    bn_affine_rows(y, x, scale, mean, beta, M, C, relu6);
+    bn_affine_rows(y, x, scale, mean, beta, M, C, relu6, NULL);
     free(scale);
 }
 
@@ -475,8 +481,8 @@ void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out,
 }
 
 void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
-                 const float *shift, int M, int C, int relu6) {
-    bn_affine_rows(y, x, scale, mean, shift, M, C, relu6);
+                 const float *shift, int M, int C, int relu6, const float *add) {
+    bn_affine_rows(y, x, scale, mean, shift, M, C, relu6, add);
 }
 
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps) {
@@ -488,7 +494,7 @@ void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
     float *scale = apq_falloc((size_t)C);
     for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
-    bn_affine_rows(y, x, scale, rmean, beta, M, C, relu6);
+    bn_affine_rows(y, x, scale, rmean, beta, M, C, relu6, NULL);
     free(scale);
 }
 

@@ -141,10 +141,11 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
  * half is nn_bn_apply, or the consumer's prologue (struct nn_dw_pre). */
 void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
                        const float *gamma, int M, int C, float eps, const struct nn_bn_blocks *st);
-/* y[m][c] = act(scale[c]*(x[m][c] - mean[c]) + shift[c]), act = ReLU6 when
- * relu6 (nn_bn_forward_*'s normalisation); y may alias x. */
+/* y[m][c] = act(scale[c]*(x[m][c] - mean[c]) + shift[c]) (+ add[m][c] when
+ * add != NULL: a residual sum in the same pass, as nn_add would add it),
+ * act = ReLU6 when relu6 (nn_bn_forward_*'s normalisation); y may alias x. */
 void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
-                 const float *shift, int M, int C, int relu6);
+                 const float *shift, int M, int C, int relu6, const float *add);
 /* scale[c] = gamma[c]/sqrt(rvar[c]+eps), the inference BN's scale as
  * nn_bn_forward_eval computes it (for struct nn_dw_pre). */
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps);

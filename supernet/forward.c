@@ -186,32 +186,47 @@ static const struct nn_bn_blocks *blocks_of(const struct fwd *f, int in) {
     return f->st_node == in && f->st.filled ? &f->st : NULL;
 }
 
-/* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused pass). */
-static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6) {
+/* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused
+ * pass); with skip >= 0, the residual sum BN(in) + skip in the same pass: the
+ * BN's output node then has no values and an OP_ADD node holds the sum. */
+static int emit_bn_skip(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6,
+                        int skip) {
     float *x = f->t->node[in].v;
     /* only training's backward needs the BN input: elsewhere normalise in place */
     float *y = f->mode == SN_TRAIN ? A(f, (size_t)M * C) : x;
+    const float *add = skip >= 0 ? f->t->node[skip].v : NULL;
     struct sn_op *op = new_op(f, OP_BN);
     op->in = in;
     op->M = M;
     op->C = C;
     op->bn = bn;
     op->relu6 = relu6;
+    float *scale = A(f, (size_t)C);
+    const float *mean = bn->mean;
     if (f->mode == SN_EVAL) {
-        nn_bn_forward_eval(y, x, bn->gamma, bn->beta, bn->mean, bn->var, M, C, SN_BN_EPS, relu6);
+        nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
     } else {
         op->mean = A(f, (size_t)C);
         op->invstd = A(f, (size_t)C);
         float *var = A(f, (size_t)C);
-        float *scale = A(f, (size_t)C);
         nn_bn_stats_train(scale, op->mean, op->invstd, var, x, bn->gamma, M, C, SN_BN_EPS,
                           blocks_of(f, in));
-        nn_bn_apply(y, x, scale, op->mean, bn->beta, M, C, relu6);
         if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
+        mean = op->mean;
     }
+    nn_bn_apply(y, x, scale, mean, bn->beta, M, C, relu6, add);
     f->bn_off += (size_t)C;
-    op->out = new_node(f, y, (size_t)M * C);
-    return op->out;
+    op->out = new_node(f, add ? NULL : y, (size_t)M * C);
+    if (!add) return op->out;
+    struct sn_op *sum = new_op(f, OP_ADD);
+    sum->in = op->out;
+    sum->in2 = skip;
+    sum->out = new_node(f, y, (size_t)M * C);
+    return sum->out;
+}
+
+static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6) {
+    return emit_bn_skip(f, in, bn, M, C, relu6, -1);
 }
 
 /* A BN + ReLU6 whose normalisation the depthwise conv after it applies as it
@@ -444,15 +459,7 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     }
     h = emit_qact(f, h, a->pw_a[b], 0);
     h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
-    h = emit_bn(f, h, &blk->project_bn, MO, sb->cout, 0);
-    if (!sb->residual) return h;
-    float *y = A(f, (size_t)MO * sb->cout);
-    nn_add(y, f->t->node[h].v, f->t->node[x].v, (size_t)MO * sb->cout);
-    struct sn_op *op = new_op(f, OP_ADD);
-    op->in = h;
-    op->in2 = x;
-    op->out = new_node(f, y, (size_t)MO * sb->cout);
-    return op->out;
+    return emit_bn_skip(f, h, &blk->project_bn, MO, sb->cout, 0, sb->residual ? x : -1);
 }
 
 float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
@@ -500,16 +507,8 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     h = emit_dw_bn(&f, h, -1, NULL, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn);
     h = emit_qact(&f, h, fb, 0);
     h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);
-    h = emit_bn(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch, 0);
-    if (c0 == s->first_block_ch) {
-        size_t sz = (size_t)n * H * H * c0;
-        float *y = A(&f, sz);
-        nn_add(y, f.t->node[h].v, f.t->node[skip].v, sz);
-        op = new_op(&f, OP_ADD);
-        op->in = h;
-        op->in2 = skip;
-        h = op->out = new_node(&f, y, sz);
-    }
+    h = emit_bn_skip(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch, 0,
+                     c0 == s->first_block_ch ? skip : -1);
 
     /* elastic stages */
     for (int b = 0; b < s->n_blocks; b++) {

@@ -455,11 +455,13 @@ TEST(nn_conv_backward_fd) {
 
 /* BN statistics from the blocks the product computed as it wrote each chunk
  * (nn_linear_forward_bn_stats) against the BN reading the tensor: the same
- * bits; a skinny product fills the blocks, a wide one leaves them. */
+ * bits; a skinny product fills the blocks, a wide one leaves them. And
+ * nn_bn_apply's residual sum against a separate nn_add. */
 TEST(nn_bn_stats_from_producer_blocks) {
     struct rng r;
     rng_init(&r, 12, RNG_INIT);
     const int shapes[][3] = {{4096 + 300, 16, 16}, {9000, 24, 48}, {3000, 96, 96}}; /* M, K, N */
+    /* (K == N: x [M][K] doubles as the residual of y [M][N]) */
     for (int s = 0; s < 3; s++) {
         const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         float *x = randn(&r, (size_t)M * K, 1), *w = randn(&r, (size_t)N * K, 1);
@@ -472,6 +474,15 @@ TEST(nn_bn_stats_from_producer_blocks) {
         nn_bn_stats_train(out + 4 * N, out + 5 * N, out + 6 * N, out + 7 * N, y, g, M, N, 1e-5f,
                           NULL);
         CHECK(!memcmp(out, out + 4 * N, sizeof(float) * 4 * N));
+        if (K == N) { /* the residual sum in the normalising pass is nn_add's sum */
+            float *y1 = zeros((size_t)M * N), *y2 = zeros((size_t)M * N);
+            float *b = randn(&r, (size_t)N, 1);
+            nn_bn_apply(y1, y, out, out + N, b, M, N, 0, x);
+            nn_bn_apply(y2, y, out, out + N, b, M, N, 0, NULL);
+            nn_add(y2, y2, x, (size_t)M * N);
+            CHECK(!memcmp(y1, y2, sizeof(float) * M * N));
+            free(y1), free(y2), free(b);
+        }
         free(x), free(w), free(y), free(g), free(blk), free(out);
     }
     rng_free(&r);
