@@ -186,6 +186,35 @@ static const struct nn_bn_blocks *blocks_of(const struct fwd *f, int in) {
     return f->st_node == in && f->st.filled ? &f->st : NULL;
 }
 
+/* A BN op over node `in` [M][C] and its normalisation y = act(scale*(x -
+ * mean) + beta): the batch statistics (train, calibration: saved in the op
+ * for the backward, accumulated for recalibration) or the running ones
+ * (eval). scale and mean: [C], in the arena. */
+static struct sn_op *bn_op(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6,
+                           struct nn_dw_pre *norm) {
+    struct sn_op *op = new_op(f, OP_BN);
+    op->in = in;
+    op->M = M;
+    op->C = C;
+    op->bn = bn;
+    op->relu6 = relu6;
+    float *scale = A(f, (size_t)C);
+    *norm = (struct nn_dw_pre){scale, bn->mean, bn->beta, relu6};
+    if (f->mode == SN_EVAL) {
+        nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
+    } else {
+        op->mean = A(f, (size_t)C);
+        op->invstd = A(f, (size_t)C);
+        float *var = A(f, (size_t)C);
+        nn_bn_stats_train(scale, op->mean, op->invstd, var, f->t->node[in].v, bn->gamma, M, C,
+                          SN_BN_EPS, blocks_of(f, in));
+        if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
+        norm->mean = op->mean;
+    }
+    f->bn_off += (size_t)C;
+    return op;
+}
+
 /* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused
  * pass); with skip >= 0, the residual sum BN(in) + skip in the same pass: the
  * BN's output node then has no values and an OP_ADD node holds the sum. */
@@ -195,27 +224,9 @@ static int emit_bn_skip(struct fwd *f, int in, struct sn_bn *bn, int M, int C, i
     /* only training's backward needs the BN input: elsewhere normalise in place */
     float *y = f->mode == SN_TRAIN ? A(f, (size_t)M * C) : x;
     const float *add = skip >= 0 ? f->t->node[skip].v : NULL;
-    struct sn_op *op = new_op(f, OP_BN);
-    op->in = in;
-    op->M = M;
-    op->C = C;
-    op->bn = bn;
-    op->relu6 = relu6;
-    float *scale = A(f, (size_t)C);
-    const float *mean = bn->mean;
-    if (f->mode == SN_EVAL) {
-        nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
-    } else {
-        op->mean = A(f, (size_t)C);
-        op->invstd = A(f, (size_t)C);
-        float *var = A(f, (size_t)C);
-        nn_bn_stats_train(scale, op->mean, op->invstd, var, x, bn->gamma, M, C, SN_BN_EPS,
-                          blocks_of(f, in));
-        if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
-        mean = op->mean;
-    }
-    nn_bn_apply(y, x, scale, mean, bn->beta, M, C, relu6, add);
-    f->bn_off += (size_t)C;
+    struct nn_dw_pre n;
+    struct sn_op *op = bn_op(f, in, bn, M, C, relu6, &n);
+    nn_bn_apply(y, x, n.scale, n.mean, n.shift, M, C, relu6, add);
     op->out = new_node(f, add ? NULL : y, (size_t)M * C);
     if (!add) return op->out;
     struct sn_op *sum = new_op(f, OP_ADD);
@@ -230,31 +241,11 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int re
 }
 
 /* A BN + ReLU6 whose normalisation the depthwise conv after it applies as it
- * loads (struct nn_dw_pre): the statistics (train, calibration) or the
- * running ones (eval), but no output tensor; the op's output node has no
- * values, only the gradient the depthwise backward writes. */
+ * loads (*pre): no output tensor; the op's output node has no values, only
+ * the gradient the depthwise backward writes. */
 static int emit_bn_pre(struct fwd *f, int in, struct sn_bn *bn, int M, int C,
                        struct nn_dw_pre *pre) {
-    struct sn_op *op = new_op(f, OP_BN);
-    op->in = in;
-    op->M = M;
-    op->C = C;
-    op->bn = bn;
-    op->relu6 = 1;
-    float *scale = A(f, (size_t)C);
-    if (f->mode == SN_EVAL) {
-        nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
-        *pre = (struct nn_dw_pre){scale, bn->mean, bn->beta, 1};
-    } else {
-        op->mean = A(f, (size_t)C);
-        op->invstd = A(f, (size_t)C);
-        float *var = A(f, (size_t)C);
-        nn_bn_stats_train(scale, op->mean, op->invstd, var, f->t->node[in].v, bn->gamma, M, C,
-                          SN_BN_EPS, blocks_of(f, in));
-        if (f->mode == SN_CALIB) calib_accumulate(f, op->mean, var, C);
-        *pre = (struct nn_dw_pre){scale, op->mean, bn->beta, 1};
-    }
-    f->bn_off += (size_t)C;
+    struct sn_op *op = bn_op(f, in, bn, M, C, 1, pre);
     op->out = new_node(f, NULL, (size_t)M * C);
     return op->out;
 }
