@@ -43,27 +43,26 @@ static inline int relu6_live(float z) {
     return z > 0.0f && z < 6.0f;
 }
 
-/* Reduce columns c0 .. c0+cw-1 of rows r0 .. r1-1 into p1/p2 [cw].
- * scale/shift (RED_DOTDEV with the ReLU6 mask; else NULL) are indexed from c0. */
+/* Reduce rows r0 .. r1-1 of the [*][C] arrays (row stride ld) into p1/p2 [C];
+ * scale/shift: RED_DOTDEV's ReLU6 mask, else NULL. */
 static void red_rows(float *restrict p1, float *restrict p2, const float *a, const float *b,
                      const float *mu, const float *scale, const float *shift, size_t ld, int r0,
-                     int r1, int c0, int cw, enum red_op op) {
-    for (int c = 0; c < cw; c++) p1[c] = p2[c] = 0;
+                     int r1, int C, enum red_op op) {
+    for (int c = 0; c < C; c++) p1[c] = p2[c] = 0;
     for (int r = r0; r < r1; r++) {
-        const float *restrict ar = a + (size_t)r * ld + c0;
+        const float *restrict ar = a + (size_t)r * ld;
         if (op == RED_SUM) {
-            for (int c = 0; c < cw; c++) p1[c] += ar[c];
+            for (int c = 0; c < C; c++) p1[c] += ar[c];
         } else if (!scale) {
-            const float *restrict br = b + (size_t)r * ld + c0;
-            const float *restrict m = mu + c0;
-            for (int c = 0; c < cw; c++) {
+            const float *restrict br = b + (size_t)r * ld, *restrict m = mu;
+            for (int c = 0; c < C; c++) {
                 p1[c] += br[c];
                 p2[c] = fmaf(br[c], ar[c] - m[c], p2[c]);
             }
         } else {
-            const float *restrict br = b + (size_t)r * ld + c0;
-            const float *restrict m = mu + c0, *restrict sc = scale, *restrict sh = shift;
-            for (int c = 0; c < cw; c++) {
+            const float *restrict br = b + (size_t)r * ld, *restrict m = mu;
+            const float *restrict sc = scale, *restrict sh = shift;
+            for (int c = 0; c < C; c++) {
                 const float d = ar[c] - m[c], z = fmaf(sc[c], d, sh[c]);
                 const float g = relu6_live(z) ? br[c] : 0.0f;
                 p1[c] += g;
@@ -87,7 +86,7 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
     for (int ch = 0; ch < chunks; ch++) {
         int r0 = (int)((long)M * ch / chunks), r1 = (int)((long)M * (ch + 1) / chunks);
         red_rows(part1 + (size_t)ch * C, part2 + (size_t)ch * C, a, b, mu, scale, shift, ld, r0, r1,
-                 0, C, op);
+                 C, op);
     }
     for (int c = 0; c < C; c++) {
         float t1 = 0, t2 = 0;
@@ -139,19 +138,30 @@ static int small_chunk_rows(long nk, long m) {
     return m >= 2L * rows ? rows : 0;
 }
 
+/* C[M][N] = alpha * A B + beta * C (row-major, no transposes) in fixed chunks
+ * of `rows` rows (small_chunk_rows) on the small-matrix kernels; with st,
+ * each chunk's BN blocks of C (rows is a multiple of NN_BN_BLOCK) while the
+ * chunk is in cache. */
+static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc, int rows,
+                            struct nn_bn_blocks *st) {
+    const int nch = (M + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < nch; ch++) {
+        const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, alpha, A + (size_t)m0 * lda,
+                    lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+        if (st) bn_blocks_of_rows(st, C, (size_t)ldc, m0, m0 + m, N);
+    }
+}
+
 /* C[M][N] = alpha * op(A) op(B) + beta * C, row-major, split along M (rows of C
  * and of op(A)). ta: A is stored [K][M] (transposed). */
 static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc) {
     const int rows = !ta && !tb ? small_chunk_rows((long)N * K, M) : 0;
-    if (rows) { /* fixed row chunks on the small-matrix kernels */
-        const int nch = (M + rows - 1) / rows;
-#pragma omp parallel for schedule(static)
-        for (int ch = 0; ch < nch; ch++) {
-            const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, alpha,
-                        A + (size_t)m0 * lda, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
-        }
+    if (rows) {
+        sgemm_nn_chunks(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, rows, NULL);
         return;
     }
     const int T = ta ? SGEMM_PIECES_T : SGEMM_PIECES;
@@ -214,16 +224,7 @@ static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const f
     float *wt = apq_falloc((size_t)K * N);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
-    /* the row chunks of sgemm_rows' small-matrix path; with st, each chunk's BN
-     * blocks (rows is a multiple of NN_BN_BLOCK) while the chunk is in cache */
-    const int nch = (M + rows - 1) / rows;
-#pragma omp parallel for schedule(static)
-    for (int ch = 0; ch < nch; ch++) {
-        const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, 1.0f, in + (size_t)m0 * ldi,
-                    ldi, wt, N, 0.0f, out + (size_t)m0 * ldo, ldo);
-        if (st) bn_blocks_of_rows(st, out, (size_t)ldo, m0, m0 + m, N);
-    }
+    sgemm_nn_chunks(M, N, K, 1.0f, in, ldi, wt, N, 0.0f, out, ldo, rows, st);
     free(wt);
 }
 
@@ -415,9 +416,8 @@ static void bn_stats(float *mean, float *var, const float *x, int M, int C,
         own = apq_falloc((size_t)2 * nb * C);
         struct nn_bn_blocks b = {own, own + (size_t)nb * C, 0};
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-        for (int r = 0; r < nb; r++)
-            bn_blocks_of_rows(&b, x, (size_t)C, r * NN_BN_BLOCK,
-                              M - r * NN_BN_BLOCK < NN_BN_BLOCK ? M : (r + 1) * NN_BN_BLOCK, C);
+        for (int r = 0; r < M; r += NN_BN_BLOCK)
+            bn_blocks_of_rows(&b, x, (size_t)C, r, M - r < NN_BN_BLOCK ? M : r + NN_BN_BLOCK, C);
         bm = b.mean, bq = b.m2;
     }
     double *mu = calloc((size_t)2 * C, sizeof(double)), *m2 = mu + C;
@@ -442,9 +442,8 @@ static void bn_stats(float *mean, float *var, const float *x, int M, int C,
     free(own);
 }
 
-/* y[m][c] = act(scale[c]*(x[m][c] - mu[c]) + shift[c]) over [M][C]; y may alias x. */
-static void bn_affine_rows(float *y, const float *x, const float *scale, const float *mu,
-                           const float *shift, int M, int C, int relu6, const float *add) {
+void nn_bn_apply(float *y, const float *x, const float *scale, const float *mu, const float *shift,
+                 int M, int C, int relu6, const float *add) {
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
     for (int m = 0; m < M; m++) { /* no restrict: y may alias x */
         const float *xr = x + (size_t)m * C;
@@ -464,7 +463,7 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
                          int relu6) {
     float *scale = apq_falloc((size_t)C);
     nn_bn_stats_train(scale, mean, invstd, var_out, x, gamma, M, C, eps, NULL);
-    bn_affine_rows(y, x, scale, mean, beta, M, C, relu6, NULL);
+    nn_bn_apply(y, x, scale, mean, beta, M, C, relu6, NULL);
     free(scale);
 }
 
@@ -480,11 +479,6 @@ void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out,
     }
 }
 
-void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
-                 const float *shift, int M, int C, int relu6, const float *add) {
-    bn_affine_rows(y, x, scale, mean, shift, M, C, relu6, add);
-}
-
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps) {
     for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
 }
@@ -493,8 +487,8 @@ void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
                         const float *rmean, const float *rvar, int M, int C, float eps, int relu6) {
     APQ_ASSERT(M > 0 && C > 0 && eps > 0);
     float *scale = apq_falloc((size_t)C);
-    for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
-    bn_affine_rows(y, x, scale, rmean, beta, M, C, relu6, NULL);
+    nn_bn_eval_scales(scale, gamma, rvar, C, eps);
+    nn_bn_apply(y, x, scale, rmean, beta, M, C, relu6, NULL);
     free(scale);
 }
 

@@ -13,9 +13,12 @@
  * sizes. Backward functions OVERWRITE input gradients (din) and ACCUMULATE
  * (+=) parameter gradients (dw, dbias, dgamma, dbeta); any gradient pointer
  * may be NULL to skip it. Padding is "same" for odd k: pad = k/2, output size
- * OH = (H + 2*pad - k)/stride + 1. Kernels allocate nothing and may use
- * OpenMP across independent outputs; results do not depend on the thread
- * count except through OpenBLAS's sgemm.
+ * OH = (H + 2*pad - k)/stride + 1. Kernels allocate only small per-call
+ * scratch (chunk partials, a transposed weight block: apq_falloc, which
+ * aborts on exhaustion) and may use OpenMP across independent outputs;
+ * every reduction and every product is cut into fixed chunks, so results do
+ * not depend on the thread count (test sn_step_thread_count_independent).
+ * No kernel returns an error: bad shapes or strides fail APQ_ASSERT.
  *
  * Every kernel has a naive reference in nn_ref.c (nn_ref_*) used by the tests.
  */
@@ -43,13 +46,16 @@ struct nn_bn_blocks {
     float *mean, *m2;
     int filled; /* set by the producer: 1 when it computed them */
 };
-size_t nn_bn_blocks_floats(int M, int C); /* mean and m2 together */
+/* Floats of mean and m2 together for a [M][C] tensor: 2*ceil(M/NN_BN_BLOCK)*C. */
+size_t nn_bn_blocks_floats(int M, int C);
 
 /* ---- linear / pointwise (OpenBLAS sgemm) ------------------------------ */
 /* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N);
-/* nn_linear_forward without bias, also filling st (when its path allows: st->filled). */
+/* nn_linear_forward without bias, also filling st (may be NULL) with the BN
+ * blocks of out [M][N] when its small-matrix path runs (st->filled = 1; else
+ * 0 and the BN computes them). st arrays: nn_bn_blocks_floats(M, N) floats. */
 void nn_linear_forward_bn_stats(float *out, int ldo, const float *in, int ldi, const float *w,
                                 int ldw, int M, int K, int N, struct nn_bn_blocks *st);
 /* din[M][K] (lddi) = dout · w (+= when din_acc: a second consumer's gradient,
@@ -98,12 +104,17 @@ struct nn_dw_pre {
  * AVX-512 tiles: k = 3, 5, 7, stride 1 or 2, while nn_dw_simd is on). */
 int nn_dw_pre_supported(int k, int stride);
 /* nn_dw_forward reading y = pre(in) when pre != NULL (nn_dw_pre_supported
- * must hold), then out = post(out) when post != NULL. */
+ * must hold and pre->relu6 be 1, else APQ_ASSERT), then out = post(out) when
+ * post != NULL (in place, row by row while in cache). Shapes as
+ * nn_dw_forward; bit for bit the unfused calls (test
+ * nn_dw_pre_matches_materialised). */
 void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
                       int ldw, int N, int H, int W, int C, int k, int stride,
                       const struct nn_dw_pre *post);
-/* nn_dw_backward of the conv that read y = pre(in): din is the gradient of y
- * (the prologue's own backward is the BN's), dw uses y recomputed from in. */
+/* nn_dw_backward of the conv that read y = pre(in) (pre may be NULL: plain
+ * nn_dw_backward): din [N,H,W,C] is the gradient of y (the prologue's own
+ * backward is the BN's), dw [k*k][lddw] accumulates with y recomputed from
+ * in. Same conditions on pre as nn_dw_forward_ex. */
 void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const float *in,
                        const struct nn_dw_pre *pre, const float *w, int ldw, int N, int H, int W,
                        int C, int k, int stride);
@@ -114,7 +125,8 @@ void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const
 size_t nn_conv_scratch_floats(int N, int H, int W, int Cin, int k, int stride);
 void nn_conv_forward(float *out, const float *in, const float *w, float *scratch, int N, int H,
                      int W, int Cin, int Cout, int k, int stride);
-/* nn_conv_forward, also filling st (when its path allows: st->filled). */
+/* nn_conv_forward, also filling st (may be NULL) with the BN blocks of out
+ * [N*OH*OW][Cout] as nn_linear_forward_bn_stats does. */
 void nn_conv_forward_bn_stats(float *out, const float *in, const float *w, float *scratch, int N,
                               int H, int W, int Cin, int Cout, int k, int stride,
                               struct nn_bn_blocks *st);
@@ -135,19 +147,22 @@ void nn_conv_backward(float *din, float *dw, const float *dout, const float *in,
  * backward (DESIGN.md §8: memory traffic, not FLOPs, bounds these layers). */
 void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, const float *x,
                          const float *gamma, const float *beta, int M, int C, float eps, int relu6);
-/* The statistics half of nn_bn_forward_train: mean, invstd and var_out as
- * there, scale[c] = gamma[c]*invstd[c] ([C] each; var_out may be NULL). st
- * (may be NULL): the blocks of x as its producer computed them. The other
- * half is nn_bn_apply, or the consumer's prologue (struct nn_dw_pre). */
+/* The statistics half of nn_bn_forward_train (Ioffe & Szegedy 2015, batch
+ * statistics; merge: Chan, Golub & LeVeque 1979): mean, invstd and var_out
+ * as there, scale[c] = gamma[c]*invstd[c] ([C] each; var_out may be NULL).
+ * st (may be NULL or unfilled): the blocks of x [M][C] as its producer
+ * computed them. The other half is nn_bn_apply, or the consumer's prologue
+ * (struct nn_dw_pre). M, C > 0 and eps > 0, else APQ_ASSERT. */
 void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
                        const float *gamma, int M, int C, float eps, const struct nn_bn_blocks *st);
 /* y[m][c] = act(scale[c]*(x[m][c] - mean[c]) + shift[c]) (+ add[m][c] when
  * add != NULL: a residual sum in the same pass, as nn_add would add it),
- * act = ReLU6 when relu6 (nn_bn_forward_*'s normalisation); y may alias x. */
+ * act = ReLU6 when relu6 (nn_bn_forward_*'s normalisation); x, y, add
+ * [M][C], y may alias x; scale, mean, shift [C]. */
 void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
                  const float *shift, int M, int C, int relu6, const float *add);
-/* scale[c] = gamma[c]/sqrt(rvar[c]+eps), the inference BN's scale as
- * nn_bn_forward_eval computes it (for struct nn_dw_pre). */
+/* scale[c] = gamma[c]/sqrt(rvar[c]+eps) for c < C, the inference BN's scale
+ * as nn_bn_forward_eval computes it (for struct nn_dw_pre); eps > 0. */
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps);
 /* eval: y = act(gamma*(x-rmean)/sqrt(rvar+eps) + beta). Both BN forwards allow y == x. */
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,

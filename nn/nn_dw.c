@@ -45,6 +45,15 @@
 
 static int dw_simd = DW_SIMD; /* nn_dw_simd(): the AVX-512 tiles are in use */
 
+int nn_dw_pre_supported(int k, int stride) {
+#if DW_SIMD
+    return dw_simd && dws_supported(k, stride);
+#else
+    (void)k, (void)stride;
+    return 0;
+#endif
+}
+
 int nn_dw_simd(int on) {
     const int was = dw_simd;
     dw_simd = on && DW_SIMD;
@@ -188,6 +197,17 @@ static void tap_range(int *kw0, int *kw1, int ow, int W, int k, int s) {
 
 // ---- forward -------------------------------------------------------------------
 
+#if DW_SIMD
+/* Prefetch the input rows (channels c0.., whole rows) that output row oh + 1
+ * of image n adds to those of row oh: fetched from DRAM while row oh computes. */
+static void prefetch_next_rows(const float *in, int n, int oh, int OH, int H, int W, int C, int k,
+                               int s, int c0) {
+    if (oh + 1 >= OH) return;
+    for (int ih = (oh + 1) * s - k / 2 + k - s; ih < (oh + 1) * s - k / 2 + k; ih++)
+        if (ih >= 0 && ih < H) dws_prefetch(in + ((size_t)n * H + ih) * W * C + c0, (size_t)W * C);
+}
+#endif
+
 /* The forward's geometry, computed once per call: input H x W x C, k x k
  * taps at stride s, output OH x OW, interior output columns [lo, hi]. */
 struct dw_geom {
@@ -202,7 +222,7 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
     const int H = g->H, W = g->W, C = g->C, k = g->k, s = g->s, OW = g->OW, pad = k / 2;
     const int n = r / g->OH, oh = r % g->OH;
 #if DW_SIMD
-    if (dw_simd && dws_supported(k, s)) {
+    if (nn_dw_pre_supported(k, s)) {
         const float *xr[DWS_MAXK], *wr[DWS_MAXK];
         int nkh = 0;
         for (int kh = 0; kh < k; kh++) {
@@ -211,10 +231,7 @@ static void dw_forward_row(float *orow, const float *in, const float *w, int ldw
             xr[nkh] = in + ((size_t)n * H + ih) * W * C;
             wr[nkh++] = w + (size_t)kh * k * ldw;
         }
-        /* the input rows the next output row adds, from DRAM while this row computes */
-        for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
-            if (oh + 1 < g->OH && ih >= 0 && ih < H)
-                dws_prefetch(in + ((size_t)n * H + ih) * W * C, (size_t)W * C);
+        prefetch_next_rows(in, n, oh, g->OH, H, W, C, k, s, 0);
         dws_row_out(orow, C, xr, wr, ldw, nkh, C, W, OW, -pad, k, s, pre);
         goto epilogue;
     }
@@ -252,9 +269,9 @@ epilogue:
     }
 }
 
-static void dw_forward(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
-                       int ldw, int N, int H, int W, int C, int k, int s,
-                       const struct nn_dw_pre *post) {
+void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
+                      int ldw, int N, int H, int W, int C, int k, int s,
+                      const struct nn_dw_pre *post) {
     dw_check(ldw, N, H, W, C, k, s);
     APQ_ASSERT(!pre || (pre->relu6 && nn_dw_pre_supported(k, s)));
     struct dw_geom g = {H, W, C, k, s, nn_out_size(H, k, s), nn_out_size(W, k, s), 0, 0};
@@ -265,24 +282,9 @@ static void dw_forward(float *out, const float *in, const struct nn_dw_pre *pre,
         dw_forward_row(out + (size_t)r * g.OW * C, in, w, ldw, &g, r, pre, post);
 }
 
-int nn_dw_pre_supported(int k, int stride) {
-#if DW_SIMD
-    return dw_simd && dws_supported(k, stride);
-#else
-    (void)k, (void)stride;
-    return 0;
-#endif
-}
-
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
                    int k, int stride) {
-    dw_forward(out, in, NULL, w, ldw, N, H, W, C, k, stride, NULL);
-}
-
-void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
-                      int ldw, int N, int H, int W, int C, int k, int stride,
-                      const struct nn_dw_pre *post) {
-    dw_forward(out, in, pre, w, ldw, N, H, W, C, k, stride, post);
+    nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, NULL);
 }
 
 void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw, int N, int H,
@@ -290,9 +292,9 @@ void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw,
                            const float *rmean, const float *rvar, float eps, int relu6) {
     APQ_ASSERT(C > 0 && eps > 0);
     float *scale = apq_falloc((size_t)C);
-    for (int c = 0; c < C; c++) scale[c] = nn_bn_eval_scale(gamma[c], rvar[c], eps);
+    nn_bn_eval_scales(scale, gamma, rvar, C, eps);
     const struct nn_dw_pre post = {scale, rmean, beta, relu6};
-    dw_forward(out, in, NULL, w, ldw, N, H, W, C, k, stride, &post);
+    nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, &post);
     free(scale);
 }
 
@@ -354,7 +356,7 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
         const int n = r / H, ih = r % H;
         float *drow = din + (size_t)r * W * C;
 #if DW_SIMD
-        if (dw_simd && dws_supported(k, s)) {
+        if (nn_dw_pre_supported(k, s)) {
             const float *xr[DWS_MAXK];
             int khs[DWS_MAXK], nkh = 0;
             for (int kh = 0; kh < k; kh++) {
@@ -384,9 +386,9 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
 
 // ---- backward: weight gradient ------------------------------------------------------
 
-/* acc[t][0..cw) (row stride DW_AS) = sum over the output rows r0 .. r1-1
- * (r = n*OH + oh) and their columns ow of dout * in for tap t, channels
- * c0 .. c0+cw-1 (cw <= DW_AS). */
+/* acc[t][0..cw) (row stride as: DW_AS for the generic tiles, cw <= DW_AS) =
+ * sum over the output rows r0 .. r1-1 (r = n*OH + oh) and their columns ow of
+ * dout * y for tap t, channels c0 .. c0+cw-1, y = in or pre(in). */
 static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const float *in,
                           const struct nn_dw_pre *pre, int H, int W, int C, int k, int s, int r0,
                           int r1, int c0, int cw) {
@@ -402,9 +404,7 @@ static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const flo
 #if DW_SIMD
         if (simd && r + 1 < r1) { /* the rows the next output row adds */
             dws_prefetch(grow + (size_t)OW * C, (size_t)OW * C);
-            for (int ih = (oh + 1) * s - pad + k - s; ih < (oh + 1) * s - pad + k; ih++)
-                if (oh + 1 < OH && ih >= 0 && ih < H)
-                    dws_prefetch(in + ((size_t)n * H + ih) * W * C + c0, (size_t)W * C);
+            prefetch_next_rows(in, n, oh, OH, H, W, C, k, s, c0);
         }
 #endif
         for (int kh = 0; kh < k; kh++) {

@@ -155,14 +155,15 @@ dws_tile_w(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int 
     }
 }
 
-/* Instantiations: P in {4, 8}; K in {3, 5, 7} at S in {1, 2} (forward, weight
- * gradient, stride-1 input gradient) and K in {1, 2, 4} at S 1 (the tap
- * classes of the stride-2 input gradient). */
+/* Instantiations, P in {4, 8}: K in {3, 5, 7} at S in {1, 2} (forward with
+ * and without the prologue, weight gradient, stride-1 input gradient);
+ * DWS_CLASSES: K in {1, 2, 4} at S 1, the tap classes of the stride-2 input
+ * gradient (output tiles only, never a prologue). */
 #define DWS_KEY(p, k, s) (((p) / 4 * 8 + (k)) * 2 + (s)-1)
 /* clang-format off */
 #define DWS_CASES(X, p)                                                       \
-    X(p, 3, 1) X(p, 5, 1) X(p, 7, 1) X(p, 3, 2) X(p, 5, 2) X(p, 7, 2)         \
-    X(p, 1, 1) X(p, 2, 1) X(p, 4, 1)
+    X(p, 3, 1) X(p, 5, 1) X(p, 7, 1) X(p, 3, 2) X(p, 5, 2) X(p, 7, 2)
+#define DWS_CLASSES(Y, p) Y(p, 1) Y(p, 2) Y(p, 4)
 /* clang-format on */
 
 static int dws_supported(int k, int s) {
@@ -187,9 +188,17 @@ static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const
         else                                                                                       \
             dws_tile_out(o, os, xr, wr, wstep, nkh, C, iw0, W, npix, NULL, p, kk, ss, 0);          \
         break;
+#define Y(p, kk)                                                                                   \
+    case DWS_KEY(p, kk, 1):                                                                        \
+        APQ_ASSERT(!pre);                                                                          \
+        dws_tile_out(o, os, xr, wr, wstep, nkh, C, iw0, W, npix, NULL, p, kk, 1, 0);               \
+        break;
             DWS_CASES(X, 4)
             DWS_CASES(X, 8)
+            DWS_CLASSES(Y, 4)
+            DWS_CLASSES(Y, 8)
 #undef X
+#undef Y
         default:
             APQ_ASSERT(0 && "dws_row_out: no tile for this k and stride");
         }

@@ -55,9 +55,8 @@ struct sn_op {
     float *mean, *invstd;        /* saved batch statistics */
     int relu6;                   /* BN fused with ReLU6 */
     int qlayer, bits, is_signed; /* fake-quantized activation */
-    int has_pre;                 /* OP_DW: reads node in2 through pre (the BN of node in) */
-    struct nn_dw_pre pre;
-    float *mask; /* dropout */
+    struct nn_dw_pre pre; /* OP_DW with pre.scale: reads node in2 through it (the BN of node in) */
+    float *mask;          /* dropout */
 };
 
 #define MAX_NODES 512
@@ -341,11 +340,10 @@ static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
     return kp;
 }
 
-/* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C];
- * fused with the eval-mode BN + ReLU6 `bn` that follows it when bn is given
- * (nn_dw_forward_bn_eval; inference only, see emit_dw_bn). */
-/* Depthwise conv of node in, or, when pre, of pre(node vin) (node in is then
- * the values-free output of emit_bn_pre); bn: the inference BN after it, fused. */
+/* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C],
+ * or, when pre, on pre(node vin) (node `in` is then the values-free output of
+ * emit_bn_pre); fused with the eval-mode BN + ReLU6 `bn` that follows it when
+ * bn is given (inference only, see emit_dw_bn). */
 static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, int b, int N, int H,
                    int C, int k, int stride, int wbits, const struct sn_bn *bn) {
     const struct space *s = &f->sn->s;
@@ -376,20 +374,18 @@ static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, 
     const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
     int OH = nn_out_size(H, k, stride);
     float *y = A(f, (size_t)N * OH * OH * C);
-    const float *x = f->t->node[pre ? vin : in].v;
+    struct nn_dw_pre post = {0};
     if (bn) {
         float *scale = A(f, (size_t)C);
         nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
-        const struct nn_dw_pre post = {scale, bn->mean, bn->beta, 1};
-        nn_dw_forward_ex(y, x, pre, wu, ld, N, H, H, C, k, stride, &post);
-    } else {
-        nn_dw_forward_ex(y, x, pre, wu, ld, N, H, H, C, k, stride, NULL);
+        post = (struct nn_dw_pre){scale, bn->mean, bn->beta, 1};
     }
+    nn_dw_forward_ex(y, f->t->node[pre ? vin : in].v, pre, wu, ld, N, H, H, C, k, stride,
+                     bn ? &post : NULL);
     struct sn_op *op = new_op(f, OP_DW);
     op->in = in;
     if (pre) {
         op->in2 = vin;
-        op->has_pre = 1;
         op->pre = *pre;
     }
     op->N = N;
@@ -638,9 +634,10 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
                 dw = arena_alloc(&c->arena, (size_t)op->k * op->k * op->C);
                 memset(dw, 0, sizeof(float) * op->k * op->k * op->C);
             }
-            nn_dw_backward_ex(g, dw, op->lddw, y->g, op->has_pre ? nd[op->in2].v : x->v,
-                              op->has_pre ? &op->pre : NULL, op->w, op->ldw, op->N, op->H, op->W,
-                              op->C, op->k, op->stride);
+            const int pre = op->pre.scale != NULL;
+            nn_dw_backward_ex(g, dw, op->lddw, y->g, pre ? nd[op->in2].v : x->v,
+                              pre ? &op->pre : NULL, op->w, op->ldw, op->N, op->H, op->W, op->C,
+                              op->k, op->stride);
             if (op->kp) kernel_prep_backward(sn, c, op->kp, dw);
             din_done(x, g, acc);
             break;
