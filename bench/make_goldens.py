@@ -47,6 +47,20 @@ GENERATOR = "/usr/bin/python3 bench/make_goldens.py"
 KINK_CLEARANCE = 1e-4  # float32's error at a ReLU6 input of the gradient subnet stays below 1e-5
 
 
+def relu6_inputs(net, x, arch):
+    """(BN prefix, input) of every ReLU6 of `arch` on images x (train-mode BN), in order."""
+    net.act_trace = []
+    with torch.no_grad():
+        net.forward(x, arch, train=True)
+    trace, net.act_trace = net.act_trace, None
+    return trace
+
+
+def kink_distance(h):
+    """Per element: the distance of a ReLU6 input from its kinks at 0 and 6."""
+    return torch.minimum(h.abs(), (h - 6).abs())
+
+
 def clear_kinks(net, x, arch, clearance, max_rounds=500):
     """Shifts BN biases of `arch` (float64 net, images x, train-mode BN) until
     every ReLU6 input lies at least `clearance` from 0 and from 6. Layers go in
@@ -57,12 +71,8 @@ def clear_kinks(net, x, arch, clearance, max_rounds=500):
     name: (tensor, channels shifted)}."""
     cleared = {}
     for _ in range(max_rounds):
-        net.act_trace = []
-        with torch.no_grad():
-            net.forward(x, arch, train=True)
-        trace, net.act_trace = net.act_trace, None
-        for prefix, h in trace:
-            d = torch.minimum(h.abs(), (h - 6).abs()).transpose(0, 1).reshape(h.shape[1], -1)
+        for prefix, h in relu6_inputs(net, x, arch):
+            d = kink_distance(h).transpose(0, 1).reshape(h.shape[1], -1)
             close = torch.nonzero(d.min(dim=1).values < clearance).flatten().tolist()
             if close:
                 break
@@ -76,7 +86,7 @@ def clear_kinks(net, x, arch, clearance, max_rounds=500):
                 for j in range(2, 2000):
                     new = float(np.float32(b[c].item() + (j // 2) * 3 * clearance * (1 if j % 2 else -1)))
                     w = v + (new - b[c].item())
-                    if torch.minimum(w.abs(), (w - 6).abs()).min().item() >= clearance:
+                    if kink_distance(w).min().item() >= clearance:
                         b[c] = new
                         break
                 else:
@@ -148,12 +158,10 @@ def main():
     cleared = clear_kinks(net, x, GRAD_ARCH, KINK_CLEARANCE)
     print(f"  {GRAD_ARCH}: shifted {sum(n for _, n in cleared.values())} BN bias channels in "
           f"{len(cleared)} tensors to clear every ReLU6 input by {KINK_CLEARANCE:g}", file=sys.stderr)
-    net.kink_margin = float("inf")
-    logits = net.forward(x, GRAD_ARCH, train=True)
-    margin = net.kink_margin
+    margin = min(kink_distance(h).min().item() for _, h in relu6_inputs(net, x, GRAD_ARCH))
     print(f"  {GRAD_ARCH}: smallest distance of a ReLU6 input from a kink {margin:.2e}", file=sys.stderr)
-    net.kink_margin = None
     assert margin >= KINK_CLEARANCE, "clear_kinks left an input near a kink"
+    logits = net.forward(x, GRAD_ARCH, train=True)
     loss = F.cross_entropy(logits, y, label_smoothing=0.1)
     loss.backward()
     names, used_rows, grads = [], [], {}
