@@ -179,6 +179,19 @@ static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const f
     }
 }
 
+/* dw[N][K] (row stride lddw) += the sum of the nch partials part[nch][N][K], in
+ * chunk order. */
+static void wgrad_add_partials(float *dw, int lddw, const float *part, int nch, int N, int K) {
+    const size_t nk = (size_t)N * K;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            float sum = 0;
+            for (int ch = 0; ch < nch; ch++) sum += part[ch * nk + (size_t)n * K + k];
+            dw[(size_t)n * lddw + k] += sum;
+        }
+}
+
 /* Weight gradient dW[N][K] += G^T X (G [M][N] row stride ldg, X [M][K] row
  * stride ldx): a sum over the M rows. Skinny products (see SMALL_MNK) sum
  * fixed row chunks, each on OpenBLAS's small-matrix kernels into its own
@@ -199,13 +212,7 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, m, 1.0f, G + (size_t)m0 * ldg,
                     ldg, X + (size_t)m0 * ldx, ldx, 0.0f, part + ch * nk, K);
     }
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            float sum = 0;
-            for (int ch = 0; ch < nch; ch++) sum += part[ch * nk + (size_t)n * K + k];
-            dw[(size_t)n * lddw + k] += sum;
-        }
+    wgrad_add_partials(dw, lddw, part, nch, N, K);
     free(part);
 }
 
@@ -492,13 +499,12 @@ void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
     free(scale);
 }
 
-/* dx = a*g + b*(x-mu) + d per column, g = dy masked by ReLU6 at
- * a*(x-mu) + shift when shift != NULL; dx may alias dy. */
-static void bn_backward_rows(float *dx, const float *dy, const float *x, const float *a,
-                             const float *b, const float *d, const float *mu, const float *shift,
-                             int M, int C) {
-#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-    for (int m = 0; m < M; m++) { /* no restrict: dx may alias dy */
+/* Rows r0..r1-1 of dx = a*g + b*(x-mu) + d per column, g = dy masked by
+ * ReLU6 at a*(x-mu) + shift when shift != NULL (row stride C); dx may alias dy. */
+static void bn_backward_range(float *dx, const float *dy, const float *x, const float *a,
+                              const float *b, const float *d, const float *mu, const float *shift,
+                              int r0, int r1, int C) {
+    for (int m = r0; m < r1; m++) { /* no restrict: dx may alias dy */
         const float *dyr = dy + (size_t)m * C, *xr = x + (size_t)m * C;
         float *dxr = dx + (size_t)m * C;
         if (!shift) {
@@ -517,32 +523,80 @@ static void bn_backward_rows(float *dx, const float *dy, const float *x, const f
 /* With xhat = (x-mean)*invstd, g = dy (masked by ReLU6's 0 < y < 6 when fused),
  * S1 = sum g, S2 = sum g*(x-mean):
  *   dbeta = S1, dgamma = S2*invstd,
- *   dx = gamma*invstd * (g - S1/M - (x-mean)*invstd^2*S2/M).
- * The mask is recomputed from x exactly as the forward computed y. */
-void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                    const float *mean, const float *invstd, const float *gamma, const float *beta,
-                    int M, int C, int relu6) {
-    APQ_ASSERT(M > 0 && C > 0 && (!relu6 || beta));
-    /* s1, s2, scale, then dx = a*g + b*(x-mean) + d */
-    float *s1 = apq_falloc((size_t)6 * C), *s2 = s1 + C, *scale = s2 + C;
-    float *a = scale + C, *b = a + C, *d = b + C;
-    for (int c = 0; c < C; c++) scale[c] = gamma[c] * invstd[c];
-    col_reduce(s1, s2, x, dy, mean, relu6 ? scale : NULL, relu6 ? beta : NULL, (size_t)C, M, C,
+ *   dx = gamma*invstd * (g - S1/M - (x-mean)*invstd^2*S2/M) = a*g + b*(x-mean) + d.
+ * The sums and the parameter gradients; coef [3][C] = a, b, d. */
+static void bn_backward_sums(float *coef, float *dgamma, float *dbeta, const float *dy,
+                             const float *x, const float *mean, const float *invstd,
+                             const float *gamma, const float *beta, int M, int C, int relu6) {
+    float *s1 = apq_falloc((size_t)2 * C), *s2 = s1 + C;
+    float *a = coef, *b = a + C, *d = b + C;
+    for (int c = 0; c < C; c++) a[c] = gamma[c] * invstd[c];
+    col_reduce(s1, s2, x, dy, mean, relu6 ? a : NULL, relu6 ? beta : NULL, (size_t)C, M, C,
                RED_DOTDEV);
     if (dbeta)
         for (int c = 0; c < C; c++) dbeta[c] += s1[c];
     if (dgamma)
         for (int c = 0; c < C; c++) dgamma[c] += s2[c] * invstd[c];
-    if (dx) {
-        for (int c = 0; c < C; c++) {
-            const float is = invstd[c], g = scale[c];
-            a[c] = g;
-            b[c] = -g * is * is * s2[c] / (float)M;
-            d[c] = -g * s1[c] / (float)M;
-        }
-        bn_backward_rows(dx, dy, x, a, b, d, mean, relu6 ? beta : NULL, M, C);
+    for (int c = 0; c < C; c++) {
+        const float is = invstd[c], g = a[c];
+        b[c] = -g * is * is * s2[c] / (float)M;
+        d[c] = -g * s1[c] / (float)M;
     }
     free(s1);
+}
+
+/* The mask is recomputed from x exactly as the forward computed y. */
+void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                    const float *mean, const float *invstd, const float *gamma, const float *beta,
+                    int M, int C, int relu6) {
+    APQ_ASSERT(M > 0 && C > 0 && (!relu6 || beta));
+    float *coef = apq_falloc((size_t)3 * C), *a = coef, *b = a + C, *d = b + C;
+    bn_backward_sums(coef, dgamma, dbeta, dy, x, mean, invstd, gamma, beta, M, C, relu6);
+    if (dx) {
+        const float *shift = relu6 ? beta : NULL;
+#pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
+        for (int m = 0; m < M; m++) bn_backward_range(dx, dy, x, a, b, d, mean, shift, m, m + 1, C);
+    }
+    free(coef);
+}
+
+// ---- a pointwise conv and its BN, backward in one pass ----------------------
+
+int nn_linear_bn_backward_fused(int M, int K, int N) {
+    return M > 0 && small_chunk_rows((long)N * K, M) > 0;
+}
+
+void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dgamma,
+                           float *dbeta, const float *dy, const float *y, const float *mean,
+                           const float *invstd, const float *gamma, const float *beta, int relu6,
+                           const float *in, int ldi, const float *w, int ldw, int M, int K, int N) {
+    const int rows = small_chunk_rows((long)N * K, M);
+    APQ_ASSERT(rows > 0 && K > 0 && N > 0 && (!relu6 || beta));
+    APQ_ASSERT((!din || (lddi >= K && ldw >= K)) && (!dw || (lddw >= K && ldi >= K)));
+    float *coef = apq_falloc((size_t)3 * N), *a = coef, *b = a + N, *d = b + N;
+    bn_backward_sums(coef, dgamma, dbeta, dy, y, mean, invstd, gamma, beta, M, N, relu6);
+    const int nch = (M + rows - 1) / rows, nt = omp_get_max_threads();
+    const size_t nk = (size_t)N * K;
+    float *part = dw ? apq_falloc(nch * nk) : NULL;
+    float *gbuf = apq_falloc((size_t)nt * rows * N);
+    const float *shift = relu6 ? beta : NULL;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < nch; ch++) {
+        const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
+        float *g = gbuf + (size_t)omp_get_thread_num() * rows * N; /* this chunk's BN dx */
+        const size_t o = (size_t)m0 * N;
+        bn_backward_range(g, dy + o, y + o, a, b, d, mean, shift, 0, m, N);
+        if (din)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, K, N, 1.0f, g, N, w, ldw,
+                        din_acc ? 1.0f : 0.0f, din + (size_t)m0 * lddi, lddi);
+        if (dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, m, 1.0f, g, N,
+                        in + (size_t)m0 * ldi, ldi, 0.0f, part + ch * nk, K);
+    }
+    if (dw) wgrad_add_partials(dw, lddw, part, nch, N, K);
+    free(part);
+    free(gbuf);
+    free(coef);
 }
 
 void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,

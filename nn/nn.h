@@ -175,6 +175,22 @@ void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
 void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                     const float *mean, const float *invstd, const float *gamma, const float *beta,
                     int M, int C, int relu6);
+/* A pointwise conv and the BN (+ ReLU6) after it, backward in one pass:
+ * nn_bn_backward(dout, dgamma, dbeta, dy, y, mean, invstd, gamma, beta, M, N,
+ * relu6), then nn_linear_backward(din, lddi, din_acc, dw, lddw, NULL, dout,
+ * N, in, ldi, w, ldw, M, K, N), with the same bits, where y [M][N] (dense)
+ * is the product's output (the BN's input), dy [M][N] the gradient of the
+ * BN's output, and mean..beta [N] as nn_bn_backward takes them. dout is
+ * never stored: each fixed chunk of rows is made in cache (per-thread
+ * scratch) and feeds both products there. Only for the shapes whose product
+ * runs in fixed small-matrix chunks: nn_linear_bn_backward_fused(M, K, N)
+ * must be true, else APQ_ASSERT. Saves the write and two reads of dout (the
+ * 28x28 and 14x14 layers: DESIGN.md §8, memory-bound passes). */
+int nn_linear_bn_backward_fused(int M, int K, int N);
+void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dgamma,
+                           float *dbeta, const float *dy, const float *y, const float *mean,
+                           const float *invstd, const float *gamma, const float *beta, int relu6,
+                           const float *in, int ldi, const float *w, int ldw, int M, int K, int N);
 /* running = (1-momentum)*running + momentum*batch (PyTorch convention, momentum 0.1). */
 void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,
                           float momentum);

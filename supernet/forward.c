@@ -605,6 +605,26 @@ static void din_done(struct node *x, float *g, int accumulate) {
         for (size_t i = 0; i < x->n; i++) x->g[i] += g[i];
 }
 
+/* The BN op `bn` and the pointwise product `pw` that feeds it (the op before
+ * it on the tape), backward in one pass when their shapes allow
+ * (nn_linear_bn_backward: the BN's input gradient is never stored). Returns
+ * 0, doing nothing, otherwise. */
+static int bn_backward_with_pw(struct supernet *sn, struct sn_ctx *c, const struct sn_op *bn,
+                               const struct sn_op *pw) {
+    struct node *nd = ((struct tape_nodes *)c->nodes)->node, *y = &nd[bn->out], *mid = &nd[bn->in],
+                *x = &nd[pw->in];
+    if (pw->kind != OP_PW || pw->out != bn->in || mid->g ||
+        !nn_linear_bn_backward_fused(pw->M, pw->C, pw->Cout))
+        return 0;
+    const int acc = x->g != NULL; /* a second consumer's gradient: the product adds onto it */
+    if (!acc) x->g = arena_alloc(&c->arena, x->n);
+    nn_linear_bn_backward(x->g, pw->C, acc, pw->dw, pw->lddw, grad_of(sn, bn->bn->gamma),
+                          grad_of(sn, bn->bn->beta), y->g, mid->v, bn->mean, bn->invstd,
+                          bn->bn->gamma, bn->bn->beta, bn->relu6, x->v, pw->C, pw->w, pw->ldw,
+                          pw->M, pw->C, pw->Cout);
+    return 1;
+}
+
 void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogits) {
     struct tape_nodes *t = c->nodes;
     struct node *nd = t->node;
@@ -643,6 +663,10 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
             break;
         }
         case OP_BN:
+            if (i > 0 && bn_backward_with_pw(sn, c, op, &c->ops[i - 1])) {
+                i--; /* the product's backward is done too */
+                break;
+            }
             g = din_buf(c, x, &acc);
             nn_bn_backward(g, grad_of(sn, op->bn->gamma), grad_of(sn, op->bn->beta), y->g, x->v,
                            op->mean, op->invstd, op->bn->gamma, op->bn->beta, op->M, op->C,

@@ -623,6 +623,44 @@ TEST(nn_bn_relu6_fused_matches_unfused) {
     rng_free(&r);
 }
 
+/* nn_linear_bn_backward against nn_bn_backward then nn_linear_backward: the
+ * same bits, with and without ReLU6 and din accumulation, on the shapes of
+ * the 28x28 and 14x14 layers (fixed small-matrix chunks, a partial last one). */
+TEST(nn_linear_bn_backward_matches_unfused) {
+    struct rng r;
+    rng_init(&r, 16, RNG_INIT);
+    const int shapes[][3] = {
+        {4 * 28 * 28 + 40, 16, 48}, {4 * 14 * 14, 72, 24}, {3 * 14 * 14, 24, 72}};
+    for (int si = 0; si < 3; si++) {
+        const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+        CHECK(nn_linear_bn_backward_fused(M, K, N));
+        const size_t mk = (size_t)M * K, mn = (size_t)M * N, nk = (size_t)N * K;
+        float *in = randn(&r, mk, 1), *w = randn(&r, nk, 0.3), *y = zeros(mn);
+        float *g = randn(&r, N, 1), *b = randn(&r, N, 2), *dy = randn(&r, mn, 1);
+        float *z = zeros(mn), *dout = zeros(mn), *mean = zeros(N), *invstd = zeros(N);
+        nn_linear_forward(y, N, in, K, w, K, NULL, M, K, N);
+        nn_bn_forward_train(z, mean, invstd, NULL, y, g, b, M, N, 1e-5f, 1);
+        for (int relu6 = 0; relu6 <= 1; relu6++)
+            for (int acc = 0; acc <= 1; acc++) {
+                float *din1 = randn(&r, mk, 1), *din2 = apq_falloc(mk);
+                float *dw1 = randn(&r, nk, 1), *dw2 = apq_falloc(nk);
+                float *gb1 = randn(&r, 2 * (size_t)N, 1), *gb2 = apq_falloc(2 * (size_t)N);
+                memcpy(din2, din1, 4 * mk), memcpy(dw2, dw1, 4 * nk), memcpy(gb2, gb1, 8 * N);
+                nn_bn_backward(dout, gb1, gb1 + N, dy, y, mean, invstd, g, b, M, N, relu6);
+                nn_linear_backward(din1, K, acc, dw1, K, NULL, dout, N, in, K, w, K, M, K, N);
+                nn_linear_bn_backward(din2, K, acc, dw2, K, gb2, gb2 + N, dy, y, mean, invstd, g, b,
+                                      relu6, in, K, w, K, M, K, N);
+                CHECK(!memcmp(din1, din2, 4 * mk));
+                CHECK(!memcmp(dw1, dw2, 4 * nk));
+                CHECK(!memcmp(gb1, gb2, 8 * N));
+                free(din1), free(din2), free(dw1), free(dw2), free(gb1), free(gb2);
+            }
+        free(in), free(w), free(y), free(g), free(b), free(dy), free(z), free(dout), free(mean);
+        free(invstd);
+    }
+    rng_free(&r);
+}
+
 /* Finite differences through the fused BN + ReLU6, with every z = BN(x) at
  * least 0.05 from the kinks at 0 and 6 (asserted: the FD step must not cross one). */
 TEST(nn_bn_relu6_backward_fd) {
