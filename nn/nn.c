@@ -356,11 +356,12 @@ void nn_conv_forward_bn_stats(float *out, const float *in, const float *w, float
 }
 
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
-                      float *scratch, int N, int H, int W, int Cin, int Cout, int k, int stride) {
+                      float *scratch, int col_kept, int N, int H, int W, int Cin, int Cout, int k,
+                      int stride) {
     APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     if (dw) {
-        im2col(scratch, in, N, H, W, Cin, k, stride);
+        if (!col_kept) im2col(scratch, in, N, H, W, Cin, k, stride);
         sgemm_wgrad(dw, KK, dout, Cout, scratch, KK, M, Cout, KK);
     }
     if (din) {

@@ -131,9 +131,13 @@ void nn_conv_forward_bn_stats(float *out, const float *in, const float *w, float
                               int H, int W, int Cin, int Cout, int k, int stride,
                               struct nn_bn_blocks *st);
 /* din may be NULL (first layer: no input gradient needed); dw accumulated.
- * scratch as for forward (it is recomputed). */
+ * scratch as for forward; col_kept != 0 when it still holds the im2col of
+ * `in` that nn_conv_forward* left there (same in and shapes, scratch not
+ * used since): the weight gradient then reuses it instead of recomputing
+ * it (the same bits). With din, scratch is overwritten. */
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
-                      float *scratch, int N, int H, int W, int Cin, int Cout, int k, int stride);
+                      float *scratch, int col_kept, int N, int H, int W, int Cin, int Cout, int k,
+                      int stride);
 
 /* ---- batch normalisation over x [M][C] (M = N*H*W), optionally fused with ReLU6 ----
  * train: batch mean and biased variance per channel (one pass over x from

@@ -636,8 +636,9 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
         int acc = 0;
         float *g;
         switch (op->kind) {
-        case OP_CONV: /* first layer: no input gradient */
-            nn_conv_backward(NULL, op->dw, y->g, x->v, op->w, c->scratch, op->N, op->H, op->W,
+        case OP_CONV: /* first layer: no input gradient; c->scratch still holds the
+                       * forward's im2col (only the first conv uses it) */
+            nn_conv_backward(NULL, op->dw, y->g, x->v, op->w, c->scratch, 1, op->N, op->H, op->W,
                              op->C, op->Cout, op->k, op->stride);
             break;
         case OP_PW:

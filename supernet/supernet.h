@@ -115,7 +115,7 @@ struct sn_ctx {
     struct sn_op *ops;  /* the tape of the last forward */
     void *nodes;        /* its activation nodes (values and gradients) */
     int n_ops, cap_ops;
-    float *scratch; /* im2col / kernel-transform scratch */
+    float *scratch; /* the first conv's im2col, kept from the forward for its backward */
     size_t scratch_floats;
     /* BN recalibration accumulators, per BN op in forward order */
     double *calib_mean, *calib_var;

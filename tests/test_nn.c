@@ -432,19 +432,26 @@ TEST(nn_conv_backward_fd) {
         cv.rr = randn(&r, no, 1);
         cv.scratch = apq_falloc(nn_conv_scratch_floats(cv.N, cv.H, cv.W, cv.Ci, cv.k, cv.s));
         float *din = randn(&r, ni, 1), *dw = zeros(nw), *dw2 = zeros(nw), *fd = zeros(ni + nw);
-        nn_conv_backward(din, dw, cv.rr, cv.in, cv.w, cv.scratch, cv.N, cv.H, cv.W, cv.Ci, cv.Co,
+        nn_conv_backward(din, dw, cv.rr, cv.in, cv.w, cv.scratch, 0, cv.N, cv.H, cv.W, cv.Ci, cv.Co,
                          cv.k, cv.s);
         fd_grad(fd, cv.in, 1, ni, ni, 0.25f, conv_loss);
         CHECK_ARRAY_REL(din, fd, ni, 1e-4);
         fd_grad(fd, cv.w, 1, nw, nw, 0.25f, conv_loss);
         CHECK_ARRAY_REL(dw, fd, nw, 1e-4);
         /* din == NULL (first layer) gives the same dw; dw accumulates */
-        nn_conv_backward(NULL, dw2, cv.rr, cv.in, cv.w, cv.scratch, cv.N, cv.H, cv.W, cv.Ci, cv.Co,
-                         cv.k, cv.s);
+        nn_conv_backward(NULL, dw2, cv.rr, cv.in, cv.w, cv.scratch, 0, cv.N, cv.H, cv.W, cv.Ci,
+                         cv.Co, cv.k, cv.s);
         CHECK(!memcmp(dw, dw2, sizeof(float) * nw));
-        nn_conv_backward(NULL, dw2, cv.rr, cv.in, cv.w, cv.scratch, cv.N, cv.H, cv.W, cv.Ci, cv.Co,
-                         cv.k, cv.s);
+        nn_conv_backward(NULL, dw2, cv.rr, cv.in, cv.w, cv.scratch, 0, cv.N, cv.H, cv.W, cv.Ci,
+                         cv.Co, cv.k, cv.s);
         for (int i = 0; i < nw; i++) CHECK_NEAR(dw2[i], 2 * dw[i], 1e-5 * (1 + fabsf(dw[i])));
+        /* the forward's im2col kept in scratch: the same dw */
+        memset(dw2, 0, sizeof(float) * nw);
+        nn_conv_forward(cv.out, cv.in, cv.w, cv.scratch, cv.N, cv.H, cv.W, cv.Ci, cv.Co, cv.k,
+                        cv.s);
+        nn_conv_backward(NULL, dw2, cv.rr, cv.in, cv.w, cv.scratch, 1, cv.N, cv.H, cv.W, cv.Ci,
+                         cv.Co, cv.k, cv.s);
+        CHECK(!memcmp(dw, dw2, sizeof(float) * nw));
         free(cv.in), free(cv.w), free(cv.out), free(cv.rr), free(cv.scratch), free(din), free(dw),
             free(dw2), free(fd);
     }
