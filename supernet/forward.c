@@ -604,8 +604,6 @@ static void kernel_prep_backward(struct supernet *sn, struct sn_ctx *c, const st
     }
 }
 
-/* Gradient buffer for node i's input gradient: fresh when none exists yet,
- * else a temporary that is added afterwards (fan-out at residual inputs). */
 // ---- gradient buffers ------------------------------------------------------------
 /* Every backward op writes its input gradient into a buffer that dies as soon
  * as the op producing that node has read it. Reusing the most recently freed
@@ -647,6 +645,8 @@ static void grad_done(struct tape_nodes *t, int y, int lo) {
     grad_free(t, p);
 }
 
+/* Gradient buffer for node x's input gradient: x's own when none exists yet,
+ * else a temporary that din_done adds and frees (fan-out at residual inputs). */
 static float *din_buf(struct sn_ctx *c, struct node *x, int *accumulate) {
     *accumulate = x->g != NULL;
     float *g = grad_alloc(c, x->n);
