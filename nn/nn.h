@@ -245,6 +245,8 @@ struct arena {
     float *base;
     size_t cap, used, high; /* floats */
 };
+/* cap_floats of 2 MB aligned memory, advised as transparent huge pages; dies
+ * (apq_die) when it cannot be had. arena_free releases it. */
 void arena_init(struct arena *a, size_t cap_floats);
 void arena_free(struct arena *a);
 float *arena_alloc(struct arena *a, size_t n_floats); /* 16-float aligned, uninitialised */

@@ -191,7 +191,9 @@ void nn_adam_step(float *w, const float *g, float *m, float *v, size_t n, float 
 void arena_init(struct arena *a, size_t cap_floats) {
     /* 2 MB aligned and advised as transparent huge pages (Linux: THP
      * "madvise" mode, Debian's default): the layers stream tensors of several
-     * MB, and with 4 KB pages every row of a depthwise window is a TLB miss. */
+     * MB across many 4 KB pages. Measured 2026-11-22 (in-process A/B, batch
+     * 128, train-smallest): 1-2% per step at the median, none at the 25th
+     * percentile; the values are unchanged. */
     const size_t huge = (size_t)2 << 20;
     size_t bytes = (cap_floats * sizeof(float) + huge - 1) / huge * huge;
     a->base = aligned_alloc(huge, bytes ? bytes : huge);

@@ -645,6 +645,15 @@ static void grad_done(struct tape_nodes *t, int y, int lo) {
     grad_free(t, p);
 }
 
+/* Where a product writes node x's input gradient: x's own buffer, new when
+ * none exists yet (*accumulate = 0), else added onto by the product itself
+ * (*accumulate = 1: a second consumer's gradient, fan-out at residual inputs). */
+static float *din_product(struct sn_ctx *c, struct node *x, int *accumulate) {
+    *accumulate = x->g != NULL;
+    if (!x->g) x->g = grad_alloc(c, x->n);
+    return x->g;
+}
+
 /* Gradient buffer for node x's input gradient: x's own when none exists yet,
  * else a temporary that din_done adds and frees (fan-out at residual inputs). */
 static float *din_buf(struct sn_ctx *c, struct node *x, int *accumulate) {
@@ -671,9 +680,9 @@ static int bn_backward_with_pw(struct supernet *sn, struct sn_ctx *c, const stru
     if (pw->kind != OP_PW || pw->out != bn->in || mid->g ||
         !nn_linear_bn_backward_fused(pw->M, pw->C, pw->Cout))
         return 0;
-    const int acc = x->g != NULL; /* a second consumer's gradient: the product adds onto it */
-    if (!acc) x->g = grad_alloc(c, x->n);
-    nn_linear_bn_backward(x->g, pw->C, acc, pw->dw, pw->lddw, grad_of(sn, bn->bn->gamma),
+    int acc;
+    float *din = din_product(c, x, &acc);
+    nn_linear_bn_backward(din, pw->C, acc, pw->dw, pw->lddw, grad_of(sn, bn->bn->gamma),
                           grad_of(sn, bn->bn->beta), y->g, mid->v, bn->mean, bn->invstd,
                           bn->bn->gamma, bn->bn->beta, bn->relu6, x->v, pw->C, pw->w, pw->ldw,
                           pw->M, pw->C, pw->Cout);
@@ -699,10 +708,9 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
                              op->C, op->Cout, op->k, op->stride);
             break;
         case OP_PW:
-        case OP_LINEAR: /* a second consumer's gradient: the product adds onto it */
-            acc = x->g != NULL;
-            if (!acc) x->g = grad_alloc(c, x->n);
-            nn_linear_backward(x->g, op->C, acc, op->dw, op->lddw, op->dbias, y->g, op->Cout, x->v,
+        case OP_LINEAR:
+            g = din_product(c, x, &acc);
+            nn_linear_backward(g, op->C, acc, op->dw, op->lddw, op->dbias, y->g, op->Cout, x->v,
                                op->C, op->w, op->ldw, op->M, op->C, op->Cout);
             break;
         case OP_DW: {
