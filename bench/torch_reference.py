@@ -23,7 +23,6 @@ import configparser
 import csv
 import gzip
 import os
-import subprocess
 import sys
 import time
 
@@ -31,6 +30,8 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from apq_serve import ApqServer
 
 BN_EPS = 1e-5
 FMNIST_MEAN = np.float32(0.2860)
@@ -320,36 +321,6 @@ def _timed(step, seconds, warmup=2, min_iters=3):
             return n, dt
 
 
-class ApqServer:
-    """apq-bench --serve (bench/bench.c) as a child process that runs one case per request."""
-
-    def __init__(self, binary, out, seconds, threads):
-        env = dict(os.environ, APQ_THREADS=str(threads))
-        self.p = subprocess.Popen([binary, "--serve", "--out", out, "--seconds", str(seconds)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.cases = []  # (case, arch, macs)
-        for line in self.p.stdout:
-            if not line.strip():
-                break
-            case, arch, macs = line.strip().split(",")
-            self.cases.append((case, arch, float(macs)))
-        if not self.cases:
-            sys.exit(f"torch_reference.py: {binary} --serve exited before naming its cases")
-
-    def run(self, case):
-        self.p.stdin.write(case + "\n")
-        self.p.stdin.flush()
-        f = self.p.stdout.readline().strip().split(",")
-        if len(f) != 4 or f[0] != case:
-            sys.exit(f"torch_reference.py: apq-bench --serve gave {f!r} for case {case}")
-        return float(f[1])
-
-    def close(self):
-        self.p.stdin.close()
-        if self.p.wait() != 0:
-            sys.exit(f"torch_reference.py: apq-bench --serve failed (status {self.p.returncode})")
-
-
 def bench(args):
     """Each case in NCHW and in channels_last (PyTorch's two CPU layouts; which
     one its oneDNN kernels prefer depends on the layer), timed in the faster one
@@ -359,7 +330,7 @@ def bench(args):
     that both sides of a ratio see the same machine speed."""
     torch.set_num_threads(args.threads)
     out_dir = os.path.dirname(args.out) or "."
-    apq = ApqServer(args.apq, out_dir, args.seconds, args.threads)
+    apq = ApqServer(args.apq, out_dir, args.seconds, args.threads, "torch_reference.py")
     net = Supernet(os.path.join(out_dir, "bench-supernet.h5"))
     x_np, y_np = load_images("train", args.batch, args.data)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)

@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""ab.py — two builds of apq-bench taking turns: is B faster than A?
+
+  python3 bench/ab.py BIN_A BIN_B [--case train-smallest] [--rounds 40] [--seconds 0.5] [--threads 2]
+
+Starts BIN_A --serve and BIN_B --serve (bench/bench.c) side by side; only one
+runs at a time. Per round each times the case for --seconds (after its two
+warm-up steps), A first in odd rounds and B first in even ones, so both see
+the same machine: its speed drifts by up to 30% within minutes, which makes
+separate runs useless for a change of a few percent. Prints, on stdout, each
+side's median images/s and the median of the per-round ratios B/A with a
+distribution-free 95% confidence interval for that median (order statistics
+of the binomial; Conover, Practical Nonparametric Statistics, §3.2).
+
+To compare a revision with the working tree:
+  git worktree add /tmp/apq-a REV && make -C /tmp/apq-a build/apq-bench
+  make build/apq-bench && python3 bench/ab.py /tmp/apq-a/build/apq-bench build/apq-bench
+OPENBLAS_CORETYPE is set as bench/run.sh sets it when unset (DESIGN.md §8).
+"""
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from apq_serve import ApqServer  # noqa: E402
+
+
+def median_ci(xs, level=0.95):
+    """The ranks (lo, hi), 0-based, of a distribution-free `level` interval for the median."""
+    n = len(xs)
+    cdf, k, z = 0.0, 0, (1 - level) / 2
+    for i in range(n + 1):  # largest k with P(Bin(n, 1/2) <= k - 1) <= z
+        cdf += math.comb(n, i) / 2.0**n
+        if cdf > z:
+            k = i
+            break
+    return max(k - 1, 0), min(n - k, n - 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--case", default="train-smallest")
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    for b in (args.a, args.b):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"ab.py: {b} is not an executable; build it with make build/apq-bench")
+    if args.rounds < 6 or args.seconds <= 0:
+        sys.exit("ab.py: need --rounds >= 6 and --seconds > 0")
+    if "OPENBLAS_CORETYPE" not in os.environ:
+        flags = open("/proc/cpuinfo").read()
+        if " avx512f" in flags:
+            os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+        elif " avx2" in flags:
+            os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    with tempfile.TemporaryDirectory() as ta, tempfile.TemporaryDirectory() as tb:
+        sa = ApqServer(args.a, ta, args.seconds, args.threads, "ab.py")
+        sb = ApqServer(args.b, tb, args.seconds, args.threads, "ab.py")
+        if args.case not in [c[0] for c in sa.cases] or args.case not in [c[0] for c in sb.cases]:
+            sys.exit(f"ab.py: unknown --case {args.case}; choose from {[c[0] for c in sa.cases]}")
+        ra, rb = [], []
+        for r in range(args.rounds):
+            if r % 2 == 0:
+                ra.append(sa.run(args.case))
+                rb.append(sb.run(args.case))
+            else:
+                rb.append(sb.run(args.case))
+                ra.append(sa.run(args.case))
+            print(f"ab.py: round {r + 1}/{args.rounds}: A {ra[-1]:.1f}, B {rb[-1]:.1f} images/s",
+                  file=sys.stderr)
+        sa.close()
+        sb.close()
+    ratios = sorted(b / a for a, b in zip(ra, rb))
+    lo, hi = median_ci(ratios)
+    print(f"case,{args.case}\nrounds,{args.rounds}\nseconds_per_turn,{args.seconds}")
+    print(f"a,{args.a},{statistics.median(ra):.1f}\nb,{args.b},{statistics.median(rb):.1f}")
+    print(f"ratio_b_over_a,{statistics.median(ratios):.4f},ci95,{ratios[lo]:.4f},{ratios[hi]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
