@@ -314,7 +314,8 @@ TEST(nn_dw_bn_blocks_match_bn) {
             nn_dw_forward_ex(o, x, pre_ok ? &pre : NULL, w, ldw, N, H, W, C, k, st, NULL, &b);
             CHECK(b.filled == 1);
             CHECK(!memcmp(o, ref, sizeof(float) * no));
-            nn_bn_stats_train(sref, sref + C, sref + 2 * C, sref + 3 * C, ref, g, M, C, 1e-5f, NULL);
+            nn_bn_stats_train(sref, sref + C, sref + 2 * C, sref + 3 * C, ref, g, M, C, 1e-5f,
+                              NULL);
             nn_bn_stats_train(sbl, sbl + C, sbl + 2 * C, sbl + 3 * C, o, g, M, C, 1e-5f, &b);
             CHECK(!memcmp(sref, sbl, sizeof(float) * 4 * C));
         }
