@@ -72,6 +72,15 @@ $(B)/apq-bench $(B)/apq-golden-supernet:
 bench: $(B)/apq-bench
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
 	bash bench/run.sh $(B)/apq-bench
+# make ab REV=<git rev> [AB_CASE=train-smallest] [AB_ARGS="--rounds 40 --seconds 0.5"]: that revision's apq-bench and this
+# tree's taking turns (bench/ab.py): the median speed ratio with its 95% interval
+AB_CASE ?= train-smallest
+ab: $(B)/apq-bench
+	@test -n "$(REV)" || { echo "make ab: name the revision to compare with: make ab REV=<git rev>" >&2; exit 2; }
+	rm -rf $(B)/ab-base && git worktree prune && git worktree add -f --detach $(B)/ab-base $(REV)
+	$(MAKE) -C $(B)/ab-base B=build build/apq-bench
+	/usr/bin/python3 bench/ab.py $(B)/ab-base/build/apq-bench $(B)/apq-bench --case $(AB_CASE) $(AB_ARGS)
+	git worktree remove --force $(B)/ab-base
 goldens: $(B)/apq-golden-supernet
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
 	/usr/bin/python3 bench/make_goldens.py --golden-supernet $(B)/apq-golden-supernet
@@ -105,7 +114,7 @@ format-check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps programs test bench goldens format format-check clean
+.PHONY: all deps programs test bench ab goldens format format-check clean
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
 -include pipeline.mk
