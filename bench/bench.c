@@ -53,16 +53,6 @@ struct bench {
 
 // ---- one step ------------------------------------------------------------------
 
-/* SGD-Nesterov over every tensor, no weight decay on BN and biases (as supernet_train). */
-static void sgd_update(struct supernet *sn, float lr, float momentum, float wd) {
-    for (int i = 0; i < sn->n_tensors; i++) {
-        const struct sn_tensor *t = &sn->tensors[i];
-        if (t->is_buffer) continue;
-        nn_sgd_step(sn->params + t->offset, sn->grads + t->offset, sn->mom + t->offset, t->size, lr,
-                    momentum, t->no_decay ? 0.0f : wd, 1);
-    }
-}
-
 static void step(struct bench *b, const struct bcase *k) {
     struct supernet *sn = &b->sn;
     if (!k->train) {
@@ -73,7 +63,7 @@ static void step(struct bench *b, const struct bcase *k) {
     const float *logits = supernet_forward(sn, &b->c, &k->a, NULL, b->x, b->batch, SN_TRAIN);
     nn_softmax_ce(b->dlogits, logits, b->y, NULL, b->batch, sn->s.n_classes, 0.1f);
     supernet_backward(sn, &b->c, b->dlogits);
-    sgd_update(sn, 1e-3f, 0.9f, 4e-5f);
+    sn_sgd_update(sn, 1e-3f, 0.9f, 4e-5f); /* as supernet_train */
 }
 
 /* Two warm-up steps, then steps until `seconds` have passed (at least 3). */
