@@ -100,17 +100,6 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
     free(part1);
 }
 
-/* buf [m][K] = pre(x) for m rows of x (row stride ldx): nn_bn_apply's expression. */
-static void act_pre_rows(float *restrict buf, const float *restrict x, size_t ldx, int m, int K,
-                         const struct nn_act_pre *pre) {
-    const float *sc = pre->scale, *mu = pre->mean, *sh = pre->shift;
-    for (int r = 0; r < m; r++) {
-        const float *xr = x + (size_t)r * ldx;
-        float *br = buf + (size_t)r * K;
-        for (int c = 0; c < K; c++) br[c] = nn_bn_act(sc[c], xr[c] - mu[c], sh[c], pre->relu6);
-    }
-}
-
 // ---- sgemm split across OpenMP threads -----------------------------------------
 
 /* OpenBLAS runs single-threaded (apq_runtime_init): its own thread pool would
@@ -155,24 +144,15 @@ static int small_chunk_rows(long nk, long m) {
  * chunk is in cache. */
 static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float beta, float *C, int ldc, int rows,
-                            struct nn_bn_blocks *st, const struct nn_act_pre *pre) {
+                            struct nn_bn_blocks *st) {
     const int nch = (M + rows - 1) / rows;
-    float *abuf = pre ? apq_falloc((size_t)omp_get_max_threads() * rows * K) : NULL;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < nch; ch++) {
         const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
-        const float *a = A + (size_t)m0 * lda;
-        int la = lda;
-        if (pre) { /* this chunk of pre(A), in cache */
-            float *t = abuf + (size_t)omp_get_thread_num() * rows * K;
-            act_pre_rows(t, a, (size_t)lda, m, K, pre);
-            a = t, la = K;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, alpha, a, la, B, ldb, beta,
-                    C + (size_t)m0 * ldc, ldc);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, alpha, A + (size_t)m0 * lda,
+                    lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
         if (st) nn_bn_blocks_of_rows(st, C, (size_t)ldc, m0, m0 + m, N);
     }
-    free(abuf);
 }
 
 /* Piece t's first row of M rows in T pieces; `aligned`: rounded down to a
@@ -193,7 +173,7 @@ static void sgemm_rows_bn(int ta, int tb, int M, int N, int K, float alpha, cons
     if (st) st->filled = 0;
     const int rows = !ta && !tb ? small_chunk_rows((long)N * K, M) : 0;
     if (rows) {
-        sgemm_nn_chunks(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, rows, st, NULL);
+        sgemm_nn_chunks(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, rows, st);
         if (st) st->filled = 1;
         return;
     }
@@ -261,10 +241,8 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
  * small-matrix kernels run the untransposed form 1.2-2.3x faster (measured
  * 2026-11-22 at the 28x28 and 14x14 shapes); others as one split sgemm. */
 static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
-                          int M, int K, int N, struct nn_bn_blocks *st,
-                          const struct nn_act_pre *pre) {
+                          int M, int K, int N, struct nn_bn_blocks *st) {
     const int rows = small_chunk_rows((long)N * K, M);
-    APQ_ASSERT(!pre || (rows && pre->relu6));
     if (!rows) {
         sgemm_rows_bn(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo, st);
         return;
@@ -273,7 +251,7 @@ static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const f
     float *wt = apq_falloc((size_t)K * N);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
-    sgemm_nn_chunks(M, N, K, 1.0f, in, ldi, wt, N, 0.0f, out, ldo, rows, st, pre);
+    sgemm_nn_chunks(M, N, K, 1.0f, in, ldi, wt, N, 0.0f, out, ldo, rows, st);
     free(wt);
 }
 
@@ -282,7 +260,7 @@ static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const f
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N) {
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
-    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N, NULL, NULL);
+    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N, NULL);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((long)M * N >= PAR_MIN_WORK)
     for (int m = 0; m < M; m++) {
@@ -291,15 +269,10 @@ void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const floa
     }
 }
 
-int nn_linear_pre_supported(int M, int K, int N) {
-    return small_chunk_rows((long)N * K, M) > 0;
-}
-
 void nn_linear_forward_bn_stats(float *out, int ldo, const float *in, int ldi, const float *w,
-                                int ldw, int M, int K, int N, struct nn_bn_blocks *st,
-                                const struct nn_act_pre *pre) {
+                                int ldw, int M, int K, int N, struct nn_bn_blocks *st) {
     APQ_ASSERT(M > 0 && K > 0 && N > 0 && ldo >= N && ldi >= K && ldw >= K);
-    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N, st, pre);
+    sgemm_forward(out, ldo, in, ldi, w, ldw, M, K, N, st);
 }
 
 void nn_linear_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dbias,
@@ -399,7 +372,7 @@ void nn_conv_forward_bn_stats(float *out, const float *in, const float *w, float
     APQ_ASSERT(N > 0 && H > 0 && W > 0 && Cin > 0 && Cout > 0 && k % 2 == 1 && stride >= 1);
     const int M = N * nn_out_size(H, k, stride) * nn_out_size(W, k, stride), KK = k * k * Cin;
     im2col(scratch, in, N, H, W, Cin, k, stride);
-    sgemm_forward(out, Cout, scratch, KK, w, KK, M, KK, Cout, st, NULL);
+    sgemm_forward(out, Cout, scratch, KK, w, KK, M, KK, Cout, st);
 }
 
 void nn_conv_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
@@ -615,10 +588,9 @@ int nn_linear_bn_backward_fused(int M, int K, int N) {
 void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dgamma,
                            float *dbeta, const float *dy, const float *y, const float *mean,
                            const float *invstd, const float *gamma, const float *beta, int relu6,
-                           const float *in, int ldi, const struct nn_act_pre *pre, const float *w,
-                           int ldw, int M, int K, int N) {
+                           const float *in, int ldi, const float *w, int ldw, int M, int K, int N) {
     const int rows = small_chunk_rows((long)N * K, M);
-    APQ_ASSERT(rows > 0 && K > 0 && N > 0 && (!relu6 || beta) && (!pre || pre->relu6));
+    APQ_ASSERT(rows > 0 && K > 0 && N > 0 && (!relu6 || beta));
     APQ_ASSERT((!din || (lddi >= K && ldw >= K)) && (!dw || (lddw >= K && ldi >= K)));
     float *coef = apq_falloc((size_t)3 * N), *a = coef, *b = a + N, *d = b + N;
     bn_backward_sums(coef, dgamma, dbeta, dy, y, mean, invstd, gamma, beta, M, N, relu6);
@@ -626,7 +598,6 @@ void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int ldd
     const size_t nk = (size_t)N * K;
     float *part = dw ? apq_falloc(nch * nk) : NULL;
     float *gbuf = apq_falloc((size_t)nt * rows * N);
-    float *ibuf = dw && pre ? apq_falloc((size_t)nt * rows * K) : NULL;
     const float *shift = relu6 ? beta : NULL;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < nch; ch++) {
@@ -637,21 +608,12 @@ void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int ldd
         if (din)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, K, N, 1.0f, g, N, w, ldw,
                         din_acc ? 1.0f : 0.0f, din + (size_t)m0 * lddi, lddi);
-        if (dw) {
-            const float *x = in + (size_t)m0 * ldi;
-            int lx = ldi;
-            if (pre) { /* the forward's input chunk again */
-                float *t = ibuf + (size_t)omp_get_thread_num() * rows * K;
-                act_pre_rows(t, x, (size_t)ldi, m, K, pre);
-                x = t, lx = K;
-            }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, m, 1.0f, g, N, x, lx, 0.0f,
-                        part + ch * nk, K);
-        }
+        if (dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, m, 1.0f, g, N,
+                        in + (size_t)m0 * ldi, ldi, 0.0f, part + ch * nk, K);
     }
     if (dw) wgrad_add_partials(dw, lddw, part, nch, N, K);
     free(part);
-    free(ibuf);
     free(gbuf);
     free(coef);
 }

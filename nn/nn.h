@@ -54,21 +54,6 @@ size_t nn_bn_blocks_floats(int M, int C);
 void nn_bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
                           int C);
 
-/* ---- BN + ReLU6 applied by the kernel that reads (or writes) a tensor -- */
-/* A per-channel affine map with ReLU6 between a tensor and the kernel that
- * reads it: y = min(max(scale[c]*(x - mean[c]) + shift[c], 0), 6), as
- * nn_bn_forward_* compute it (nn_bn_act), so the same bits. As a prologue (a
- * training or calibration BN + ReLU6, reference/ofa.md §1) a depthwise conv
- * (nn_dw_forward_ex) or a pointwise product (nn_linear_forward_bn_stats)
- * reads x and computes on y, and its backward recomputes y from x, so y is
- * never stored and never read back. As an epilogue of the depthwise conv it
- * is the inference BN of its output (scale = gamma/sqrt(rvar+eps)). Arrays
- * [C], not owned. */
-struct nn_act_pre {
-    const float *scale, *mean, *shift;
-    int relu6; /* 0: the affine map only (epilogue only; a prologue needs 1) */
-};
-
 /* ---- linear / pointwise (OpenBLAS sgemm) ------------------------------ */
 /* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
@@ -77,16 +62,9 @@ void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const floa
  * blocks of out [M][N] when its product runs in pieces of whole blocks: the
  * small-matrix chunks, or the larger products' row pieces when M >= 2048
  * (st->filled = 1; else 0 and the BN computes them). st arrays:
- * nn_bn_blocks_floats(M, N) floats. With pre != NULL (pre->relu6 1 and
- * nn_linear_pre_supported(M, K, N), else APQ_ASSERT) the product reads
- * pre(in) [M][K], made chunk by chunk in per-thread scratch: the same bits
- * as nn_bn_apply then the product (test nn_linear_pre_matches_materialised). */
+ * nn_bn_blocks_floats(M, N) floats. */
 void nn_linear_forward_bn_stats(float *out, int ldo, const float *in, int ldi, const float *w,
-                                int ldw, int M, int K, int N, struct nn_bn_blocks *st,
-                                const struct nn_act_pre *pre);
-/* 1 when the [M][K] x [K][N] product runs in fixed small-matrix chunks, which
- * take a prologue (the 28x28, 14x14 and skinny 7x7 shapes). */
-int nn_linear_pre_supported(int M, int K, int N);
+                                int ldw, int M, int K, int N, struct nn_bn_blocks *st);
 /* din[M][K] (lddi) = dout · w (+= when din_acc: a second consumer's gradient,
  * added by the product itself);  dw[N][K] (lddw) += dout^T · in;
  * dbias[N] += column sums of dout. */
@@ -117,6 +95,18 @@ void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const fl
  * benchmarks; not thread-safe against running kernels. */
 int nn_dw_simd(int on);
 
+/* A per-channel affine map with ReLU6 between a tensor and the depthwise conv
+ * that reads it: y = min(max(scale[c]*(x - mean[c]) + shift[c], 0), 6), as
+ * nn_bn_forward_* compute it (nn_bn_act). As a prologue (the BN + ReLU6 of
+ * the expand conv, reference/ofa.md §1) the kernels read x and convolve y,
+ * zero-padded in y, so y is never stored and never read back: one write and
+ * one read of a block's largest tensor fewer, forward and at inference. As an
+ * epilogue it is the inference BN of the depthwise output (scale =
+ * gamma/sqrt(rvar+eps)). Arrays [C], not owned. */
+struct nn_dw_pre {
+    const float *scale, *mean, *shift;
+    int relu6; /* 0: the affine map only (epilogue only; a prologue needs 1) */
+};
 /* 1 when the kernels take a prologue at this kernel size and stride (the
  * AVX-512 tiles: k = 3, 5, 7, stride 1 or 2, while nn_dw_simd is on). */
 int nn_dw_pre_supported(int k, int stride);
@@ -129,15 +119,15 @@ int nn_dw_pre_supported(int k, int stride);
  * after the conv then only merges them. Shapes as nn_dw_forward; bit for bit
  * the unfused calls (tests nn_dw_pre_matches_materialised,
  * nn_dw_bn_blocks_match_bn). */
-void nn_dw_forward_ex(float *out, const float *in, const struct nn_act_pre *pre, const float *w,
+void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
                       int ldw, int N, int H, int W, int C, int k, int stride,
-                      const struct nn_act_pre *post, struct nn_bn_blocks *st);
+                      const struct nn_dw_pre *post, struct nn_bn_blocks *st);
 /* nn_dw_backward of the conv that read y = pre(in) (pre may be NULL: plain
  * nn_dw_backward): din [N,H,W,C] is the gradient of y (the prologue's own
  * backward is the BN's), dw [k*k][lddw] accumulates with y recomputed from
  * in. Same conditions on pre as nn_dw_forward_ex. */
 void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const float *in,
-                       const struct nn_act_pre *pre, const float *w, int ldw, int N, int H, int W,
+                       const struct nn_dw_pre *pre, const float *w, int ldw, int N, int H, int W,
                        int C, int k, int stride);
 
 /* ---- dense conv k x k (first layer; im2col + sgemm) -------------------- */
@@ -177,7 +167,7 @@ void nn_bn_forward_train(float *y, float *mean, float *invstd, float *var_out, c
  * as there, scale[c] = gamma[c]*invstd[c] ([C] each; var_out may be NULL).
  * st (may be NULL or unfilled): the blocks of x [M][C] as its producer
  * computed them. The other half is nn_bn_apply, or the consumer's prologue
- * (struct nn_act_pre). M, C > 0 and eps > 0, else APQ_ASSERT. */
+ * (struct nn_dw_pre). M, C > 0 and eps > 0, else APQ_ASSERT. */
 void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out, const float *x,
                        const float *gamma, int M, int C, float eps, const struct nn_bn_blocks *st);
 /* y[m][c] = act(scale[c]*(x[m][c] - mean[c]) + shift[c]) (+ add[m][c] when
@@ -187,7 +177,7 @@ void nn_bn_stats_train(float *scale, float *mean, float *invstd, float *var_out,
 void nn_bn_apply(float *y, const float *x, const float *scale, const float *mean,
                  const float *shift, int M, int C, int relu6, const float *add);
 /* scale[c] = gamma[c]/sqrt(rvar[c]+eps) for c < C, the inference BN's scale
- * as nn_bn_forward_eval computes it (for struct nn_act_pre); eps > 0. */
+ * as nn_bn_forward_eval computes it (for struct nn_dw_pre); eps > 0. */
 void nn_bn_eval_scales(float *scale, const float *gamma, const float *rvar, int C, float eps);
 /* eval: y = act(gamma*(x-rmean)/sqrt(rvar+eps) + beta). Both BN forwards allow y == x. */
 void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
@@ -205,9 +195,7 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
  * relu6), then nn_linear_backward(din, lddi, din_acc, dw, lddw, NULL, dout,
  * N, in, ldi, w, ldw, M, K, N), with the same bits, where y [M][N] (dense)
  * is the product's output (the BN's input), dy [M][N] the gradient of the
- * BN's output, and mean..beta [N] as nn_bn_backward takes them; with pre
- * != NULL the product's input is pre(in), recomputed chunk by chunk for the
- * weight gradient (as nn_linear_forward_bn_stats read it). dout is
+ * BN's output, and mean..beta [N] as nn_bn_backward takes them. dout is
  * never stored: each fixed chunk of rows is made in cache (per-thread
  * scratch) and feeds both products there. Only for the shapes whose product
  * runs in fixed small-matrix chunks: nn_linear_bn_backward_fused(M, K, N)
@@ -217,8 +205,7 @@ int nn_linear_bn_backward_fused(int M, int K, int N);
 void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dgamma,
                            float *dbeta, const float *dy, const float *y, const float *mean,
                            const float *invstd, const float *gamma, const float *beta, int relu6,
-                           const float *in, int ldi, const struct nn_act_pre *pre, const float *w,
-                           int ldw, int M, int K, int N);
+                           const float *in, int ldi, const float *w, int ldw, int M, int K, int N);
 /* running = (1-momentum)*running + momentum*batch (PyTorch convention, momentum 0.1). */
 void nn_bn_update_running(float *rmean, float *rvar, const float *mean, const float *var, int C,
                           float momentum);

@@ -218,8 +218,8 @@ struct dw_geom {
 /* One output row r = n*OH + oh; then, when scale, the eval BN (+ ReLU6) on
  * it while it is in cache. */
 static void dw_forward_row(float *orow, const float *in, const float *w, int ldw,
-                           const struct dw_geom *g, int r, const struct nn_act_pre *pre,
-                           const struct nn_act_pre *post) {
+                           const struct dw_geom *g, int r, const struct nn_dw_pre *pre,
+                           const struct nn_dw_pre *post) {
     const int H = g->H, W = g->W, C = g->C, k = g->k, s = g->s, OW = g->OW, pad = k / 2;
     const int n = r / g->OH, oh = r % g->OH;
 #if DW_SIMD
@@ -281,7 +281,7 @@ static int block_end(int b, int M) {
  * row split as schedule(static); the blocks are the same bits whichever
  * thread computes them. */
 static void dw_forward_rows_bn(float *out, const float *in, const float *w, int ldw,
-                               const struct dw_geom *g, const struct nn_act_pre *pre,
+                               const struct dw_geom *g, const struct nn_dw_pre *pre,
                                struct nn_bn_blocks *st, int rows, int t, int T) {
     const int OW = g->OW, C = g->C, M = rows * OW;
     const int r0 = (int)((long)rows * t / T), r1 = (int)((long)rows * (t + 1) / T);
@@ -297,9 +297,9 @@ static void dw_forward_rows_bn(float *out, const float *in, const float *w, int 
         nn_bn_blocks_of_rows(st, out, (size_t)C, b * NN_BN_BLOCK, block_end(b, M), C);
 }
 
-void nn_dw_forward_ex(float *out, const float *in, const struct nn_act_pre *pre, const float *w,
+void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
                       int ldw, int N, int H, int W, int C, int k, int s,
-                      const struct nn_act_pre *post, struct nn_bn_blocks *st) {
+                      const struct nn_dw_pre *post, struct nn_bn_blocks *st) {
     dw_check(ldw, N, H, W, C, k, s);
     APQ_ASSERT(!pre || (pre->relu6 && nn_dw_pre_supported(k, s)));
     APQ_ASSERT(!st || !post);
@@ -329,7 +329,7 @@ void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw,
     APQ_ASSERT(C > 0 && eps > 0);
     float *scale = apq_falloc((size_t)C);
     nn_bn_eval_scales(scale, gamma, rvar, C, eps);
-    const struct nn_act_pre post = {scale, rmean, beta, relu6};
+    const struct nn_dw_pre post = {scale, rmean, beta, relu6};
     nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, &post, NULL);
     free(scale);
 }
@@ -426,7 +426,7 @@ static void dw_backward_din(float *din, const float *dout, const float *w, int l
  * sum over the output rows r0 .. r1-1 (r = n*OH + oh) and their columns ow of
  * dout * y for tap t, channels c0 .. c0+cw-1, y = in or pre(in). */
 static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const float *in,
-                          const struct nn_act_pre *pre, int H, int W, int C, int k, int s, int r0,
+                          const struct nn_dw_pre *pre, int H, int W, int C, int k, int s, int r0,
                           int r1, int c0, int cw) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
     const int simd = nn_dw_pre_supported(k, s);
@@ -489,7 +489,7 @@ void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const fl
 }
 
 void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const float *in,
-                       const struct nn_act_pre *pre, const float *w, int ldw, int N, int H, int W,
+                       const struct nn_dw_pre *pre, const float *w, int ldw, int N, int H, int W,
                        int C, int k, int stride) {
     dw_check(ldw, N, H, W, C, k, stride);
     APQ_ASSERT(!pre || (pre->relu6 && nn_dw_pre_supported(k, stride)));

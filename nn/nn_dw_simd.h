@@ -41,7 +41,7 @@ static inline void dws_prefetch(const float *p, size_t n) {
     for (size_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T1);
 }
 
-/* The input transform of nn_act_pre, 16 channels: act(scale*(x - mean) + shift)
+/* The input transform of nn_dw_pre, 16 channels: act(scale*(x - mean) + shift)
  * with ReLU6, bit for bit as nn_bn_act computes it (max then min: NaN -> 0,
  * -0 -> +0), and zero where the column is outside the image (mask mj). */
 struct dws_pre {
@@ -66,7 +66,7 @@ static inline __attribute__((always_inline)) __m512 dws_load_x(const float *xp, 
     return PRE ? dws_pre_apply(q, xv, mj) : xv;
 }
 
-static inline void dws_pre_load(struct dws_pre *q, const struct nn_act_pre *pre, int c,
+static inline void dws_pre_load(struct dws_pre *q, const struct nn_dw_pre *pre, int c,
                                 __mmask16 m) {
     q->sc = _mm512_maskz_loadu_ps(m, pre->scale + c);
     q->mu = _mm512_maskz_loadu_ps(m, pre->mean + c);
@@ -85,8 +85,8 @@ static inline unsigned dws_valid(int iw0, int nj, int W) {
  * input row (column 0) of the i-th valid kernel row and wr[i] its tap 0. */
 static inline __attribute__((always_inline)) void
 dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const *wr,
-             ptrdiff_t wstep, int nkh, int C, int iw0, int W, int npix,
-             const struct nn_act_pre *pre, const int P, const int K, const int S, const int PRE) {
+             ptrdiff_t wstep, int nkh, int C, int iw0, int W, int npix, const struct nn_dw_pre *pre,
+             const int P, const int K, const int S, const int PRE) {
     const int NJ = (P - 1) * S + K;
     const unsigned valid = dws_valid(iw0, NJ, W);
     for (int c = 0; c < C; c += 16) {
@@ -125,7 +125,7 @@ dws_tile_out(float *o, ptrdiff_t os, const float *const *xr, const float *const 
  * over the columns inside [0, W), p ascending. */
 static inline __attribute__((always_inline)) void
 dws_tile_w(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int cw, int ow, int OW,
-           int W, const struct nn_act_pre *pre, const int P, const int K, const int S,
+           int W, const struct nn_dw_pre *pre, const int P, const int K, const int S,
            const int PRE) {
     const int NJ = (P - 1) * S + K, npix = OW - ow < P ? OW - ow : P, iw0 = ow * S - K / 2;
     const unsigned valid = dws_valid(iw0, NJ, W);
@@ -175,7 +175,7 @@ static int dws_supported(int k, int s) {
  * pixels in a 4-pixel tile. */
 static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const float *const *wr,
                         ptrdiff_t wstep, int nkh, int C, int W, int Q, int iw_first, int k, int s,
-                        const struct nn_act_pre *pre) {
+                        const struct nn_dw_pre *pre) {
     for (int q = 0; q < Q;) {
         const int left = Q - q, P = left <= 4 ? 4 : 8, npix = left < P ? left : P;
         float *o = orow + q * os;
@@ -209,7 +209,7 @@ static void dws_row_out(float *orow, ptrdiff_t os, const float *const *xr, const
 /* One output row of dws_tile_w tiles (8 pixels, the last <= 4 pixels in a 4-pixel tile):
  *   acc[t*as + c] += sum_{ow<OW} g[ow*C + c] * x[(ow*s - pad + t)*C + c],  t < k, c < cw. */
 static void dws_row_wgrad(float *acc, ptrdiff_t as, const float *g, const float *x, int C, int cw,
-                          int OW, int W, int k, int s, const struct nn_act_pre *pre) {
+                          int OW, int W, int k, int s, const struct nn_dw_pre *pre) {
     for (int ow = 0; ow < OW;) {
         const int left = OW - ow, P = left <= 4 ? 4 : 8;
         switch (DWS_KEY(P, k, s)) {

@@ -55,9 +55,8 @@ struct sn_op {
     float *mean, *invstd;        /* saved batch statistics */
     int relu6;                   /* BN fused with ReLU6 */
     int qlayer, bits, is_signed; /* fake-quantized activation */
-    struct nn_act_pre pre;       /* OP_DW, OP_PW with pre.scale: read node in2 through it (the BN
-                                  * whose values-free output is node in) */
-    float *mask;                 /* dropout */
+    struct nn_dw_pre pre; /* OP_DW with pre.scale: reads node in2 through it (the BN of node in) */
+    float *mask;          /* dropout */
 };
 
 #define MAX_NODES 512
@@ -203,7 +202,7 @@ static const struct nn_bn_blocks *blocks_of(const struct fwd *f, int in) {
  * for the backward, accumulated for recalibration) or the running ones
  * (eval). scale and mean: [C], in the arena. */
 static struct sn_op *bn_op(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6,
-                           struct nn_act_pre *norm) {
+                           struct nn_dw_pre *norm) {
     struct sn_op *op = new_op(f, OP_BN);
     op->in = in;
     op->M = M;
@@ -211,7 +210,7 @@ static struct sn_op *bn_op(struct fwd *f, int in, struct sn_bn *bn, int M, int C
     op->bn = bn;
     op->relu6 = relu6;
     float *scale = A(f, (size_t)C);
-    *norm = (struct nn_act_pre){scale, bn->mean, bn->beta, relu6};
+    *norm = (struct nn_dw_pre){scale, bn->mean, bn->beta, relu6};
     if (f->mode == SN_EVAL) {
         nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
     } else {
@@ -236,7 +235,7 @@ static int emit_bn_skip(struct fwd *f, int in, struct sn_bn *bn, int M, int C, i
     /* only training's backward needs the BN input: elsewhere normalise in place */
     float *y = f->mode == SN_TRAIN ? A(f, (size_t)M * C) : x;
     const float *add = skip >= 0 ? f->t->node[skip].v : NULL;
-    struct nn_act_pre n;
+    struct nn_dw_pre n;
     struct sn_op *op = bn_op(f, in, bn, M, C, relu6, &n);
     nn_bn_apply(y, x, n.scale, n.mean, n.shift, M, C, relu6, add);
     op->out = new_node(f, add ? NULL : y, (size_t)M * C);
@@ -256,7 +255,7 @@ static int emit_bn(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int re
  * loads (*pre): no output tensor; the op's output node has no values, only
  * the gradient the depthwise backward writes. */
 static int emit_bn_pre(struct fwd *f, int in, struct sn_bn *bn, int M, int C,
-                       struct nn_act_pre *pre) {
+                       struct nn_dw_pre *pre) {
     struct sn_op *op = bn_op(f, in, bn, M, C, 1, pre);
     op->out = new_node(f, NULL, (size_t)M * C);
     return op->out;
@@ -299,22 +298,15 @@ static const float *prep_weight(struct fwd *f, const float *w, int rows, int col
     return wq;
 }
 
-/* Pointwise conv on node `in` [M][Cin], or, when pre, on pre(node vin) (node
- * `in` is then the values-free output of emit_bn_pre). */
-static int emit_pw_pre(struct fwd *f, int in, int vin, const struct nn_act_pre *pre, const float *w,
-                       int ldw, int M, int Cin, int Cout, int wbits) {
+static int emit_pw(struct fwd *f, int in, const float *w, int ldw, int M, int Cin, int Cout,
+                   int wbits) {
     int ld;
     const float *wu = prep_weight(f, w, Cout, Cin, ldw, wbits, &ld);
     float *y = A(f, (size_t)M * Cout);
     struct nn_bn_blocks *st = producer_blocks(f, M, Cout); /* every pw feeds a BN */
-    nn_linear_forward_bn_stats(y, Cout, f->t->node[pre ? vin : in].v, Cin, wu, ld, M, Cin, Cout, st,
-                               pre);
+    nn_linear_forward_bn_stats(y, Cout, f->t->node[in].v, Cin, wu, ld, M, Cin, Cout, st);
     struct sn_op *op = new_op(f, OP_PW);
     op->in = in;
-    if (pre) {
-        op->in2 = vin;
-        op->pre = *pre;
-    }
     op->M = M;
     op->C = Cin;
     op->Cout = Cout;
@@ -326,27 +318,6 @@ static int emit_pw_pre(struct fwd *f, int in, int vin, const struct nn_act_pre *
     f->st_node = op->out;
     f->layer++;
     return op->out;
-}
-
-static int emit_pw(struct fwd *f, int in, const float *w, int ldw, int M, int Cin, int Cout,
-                   int wbits) {
-    return emit_pw_pre(f, in, -1, NULL, w, ldw, M, Cin, Cout, wbits);
-}
-
-/* The BN + ReLU6 `bn` of node h [M][Cin], then the pointwise conv that reads
- * it. In training and calibration, unquantized, where the product runs in
- * small-matrix chunks, the conv applies the BN to its input chunks in cache
- * (and its backward again): the normalised tensor is never stored. */
-static int emit_bn_pw(struct fwd *f, int h, struct sn_bn *bn, const float *w, int ldw, int M,
-                      int Cin, int Cout, int abits, int wbits) {
-    if (f->mode != SN_EVAL && (!f->quant || !abits) && nn_linear_pre_supported(M, Cin, Cout)) {
-        struct nn_act_pre pre;
-        int e = emit_bn_pre(f, h, bn, M, Cin, &pre);
-        return emit_pw_pre(f, e, h, &pre, w, ldw, M, Cin, Cout, wbits);
-    }
-    h = emit_bn(f, h, bn, M, Cin, 1);
-    h = emit_qact(f, h, abits, 0);
-    return emit_pw(f, h, w, ldw, M, Cin, Cout, wbits);
 }
 
 /* The active kernel of block b at kernel index j with `mid` channels:
@@ -384,9 +355,9 @@ static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
 /* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C],
  * or, when pre, on pre(node vin) (node `in` is then the values-free output of
  * emit_bn_pre); fused with the eval-mode BN + ReLU6 `bn` that follows it when
- * bn is given (inference only, see emit_dw_bn_pw). */
-static int emit_dw(struct fwd *f, int in, int vin, const struct nn_act_pre *pre, int b, int N,
-                   int H, int C, int k, int stride, int wbits, const struct sn_bn *bn) {
+ * bn is given (inference only, see emit_dw_bn). */
+static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, int b, int N, int H,
+                   int C, int k, int stride, int wbits, const struct sn_bn *bn) {
     const struct space *s = &f->sn->s;
     const float *w;
     int ldw;
@@ -415,11 +386,11 @@ static int emit_dw(struct fwd *f, int in, int vin, const struct nn_act_pre *pre,
     const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
     int OH = nn_out_size(H, k, stride);
     float *y = A(f, (size_t)N * OH * OH * C);
-    struct nn_act_pre post = {0};
+    struct nn_dw_pre post = {0};
     if (bn) {
         float *scale = A(f, (size_t)C);
         nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
-        post = (struct nn_act_pre){scale, bn->mean, bn->beta, 1};
+        post = (struct nn_dw_pre){scale, bn->mean, bn->beta, 1};
     }
     /* without the eval BN fused, a training BN follows: its blocks while in cache */
     struct nn_bn_blocks *st = bn ? NULL : producer_blocks(f, N * OH * OH, C);
@@ -447,28 +418,14 @@ static int emit_dw(struct fwd *f, int in, int vin, const struct nn_act_pre *pre,
     return op->out;
 }
 
-/* The pointwise conv after a depthwise conv and its BN + ReLU6: weights w
- * [Cout][ldw], activation and weight bit-widths (0: fp32). */
-struct pw_next {
-    const float *w;
-    int ldw, Cout, abits, wbits;
-};
-
-/* Depthwise conv, its BN and ReLU6, then the pointwise conv p: at inference
- * the BN runs fused in the depthwise conv's epilogue (no backward needs the
- * BN op; bn_off only counts for SN_CALIB), in training in the pointwise
- * conv's prologue where it takes one (emit_bn_pw). */
-static int emit_dw_bn_pw(struct fwd *f, int in, int vin, const struct nn_act_pre *pre, int b, int N,
-                         int H, int C, int k, int stride, int wbits, struct sn_bn *bn,
-                         const struct pw_next *p) {
-    const int OH = nn_out_size(H, k, stride), M = N * OH * OH;
-    if (f->mode == SN_EVAL) {
-        int h = emit_dw(f, in, vin, pre, b, N, H, C, k, stride, wbits, bn);
-        h = emit_qact(f, h, p->abits, 0);
-        return emit_pw(f, h, p->w, p->ldw, M, C, p->Cout, p->wbits);
-    }
+/* Depthwise conv, then its BN and ReLU6: one fused pass at inference, where
+ * no backward needs the BN op (bn_off only counts for SN_CALIB). */
+static int emit_dw_bn(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, int b, int N,
+                      int H, int C, int k, int stride, int wbits, struct sn_bn *bn) {
+    if (f->mode == SN_EVAL) return emit_dw(f, in, vin, pre, b, N, H, C, k, stride, wbits, bn);
     int h = emit_dw(f, in, vin, pre, b, N, H, C, k, stride, wbits, NULL);
-    return emit_bn_pw(f, h, bn, p->w, p->ldw, M, C, p->Cout, p->abits, p->wbits);
+    int OH = nn_out_size(H, k, stride);
+    return emit_bn(f, h, bn, N * OH * OH, C, 1);
 }
 
 // ---- the network -------------------------------------------------------------------
@@ -489,22 +446,21 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     const struct arch *a = f->a;
     int mid = a->mid[b], k = a->ks[b], M = N * H * H;
     int OH = nn_out_size(H, k, sb->stride), MO = N * OH * OH;
-    const struct pw_next project = {blk->project_w, sb->mid_max, sb->cout, a->pw_a[b], a->pw_w[b]};
     int h = emit_qact(f, x, a->pw_a[b], 1);
     h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
     if ((!f->quant || !a->dw_a[b]) && nn_dw_pre_supported(k, sb->stride) &&
         (size_t)M * mid * sizeof(float) >= DW_PRE_MIN_BYTES) {
         /* the expand BN + ReLU6 applied as the depthwise conv loads its input */
-        struct nn_act_pre pre;
+        struct nn_dw_pre pre;
         int e = emit_bn_pre(f, h, &blk->expand_bn, M, mid, &pre);
-        h = emit_dw_bn_pw(f, e, h, &pre, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn,
-                          &project);
+        h = emit_dw_bn(f, e, h, &pre, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
     } else {
         h = emit_bn(f, h, &blk->expand_bn, M, mid, 1);
         h = emit_qact(f, h, a->dw_a[b], 0);
-        h = emit_dw_bn_pw(f, h, -1, NULL, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn,
-                          &project);
+        h = emit_dw_bn(f, h, -1, NULL, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
     }
+    h = emit_qact(f, h, a->pw_a[b], 0);
+    h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
     return emit_bn_skip(f, h, &blk->project_bn, MO, sb->cout, 0, sb->residual ? x : -1);
 }
 
@@ -551,8 +507,9 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     /* first block: dw 3x3 -> BN -> ReLU6 -> pw -> BN (+ identity) */
     int skip = h;
     h = emit_qact(&f, h, fb, 0);
-    const struct pw_next first_pw = {sn->first_pw_w, c0, s->first_block_ch, fb, fb};
-    h = emit_dw_bn_pw(&f, h, -1, NULL, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn, &first_pw);
+    h = emit_dw_bn(&f, h, -1, NULL, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn);
+    h = emit_qact(&f, h, fb, 0);
+    h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);
     h = emit_bn_skip(&f, h, &sn->first_pw_bn, n * H * H, s->first_block_ch, 0,
                      c0 == s->first_block_ch ? skip : -1);
 
@@ -723,7 +680,6 @@ static int bn_backward_with_pw(struct supernet *sn, struct sn_ctx *c, const stru
                                const struct sn_op *pw) {
     struct node *nd = ((struct tape_nodes *)c->nodes)->node, *y = &nd[bn->out], *mid = &nd[bn->in],
                 *x = &nd[pw->in];
-    const int pre = pw->pre.scale != NULL;
     if (pw->kind != OP_PW || pw->out != bn->in || mid->g ||
         !nn_linear_bn_backward_fused(pw->M, pw->C, pw->Cout))
         return 0;
@@ -731,8 +687,8 @@ static int bn_backward_with_pw(struct supernet *sn, struct sn_ctx *c, const stru
     float *din = din_product(c, x, &acc);
     nn_linear_bn_backward(din, pw->C, acc, pw->dw, pw->lddw, grad_of(sn, bn->bn->gamma),
                           grad_of(sn, bn->bn->beta), y->g, mid->v, bn->mean, bn->invstd,
-                          bn->bn->gamma, bn->bn->beta, bn->relu6, pre ? nd[pw->in2].v : x->v, pw->C,
-                          pre ? &pw->pre : NULL, pw->w, pw->ldw, pw->M, pw->C, pw->Cout);
+                          bn->bn->gamma, bn->bn->beta, bn->relu6, x->v, pw->C, pw->w, pw->ldw,
+                          pw->M, pw->C, pw->Cout);
     return 1;
 }
 
@@ -756,8 +712,6 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
             break;
         case OP_PW:
         case OP_LINEAR:
-            /* a prologue's product is always fused with its BN (bn_backward_with_pw) */
-            APQ_ASSERT(!op->pre.scale);
             g = din_product(c, x, &acc);
             nn_linear_backward(g, op->C, acc, op->dw, op->lddw, op->dbias, y->g, op->Cout, x->v,
                                op->C, op->w, op->ldw, op->M, op->C, op->Cout);

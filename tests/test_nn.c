@@ -306,7 +306,7 @@ TEST(nn_dw_bn_blocks_match_bn) {
         float *sref = zeros((size_t)4 * C), *sbl = zeros((size_t)4 * C), *one = zeros((size_t)C);
         const int pre_ok = nn_dw_pre_supported(k, st);
         for (int c = 0; c < C; c++) one[c] = 1.0f;
-        const struct nn_act_pre pre = {one, g, g, 1}; /* an affine map with ReLU6 */
+        const struct nn_dw_pre pre = {one, g, g, 1}; /* an affine map with ReLU6 */
         for (int threads = 1; threads <= 3; threads += 2) {
             omp_set_num_threads(threads);
             struct nn_bn_blocks b = {blk, blk + nb / 2, 0};
@@ -348,7 +348,7 @@ TEST(nn_dw_pre_matches_materialised) {
         for (int c = 0; c < C; c++) var[c] = var[c] * var[c] + 0.1f;
         for (int c = 0; c < C; c++) scale[c] = g[c] / sqrtf(var[c] + 1e-5f);
         nn_bn_forward_eval(y, x, g, b, mu, var, N * H * W, C, 1e-5f, 1);
-        const struct nn_act_pre pre = {scale, mu, b, 1}, post = {scale, mu, b, (int)(s % 2)};
+        const struct nn_dw_pre pre = {scale, mu, b, 1}, post = {scale, mu, b, (int)(s % 2)};
         float *o[2], *di[2], *dw[2];
         for (int v = 0; v < 2; v++) o[v] = zeros(no), di[v] = zeros(ni), dw[v] = zeros(nw);
         nn_dw_forward_ex(o[0], x, &pre, w, ldw, N, H, W, C, k, st, NULL, NULL);
@@ -516,7 +516,7 @@ TEST(nn_bn_stats_from_producer_blocks) {
         float *y = zeros((size_t)M * N), *g = randn(&r, (size_t)N, 1);
         float *blk = zeros(nn_bn_blocks_floats(M, N)), *out = zeros((size_t)8 * N);
         struct nn_bn_blocks st = {blk, blk + nn_bn_blocks_floats(M, N) / 2, 0};
-        nn_linear_forward_bn_stats(y, N, x, K, w, K, M, K, N, &st, NULL);
+        nn_linear_forward_bn_stats(y, N, x, K, w, K, M, K, N, &st);
         CHECK(st.filled == (s < 3));
         nn_bn_stats_train(out, out + N, out + 2 * N, out + 3 * N, y, g, M, N, 1e-5f, &st);
         nn_bn_stats_train(out + 4 * N, out + 5 * N, out + 6 * N, out + 7 * N, y, g, M, N, 1e-5f,
@@ -673,8 +673,7 @@ TEST(nn_bn_relu6_fused_matches_unfused) {
 
 /* nn_linear_bn_backward against nn_bn_backward then nn_linear_backward: the
  * same bits, with and without ReLU6 and din accumulation, on the shapes of
- * the 28x28 and 14x14 layers (fixed small-matrix chunks, a partial last one),
- * the product's input given as it is or as pre(xin) (the prologue). */
+ * the 28x28 and 14x14 layers (fixed small-matrix chunks, a partial last one). */
 TEST(nn_linear_bn_backward_matches_unfused) {
     struct rng r;
     rng_init(&r, 16, RNG_INIT);
@@ -684,17 +683,13 @@ TEST(nn_linear_bn_backward_matches_unfused) {
         const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
         CHECK(nn_linear_bn_backward_fused(M, K, N));
         const size_t mk = (size_t)M * K, mn = (size_t)M * N, nk = (size_t)N * K;
-        float *xin = randn(&r, mk, 2), *in = zeros(mk), *w = randn(&r, nk, 0.3), *y = zeros(mn);
-        float *ps = randn(&r, K, 1), *pm = randn(&r, K, 1), *psh = randn(&r, K, 2);
-        const struct nn_act_pre pre = {ps, pm, psh, 1};
-        nn_bn_apply(in, xin, ps, pm, psh, M, K, 1, NULL);
+        float *in = randn(&r, mk, 1), *w = randn(&r, nk, 0.3), *y = zeros(mn);
         float *g = randn(&r, N, 1), *b = randn(&r, N, 2), *dy = randn(&r, mn, 1);
         float *z = zeros(mn), *dout = zeros(mn), *mean = zeros(N), *invstd = zeros(N);
         nn_linear_forward(y, N, in, K, w, K, NULL, M, K, N);
         nn_bn_forward_train(z, mean, invstd, NULL, y, g, b, M, N, 1e-5f, 1);
-        for (int v = 0; v < 8; v++) {
-            const int relu6 = v & 1, acc = (v >> 1) & 1, with_pre = v >> 2;
-            {
+        for (int relu6 = 0; relu6 <= 1; relu6++)
+            for (int acc = 0; acc <= 1; acc++) {
                 float *din1 = randn(&r, mk, 1), *din2 = apq_falloc(mk);
                 float *dw1 = randn(&r, nk, 1), *dw2 = apq_falloc(nk);
                 float *gb1 = randn(&r, 2 * (size_t)N, 1), *gb2 = apq_falloc(2 * (size_t)N);
@@ -702,24 +697,12 @@ TEST(nn_linear_bn_backward_matches_unfused) {
                 nn_bn_backward(dout, gb1, gb1 + N, dy, y, mean, invstd, g, b, M, N, relu6);
                 nn_linear_backward(din1, K, acc, dw1, K, NULL, dout, N, in, K, w, K, M, K, N);
                 nn_linear_bn_backward(din2, K, acc, dw2, K, gb2, gb2 + N, dy, y, mean, invstd, g, b,
-                                      relu6, with_pre ? xin : in, K, with_pre ? &pre : NULL, w, K,
-                                      M, K, N);
+                                      relu6, in, K, w, K, M, K, N);
                 CHECK(!memcmp(din1, din2, 4 * mk));
                 CHECK(!memcmp(dw1, dw2, 4 * nk));
                 CHECK(!memcmp(gb1, gb2, 8 * N));
                 free(din1), free(din2), free(dw1), free(dw2), free(gb1), free(gb2);
             }
-        }
-        /* the forward's prologue: the product (and its BN blocks) of pre(xin) as of in */
-        float *y2 = zeros(mn), *bl = zeros(2 * nn_bn_blocks_floats(M, N));
-        const size_t nb = nn_bn_blocks_floats(M, N);
-        struct nn_bn_blocks s1 = {bl, bl + nb / 2, 0}, s2 = {bl + nb, bl + nb + nb / 2, 0};
-        CHECK(nn_linear_pre_supported(M, K, N));
-        nn_linear_forward_bn_stats(y, N, in, K, w, K, M, K, N, &s1, NULL);
-        nn_linear_forward_bn_stats(y2, N, xin, K, w, K, M, K, N, &s2, &pre);
-        CHECK(!memcmp(y, y2, 4 * mn) && s1.filled && s2.filled);
-        CHECK(!memcmp(bl, bl + nb, 4 * nb));
-        free(y2), free(bl), free(xin), free(ps), free(pm), free(psh);
         free(in), free(w), free(y), free(g), free(b), free(dy), free(z), free(dout), free(mean);
         free(invstd);
     }
