@@ -111,10 +111,7 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
  * results are too (test sn_step_thread_count_independent). With A transposed
  * (a weight gradient: few output rows, a long sum) each piece re-packs the
  * whole long operand, so those take 2 pieces. 4 pieces cost under 2% against
- * 2 at the 7x7 and 4x4 shapes (measured 2026-11-22). From M = 2048 rows the
- * other pieces start at multiples of NN_BN_BLOCK, so a forward product
- * computes its BN blocks piece by piece while the piece is in cache (the
- * rows of a product do not depend on where the pieces start: the same bits). */
+ * 2 at the 7x7 and 4x4 shapes (measured 2026-11-22). */
 #define SGEMM_PIECES   4
 #define SGEMM_PIECES_T 2
 
@@ -155,48 +152,28 @@ static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, in
     }
 }
 
-/* Piece t's first row of M rows in T pieces; `aligned`: rounded down to a
- * multiple of NN_BN_BLOCK, so that every piece holds whole BN blocks. */
-static int piece_start(int aligned, long M, int t, int T) {
-    if (t >= T) return (int)M;
-    const long m = M * t / T;
-    return (int)(aligned ? m / NN_BN_BLOCK * NN_BN_BLOCK : m);
-}
-
 /* C[M][N] = alpha * op(A) op(B) + beta * C, row-major, split along M (rows of C
- * and of op(A)). ta: A is stored [K][M] (transposed). With st (A not
- * transposed), the BN blocks of C, each piece's while it is in cache. */
-static void sgemm_rows_bn(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                          const float *B, int ldb, float beta, float *C, int ldc,
-                          struct nn_bn_blocks *st) {
-    APQ_ASSERT(!st || !ta);
-    if (st) st->filled = 0;
+ * and of op(A)). ta: A is stored [K][M] (transposed). */
+static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
     const int rows = !ta && !tb ? small_chunk_rows((long)N * K, M) : 0;
     if (rows) {
-        sgemm_nn_chunks(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, rows, st);
-        if (st) st->filled = 1;
+        sgemm_nn_chunks(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, rows, NULL);
         return;
     }
     const int T = ta ? SGEMM_PIECES_T : SGEMM_PIECES;
-    const int split = (long)M * N * K >= SGEMM_SPLIT_MIN && M >= 2 * T;
-    /* pieces of whole BN blocks when they stay balanced (not for dW products) */
-    const int aligned = !ta && M >= 2 * T * NN_BN_BLOCK;
-    if (st && split && !aligned) st = NULL; /* the BN computes its blocks itself */
-#pragma omp parallel for schedule(static) if (split)
-    for (int t = 0; t < (split ? T : 1); t++) {
-        const int m0 = split ? piece_start(aligned, M, t, T) : 0;
-        const int m1 = split ? piece_start(aligned, M, t + 1, T) : M;
+    if ((long)M * N * K < SGEMM_SPLIT_MIN || M < 2 * T) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        int m0 = (int)((long)M * t / T), m1 = (int)((long)M * (t + 1) / T);
         const float *a = ta ? A + m0 : A + (size_t)m0 * lda;
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
-        if (st) nn_bn_blocks_of_rows(st, C, (size_t)ldc, m0, m1, N);
     }
-    if (st) st->filled = 1;
-}
-
-static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_rows_bn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 /* dw[N][K] (row stride lddw) += the sum of the nch partials part[nch][N][K], in
@@ -243,11 +220,11 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
 static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                           int M, int K, int N, struct nn_bn_blocks *st) {
     const int rows = small_chunk_rows((long)N * K, M);
+    if (st) st->filled = rows > 0;
     if (!rows) {
-        sgemm_rows_bn(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo, st);
+        sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
         return;
     }
-    if (st) st->filled = 1;
     float *wt = apq_falloc((size_t)K * N);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];

@@ -37,7 +37,7 @@ static inline int nn_out_size(int h, int k, int stride) {
  * NN_BN_BLOCK rows: mean[b][c] and m2[b][c] (the sum of squared deviations
  * from the block's mean), each computed by two passes while the block is in
  * cache. A producer that writes the tensor in chunks of whole blocks (the
- * *_bn_stats forwards, see nn_linear_forward_bn_stats) computes them as each
+ * *_bn_stats forwards, on their small-matrix path) computes them as each
  * chunk is written, and sets filled; the BN then only merges, and never reads
  * the tensor for its statistics. The same bits either way. Arrays of
  * nn_bn_blocks_floats(M, C) / 2 floats each, owned by the caller. */
@@ -59,10 +59,8 @@ void nn_bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, in
 void nn_linear_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                        const float *bias, int M, int K, int N);
 /* nn_linear_forward without bias, also filling st (may be NULL) with the BN
- * blocks of out [M][N] when its product runs in pieces of whole blocks: the
- * small-matrix chunks, or the larger products' row pieces when M >= 2048
- * (st->filled = 1; else 0 and the BN computes them). st arrays:
- * nn_bn_blocks_floats(M, N) floats. */
+ * blocks of out [M][N] when its small-matrix path runs (st->filled = 1; else
+ * 0 and the BN computes them). st arrays: nn_bn_blocks_floats(M, N) floats. */
 void nn_linear_forward_bn_stats(float *out, int ldo, const float *in, int ldi, const float *w,
                                 int ldw, int M, int K, int N, struct nn_bn_blocks *st);
 /* din[M][K] (lddi) = dout · w (+= when din_acc: a second consumer's gradient,

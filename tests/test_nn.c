@@ -505,19 +505,16 @@ TEST(nn_conv_backward_fd) {
 TEST(nn_bn_stats_from_producer_blocks) {
     struct rng r;
     rng_init(&r, 12, RNG_INIT);
-    /* M, K, N: two skinny products (16*16 and 24*48 multiply-adds per row, the
-     * small-matrix chunks), a packed one in pieces of whole blocks (M >= 2048),
-     * and a packed one too short for such pieces (no blocks from the producer) */
-    const int shapes[][3] = {{4096 + 300, 16, 16}, {9000, 24, 48}, {3000, 96, 96}, {1500, 64, 192}};
+    const int shapes[][3] = {{4096 + 300, 16, 16}, {9000, 24, 48}, {3000, 96, 96}}; /* M, K, N */
     /* (K == N: x [M][K] doubles as the residual of y [M][N]) */
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < 3; s++) {
         const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         float *x = randn(&r, (size_t)M * K, 1), *w = randn(&r, (size_t)N * K, 1);
         float *y = zeros((size_t)M * N), *g = randn(&r, (size_t)N, 1);
         float *blk = zeros(nn_bn_blocks_floats(M, N)), *out = zeros((size_t)8 * N);
         struct nn_bn_blocks st = {blk, blk + nn_bn_blocks_floats(M, N) / 2, 0};
         nn_linear_forward_bn_stats(y, N, x, K, w, K, M, K, N, &st);
-        CHECK(st.filled == (s < 3));
+        CHECK(st.filled == (s < 2)); /* 16*16 and 24*48 multiply-adds per row: skinny */
         nn_bn_stats_train(out, out + N, out + 2 * N, out + 3 * N, y, g, M, N, 1e-5f, &st);
         nn_bn_stats_train(out + 4 * N, out + 5 * N, out + 6 * N, out + 7 * N, y, g, M, N, 1e-5f,
                           NULL);
