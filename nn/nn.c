@@ -100,6 +100,9 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
     free(part1);
 }
 
+static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
+                              int C);
+
 // ---- sgemm split across OpenMP threads -----------------------------------------
 
 /* OpenBLAS runs single-threaded (apq_runtime_init): its own thread pool would
@@ -148,7 +151,7 @@ static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, in
         const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, alpha, A + (size_t)m0 * lda,
                     lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
-        if (st) nn_bn_blocks_of_rows(st, C, (size_t)ldc, m0, m0 + m, N);
+        if (st) bn_blocks_of_rows(st, C, (size_t)ldc, m0, m0 + m, N);
     }
 }
 
@@ -388,8 +391,10 @@ static void bn_block_stats(float *restrict m, float *restrict q, const float *x,
     }
 }
 
-void nn_bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
-                          int C) {
+/* Rows r0..r1-1 of a [M][C] tensor (row stride ld) into their blocks of st
+ * (r0 a multiple of NN_BN_BLOCK). */
+static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
+                              int C) {
     for (int r = r0; r < r1; r += NN_BN_BLOCK) {
         const size_t b = (size_t)(r / NN_BN_BLOCK) * C;
         bn_block_stats(st->mean + b, st->m2 + b, x, ld, r,
@@ -420,7 +425,7 @@ static void bn_stats(float *mean, float *var, const float *x, int M, int C,
         struct nn_bn_blocks b = {own, own + (size_t)nb * C, 0};
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
         for (int r = 0; r < M; r += NN_BN_BLOCK)
-            nn_bn_blocks_of_rows(&b, x, (size_t)C, r, M - r < NN_BN_BLOCK ? M : r + NN_BN_BLOCK, C);
+            bn_blocks_of_rows(&b, x, (size_t)C, r, M - r < NN_BN_BLOCK ? M : r + NN_BN_BLOCK, C);
         bm = b.mean, bq = b.m2;
     }
     double *mu = calloc((size_t)2 * C, sizeof(double)), *m2 = mu + C;

@@ -48,11 +48,6 @@ struct nn_bn_blocks {
 };
 /* Floats of mean and m2 together for a [M][C] tensor: 2*ceil(M/NN_BN_BLOCK)*C. */
 size_t nn_bn_blocks_floats(int M, int C);
-/* The blocks of rows r0..r1-1 of a [M][C] tensor x (row stride ld) into st:
- * r0 a multiple of NN_BN_BLOCK, r1 a multiple of it or M. For producers
- * (nn_linear_forward_bn_stats, nn_dw_forward_ex); does not set filled. */
-void nn_bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
-                          int C);
 
 /* ---- linear / pointwise (OpenBLAS sgemm) ------------------------------ */
 /* out[M][N] (row stride ldo) = in[M][K] (ldi) · w[N][K]^T (ldw) + bias[N] (bias may be NULL). */
@@ -110,16 +105,12 @@ struct nn_dw_pre {
 int nn_dw_pre_supported(int k, int stride);
 /* nn_dw_forward reading y = pre(in) when pre != NULL (nn_dw_pre_supported
  * must hold and pre->relu6 be 1, else APQ_ASSERT), then out = post(out) when
- * post != NULL (in place, row by row while in cache). With st != NULL (then
- * post must be NULL), also the BN blocks of out as [N*OH*OW][C] into st,
- * each while its rows are in cache (st->filled = 1; st arrays
- * nn_bn_blocks_floats(N*OH*OW, C) floats, the caller's): the training BN
- * after the conv then only merges them. Shapes as nn_dw_forward; bit for bit
- * the unfused calls (tests nn_dw_pre_matches_materialised,
- * nn_dw_bn_blocks_match_bn). */
+ * post != NULL (in place, row by row while in cache). Shapes as
+ * nn_dw_forward; bit for bit the unfused calls (test
+ * nn_dw_pre_matches_materialised). */
 void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
                       int ldw, int N, int H, int W, int C, int k, int stride,
-                      const struct nn_dw_pre *post, struct nn_bn_blocks *st);
+                      const struct nn_dw_pre *post);
 /* nn_dw_backward of the conv that read y = pre(in) (pre may be NULL: plain
  * nn_dw_backward): din [N,H,W,C] is the gradient of y (the prologue's own
  * backward is the BN's), dw [k*k][lddw] accumulates with y recomputed from

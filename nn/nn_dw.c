@@ -30,7 +30,6 @@
 #include "nn_act.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,49 +269,14 @@ epilogue:
     }
 }
 
-/* End (exclusive, in output pixels) of BN block b of an M-pixel output. */
-static int block_end(int b, int M) {
-    return M - b * NN_BN_BLOCK < NN_BN_BLOCK ? M : (b + 1) * NN_BN_BLOCK;
-}
-
-/* This thread's share of the output rows, and the BN blocks of st it owns:
- * those that start in its pixels, each computed once its last row is written
- * (a block that runs into the next thread's rows after the barrier). Static
- * row split as schedule(static); the blocks are the same bits whichever
- * thread computes them. */
-static void dw_forward_rows_bn(float *out, const float *in, const float *w, int ldw,
-                               const struct dw_geom *g, const struct nn_dw_pre *pre,
-                               struct nn_bn_blocks *st, int rows, int t, int T) {
-    const int OW = g->OW, C = g->C, M = rows * OW;
-    const int r0 = (int)((long)rows * t / T), r1 = (int)((long)rows * (t + 1) / T);
-    const int p1 = r1 * OW;
-    int b = (r0 * OW + NN_BN_BLOCK - 1) / NN_BN_BLOCK; /* the first block starting in ours */
-    for (int r = r0; r < r1; r++) {
-        dw_forward_row(out + (size_t)r * OW * C, in, w, ldw, g, r, pre, NULL);
-        for (; b * NN_BN_BLOCK < p1 && block_end(b, M) <= (r + 1) * OW; b++)
-            nn_bn_blocks_of_rows(st, out, (size_t)C, b * NN_BN_BLOCK, block_end(b, M), C);
-    }
-#pragma omp barrier
-    if (b * NN_BN_BLOCK < p1)
-        nn_bn_blocks_of_rows(st, out, (size_t)C, b * NN_BN_BLOCK, block_end(b, M), C);
-}
-
 void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
                       int ldw, int N, int H, int W, int C, int k, int s,
-                      const struct nn_dw_pre *post, struct nn_bn_blocks *st) {
+                      const struct nn_dw_pre *post) {
     dw_check(ldw, N, H, W, C, k, s);
     APQ_ASSERT(!pre || (pre->relu6 && nn_dw_pre_supported(k, s)));
-    APQ_ASSERT(!st || !post);
     struct dw_geom g = {H, W, C, k, s, nn_out_size(H, k, s), nn_out_size(W, k, s), 0, 0};
     interior(&g.lo, &g.hi, W, g.OW, k, s);
     const long work = (long)N * g.OH * g.OW * C * k * k;
-    if (st) {
-#pragma omp parallel if (work >= PAR_MIN_WORK)
-        dw_forward_rows_bn(out, in, w, ldw, &g, pre, st, N * g.OH, omp_get_thread_num(),
-                           omp_get_num_threads());
-        st->filled = 1;
-        return;
-    }
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
     for (int r = 0; r < N * g.OH; r++)
         dw_forward_row(out + (size_t)r * g.OW * C, in, w, ldw, &g, r, pre, post);
@@ -320,7 +284,7 @@ void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, 
 
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
                    int k, int stride) {
-    nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, NULL, NULL);
+    nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, NULL);
 }
 
 void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw, int N, int H,
@@ -330,7 +294,7 @@ void nn_dw_forward_bn_eval(float *out, const float *in, const float *w, int ldw,
     float *scale = apq_falloc((size_t)C);
     nn_bn_eval_scales(scale, gamma, rvar, C, eps);
     const struct nn_dw_pre post = {scale, rmean, beta, relu6};
-    nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, &post, NULL);
+    nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, &post);
     free(scale);
 }
 

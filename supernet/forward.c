@@ -392,10 +392,8 @@ static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, 
         nn_bn_eval_scales(scale, bn->gamma, bn->var, C, SN_BN_EPS);
         post = (struct nn_dw_pre){scale, bn->mean, bn->beta, 1};
     }
-    /* without the eval BN fused, a training BN follows: its blocks while in cache */
-    struct nn_bn_blocks *st = bn ? NULL : producer_blocks(f, N * OH * OH, C);
     nn_dw_forward_ex(y, f->t->node[pre ? vin : in].v, pre, wu, ld, N, H, H, C, k, stride,
-                     bn ? &post : NULL, st);
+                     bn ? &post : NULL);
     struct sn_op *op = new_op(f, OP_DW);
     op->in = in;
     if (pre) {
@@ -413,7 +411,6 @@ static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, 
     op->lddw = lddw;
     op->kp = kp;
     op->out = new_node(f, y, (size_t)N * OH * OH * C);
-    if (st) f->st_node = op->out;
     f->layer++;
     return op->out;
 }

@@ -287,44 +287,6 @@ TEST(nn_dw_simd_bit_identical) {
     rng_free(&r);
 }
 
-/* The BN blocks the depthwise forward fills (nn_dw_forward_ex with st)
- * against the BN computing its own: the same output and the same statistics,
- * bit for bit, on 1 and 3 threads (3: thread boundaries inside blocks, which
- * the thread after the barrier completes), with and without the prologue. */
-TEST(nn_dw_bn_blocks_match_bn) {
-    struct rng r;
-    rng_init(&r, 12, RNG_INIT);
-    static const int extra[][7] = {{9, 14, 14, 48, 3, 1, 48}, {5, 13, 13, 40, 5, 2, 40}};
-    const int ns = (int)(sizeof dw_shapes / sizeof dw_shapes[0]), saved = omp_get_max_threads();
-    for (int s = 0; s < ns + 2; s++) {
-        const int *d = s < ns ? dw_shapes[s] : extra[s - ns];
-        const int N = d[0], H = d[1], W = d[2], C = d[3], k = d[4], st = d[5], ldw = d[6];
-        const int OH = nn_out_size(H, k, st), OW = nn_out_size(W, k, st), M = N * OH * OW;
-        const size_t ni = (size_t)N * H * W * C, no = (size_t)M * C, nb = nn_bn_blocks_floats(M, C);
-        float *x = randn(&r, ni, 2), *w = randn(&r, (size_t)k * k * ldw, 1);
-        float *g = randn(&r, (size_t)C, 1), *ref = zeros(no), *o = zeros(no), *blk = zeros(nb);
-        float *sref = zeros((size_t)4 * C), *sbl = zeros((size_t)4 * C), *one = zeros((size_t)C);
-        const int pre_ok = nn_dw_pre_supported(k, st);
-        for (int c = 0; c < C; c++) one[c] = 1.0f;
-        const struct nn_dw_pre pre = {one, g, g, 1}; /* an affine map with ReLU6 */
-        for (int threads = 1; threads <= 3; threads += 2) {
-            omp_set_num_threads(threads);
-            struct nn_bn_blocks b = {blk, blk + nb / 2, 0};
-            nn_dw_forward_ex(ref, x, pre_ok ? &pre : NULL, w, ldw, N, H, W, C, k, st, NULL, NULL);
-            nn_dw_forward_ex(o, x, pre_ok ? &pre : NULL, w, ldw, N, H, W, C, k, st, NULL, &b);
-            CHECK(b.filled == 1);
-            CHECK(!memcmp(o, ref, sizeof(float) * no));
-            nn_bn_stats_train(sref, sref + C, sref + 2 * C, sref + 3 * C, ref, g, M, C, 1e-5f,
-                              NULL);
-            nn_bn_stats_train(sbl, sbl + C, sbl + 2 * C, sbl + 3 * C, o, g, M, C, 1e-5f, &b);
-            CHECK(!memcmp(sref, sbl, sizeof(float) * 4 * C));
-        }
-        omp_set_num_threads(saved);
-        free(x), free(w), free(g), free(ref), free(o), free(blk), free(sref), free(sbl), free(one);
-    }
-    rng_free(&r);
-}
-
 /* The BN + ReLU6 prologue (nn_dw_forward_ex / nn_dw_backward_ex reading x)
  * against the kernels reading y = the same BN + ReLU6 written out by
  * nn_bn_forward_eval: the same bits, forward with and without the epilogue,
@@ -351,10 +313,10 @@ TEST(nn_dw_pre_matches_materialised) {
         const struct nn_dw_pre pre = {scale, mu, b, 1}, post = {scale, mu, b, (int)(s % 2)};
         float *o[2], *di[2], *dw[2];
         for (int v = 0; v < 2; v++) o[v] = zeros(no), di[v] = zeros(ni), dw[v] = zeros(nw);
-        nn_dw_forward_ex(o[0], x, &pre, w, ldw, N, H, W, C, k, st, NULL, NULL);
+        nn_dw_forward_ex(o[0], x, &pre, w, ldw, N, H, W, C, k, st, NULL);
         nn_dw_forward(o[1], y, w, ldw, N, H, W, C, k, st);
         CHECK(!memcmp(o[0], o[1], sizeof(float) * no));
-        nn_dw_forward_ex(o[0], x, &pre, w, ldw, N, H, W, C, k, st, &post, NULL);
+        nn_dw_forward_ex(o[0], x, &pre, w, ldw, N, H, W, C, k, st, &post);
         nn_dw_forward_bn_eval(o[1], y, w, ldw, N, H, W, C, k, st, g, b, mu, var, 1e-5f, s % 2);
         CHECK(!memcmp(o[0], o[1], sizeof(float) * no));
         nn_dw_backward_ex(di[0], dw[0], ldw, dout, x, &pre, w, ldw, N, H, W, C, k, st);
