@@ -72,7 +72,7 @@ $(B)/apq-bench $(B)/apq-golden-supernet:
 bench: $(B)/apq-bench
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
 	bash bench/run.sh $(B)/apq-bench
-# make ab REV=<git rev> [AB_CASE=train-smallest] [AB_ARGS="--rounds 40 --seconds 0.5"]: that revision's apq-bench and this
+# make ab REV=<git rev> [AB_CASE=train-smallest] [AB_ARGS="--rounds 200 --steps 1"]: that revision's apq-bench and this
 # tree's taking turns (bench/ab.py): the median speed ratio with its 95% interval
 AB_CASE ?= train-smallest
 ab: $(B)/apq-bench

@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """ab.py — two builds of apq-bench taking turns: is B faster than A?
 
-  python3 bench/ab.py BIN_A BIN_B [--case train-smallest] [--rounds 40] [--seconds 0.5] [--threads 2]
+  python3 bench/ab.py BIN_A BIN_B [--case train-smallest] [--rounds 200] [--steps 1] [--threads 2]
 
 Starts BIN_A --serve and BIN_B --serve (bench/bench.c) side by side; only one
-runs at a time. Per round each times the case for --seconds (after its two
-warm-up steps), A first in odd rounds and B first in even ones, so both see
-the same machine: its speed drifts by up to 30% within minutes, which makes
-separate runs useless for a change of a few percent. Prints, on stdout, each
-side's median images/s and the median of the per-round ratios B/A with a
+runs at a time. Per round each runs --steps steps of the case (no warm-up:
+a few unrecorded rounds come first), A first in odd rounds and B first in
+even ones, so both see the same machine: its speed drifts by up to 30%
+within minutes, and by 10-20% within one, which makes separate runs useless
+for a change of a few percent. Turns of one step (about 0.1 s) pair the two
+sides closely; each starts with the caches the other left, as an in-process
+A/B that alternates steps does. Prints, on stdout, each side's median
+images/s and the median of the per-round ratios B/A with a
 distribution-free 95% confidence interval for that median (order statistics
 of the binomial; Conover, Practical Nonparametric Statistics, §3.2).
 
@@ -45,15 +48,15 @@ def main():
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--case", default="train-smallest")
-    ap.add_argument("--rounds", type=int, default=40)
-    ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     for b in (args.a, args.b):
         if not os.access(b, os.X_OK):
             sys.exit(f"ab.py: {b} is not an executable; build it with make build/apq-bench")
-    if args.rounds < 6 or args.seconds <= 0:
-        sys.exit("ab.py: need --rounds >= 6 and --seconds > 0")
+    if args.rounds < 6 or args.steps < 1:
+        sys.exit("ab.py: need --rounds >= 6 and --steps >= 1")
     if "OPENBLAS_CORETYPE" not in os.environ:
         flags = open("/proc/cpuinfo").read()
         if " avx512f" in flags:
@@ -61,25 +64,29 @@ def main():
         elif " avx2" in flags:
             os.environ["OPENBLAS_CORETYPE"] = "Haswell"
     with tempfile.TemporaryDirectory() as ta, tempfile.TemporaryDirectory() as tb:
-        sa = ApqServer(args.a, ta, args.seconds, args.threads, "ab.py")
-        sb = ApqServer(args.b, tb, args.seconds, args.threads, "ab.py")
+        sa = ApqServer(args.a, ta, 1, args.threads, "ab.py")
+        sb = ApqServer(args.b, tb, 1, args.threads, "ab.py")
         if args.case not in [c[0] for c in sa.cases] or args.case not in [c[0] for c in sb.cases]:
             sys.exit(f"ab.py: unknown --case {args.case}; choose from {[c[0] for c in sa.cases]}")
+        for _ in range(3):  # warm-up: arenas touched, first-call costs paid
+            sa.run(args.case, args.steps)
+            sb.run(args.case, args.steps)
         ra, rb = [], []
         for r in range(args.rounds):
             if r % 2 == 0:
-                ra.append(sa.run(args.case))
-                rb.append(sb.run(args.case))
+                ra.append(sa.run(args.case, args.steps))
+                rb.append(sb.run(args.case, args.steps))
             else:
-                rb.append(sb.run(args.case))
-                ra.append(sa.run(args.case))
-            print(f"ab.py: round {r + 1}/{args.rounds}: A {ra[-1]:.1f}, B {rb[-1]:.1f} images/s",
-                  file=sys.stderr)
+                rb.append(sb.run(args.case, args.steps))
+                ra.append(sa.run(args.case, args.steps))
+            if (r + 1) % 20 == 0 or r + 1 == args.rounds:
+                print(f"ab.py: round {r + 1}/{args.rounds}: A {ra[-1]:.1f}, B {rb[-1]:.1f} images/s",
+                      file=sys.stderr)
         sa.close()
         sb.close()
     ratios = sorted(b / a for a, b in zip(ra, rb))
     lo, hi = median_ci(ratios)
-    print(f"case,{args.case}\nrounds,{args.rounds}\nseconds_per_turn,{args.seconds}")
+    print(f"case,{args.case}\nrounds,{args.rounds}\nsteps_per_turn,{args.steps}")
     print(f"a,{args.a},{statistics.median(ra):.1f}\nb,{args.b},{statistics.median(rb):.1f}")
     print(f"ratio_b_over_a,{statistics.median(ratios):.4f},ci95,{ratios[lo]:.4f},{ratios[hi]:.4f}")
 

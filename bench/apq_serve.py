@@ -26,9 +26,10 @@ class ApqServer:
         if not self.cases:
             sys.exit(f"{who}: {binary} --serve exited before naming its cases")
 
-    def run(self, case):
-        """Run `case` once (two warm-up steps, then steps for the server's --seconds); images/s."""
-        self.p.stdin.write(case + "\n")
+    def run(self, case, steps=0):
+        """Run `case` once: two warm-up steps, then steps for the server's --seconds;
+        or, with steps > 0, exactly that many steps and no warm-up. Returns images/s."""
+        self.p.stdin.write(f"{case},{steps}\n" if steps > 0 else case + "\n")
         self.p.stdin.flush()
         f = self.p.stdout.readline().strip().split(",")
         if len(f) != 4 or f[0] != case:

@@ -21,7 +21,8 @@
  * (its speed drifts by up to 30% within minutes): it writes bench-supernet.h5,
  * prints one line "case,arch,macs" per case and an empty line on stdout, then
  * reads case names from stdin, one per line, and answers each with
- * "case,images_per_s,seconds,iters" once it has run it. On end of input it
+ * "case,images_per_s,seconds,iters" once it has run it; a line "case,N" runs
+ * exactly N steps with no warm-up (bench/ab.py). On end of input it
  * writes apq.env and exits. apq.csv is not written in this mode.
  */
 #include <cblas.h>
@@ -66,17 +67,21 @@ static void step(struct bench *b, const struct bcase *k) {
     sn_sgd_update(sn, 1e-3f, 0.9f, 4e-5f); /* as supernet_train */
 }
 
-/* Two warm-up steps, then steps until `seconds` have passed (at least 3). */
-static void run_case(struct bench *b, struct bcase *k, double seconds) {
-    step(b, k);
-    step(b, k);
+/* Two warm-up steps, then steps until `seconds` have passed (at least 3); or,
+ * with exact_steps > 0, exactly that many steps and no warm-up (bench/ab.py's
+ * short turns). */
+static void run_case(struct bench *b, struct bcase *k, double seconds, long exact_steps) {
+    if (exact_steps <= 0) {
+        step(b, k);
+        step(b, k);
+    }
     long n = 0;
     double t0 = apq_time(), dt;
     do {
         step(b, k);
         n++;
         dt = apq_time() - t0;
-    } while (n < 3 || dt < seconds);
+    } while (exact_steps > 0 ? n < exact_steps : n < 3 || dt < seconds);
     k->iters = n;
     k->seconds = dt;
     k->images_per_s = (double)n * b->batch / dt;
@@ -162,12 +167,13 @@ static void write_env(const char *dir, double peak, int threads, double rss_befo
 }
 
 /* Time case k, log it, and after a training case record the peak RSS in *rss_train. */
-static void bench_case(struct bench *b, struct bcase *k, double seconds, double peak,
-                       double *rss_train) {
-    run_case(b, k, seconds);
+static void bench_case(struct bench *b, struct bcase *k, double seconds, long exact_steps,
+                       double peak, double *rss_train) {
+    run_case(b, k, seconds, exact_steps);
     double gflops = k->macs * 2 * (k->train ? 3 : 1) * k->images_per_s / 1e9;
-    apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
-            k->images_per_s, gflops, 100 * gflops / peak, k->iters);
+    if (exact_steps <= 0)
+        apq_log("%-15s %8.1f images/s  %6.2f GFLOP/s (%.1f%% of peak)  %ld iterations", k->name,
+                k->images_per_s, gflops, 100 * gflops / peak, k->iters);
     if (k->train) *rss_train = peak_rss_mb();
 }
 
@@ -184,11 +190,18 @@ static double serve(struct bench *b, const struct space *s, struct bcase *cases,
     fflush(stdout);
     while (fgets(line, sizeof line, stdin)) {
         line[strcspn(line, "\r\n")] = 0;
+        long exact = 0; /* "case,steps": exactly that many steps, no warm-up */
+        char *comma = strchr(line, ',');
+        if (comma) {
+            *comma = 0;
+            exact = atol(comma + 1);
+            if (exact <= 0) apq_die("--serve: bad step count '%s' on stdin", comma + 1);
+        }
         struct bcase *k = NULL;
         for (int i = 0; i < n && !k; i++)
             if (!strcmp(line, cases[i].name)) k = &cases[i];
         if (!k) apq_die("--serve: unknown case '%s' on stdin", line);
-        bench_case(b, k, seconds, peak, &rss_train);
+        bench_case(b, k, seconds, exact, peak, &rss_train);
         printf("%s,%.6g,%.6g,%ld\n", k->name, k->images_per_s, k->seconds, k->iters);
         fflush(stdout);
     }
@@ -286,7 +299,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_cases && !serving; i++) {
         struct bcase *k = &cases[i];
         if (only && strcmp(only, k->name)) continue;
-        bench_case(&b, k, seconds, peak, &rss_train);
+        bench_case(&b, k, seconds, 0, peak, &rss_train);
     }
     apq_log("peak RSS %.1f MB after the training cases (%.1f MB before them); arena high-water "
             "%.1f MB",
