@@ -15,6 +15,10 @@ images/s and the median of the per-round ratios B/A with a
 distribution-free 95% confidence interval for that median (order statistics
 of the binomial; Conover, Practical Nonparametric Statistics, §3.2).
 
+Both sides must let idle OpenMP workers sleep (apq's GOMP_SPINCOUNT=5000):
+a side whose workers spin while it waits for its turn (OMP_WAIT_POLICY=active)
+slows the other side's turn, so wait policies cannot be compared this way.
+
 To compare a revision with the working tree:
   git worktree add /tmp/apq-a REV && make -C /tmp/apq-a build/apq-bench
   make build/apq-bench && python3 bench/ab.py /tmp/apq-a/build/apq-bench build/apq-bench
