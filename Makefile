@@ -73,11 +73,13 @@ bench: $(B)/apq-bench
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
 	bash bench/run.sh $(B)/apq-bench
 # make ab REV=<git rev> [AB_CASE=train-smallest] [AB_ARGS="--rounds 200 --steps 1"]: that revision's apq-bench and this
-# tree's taking turns (bench/ab.py): the median speed ratio with its 95% interval
+# tree's taking turns (bench/ab.py): the median speed ratio with its 95% interval. Both
+# build this tree's bench/bench.c, so REV needs the API it calls (sn_sgd_update, supernet_forward).
 AB_CASE ?= train-smallest
 ab: $(B)/apq-bench
 	@test -n "$(REV)" || { echo "make ab: name the revision to compare with: make ab REV=<git rev>" >&2; exit 2; }
 	rm -rf $(B)/ab-base && git worktree prune && git worktree add -f --detach $(B)/ab-base $(REV)
+	cp bench/bench.c $(B)/ab-base/bench/bench.c # the same driver on both sides (and its one-step turns)
 	$(MAKE) -C $(B)/ab-base B=build build/apq-bench
 	/usr/bin/python3 bench/ab.py $(B)/ab-base/build/apq-bench $(B)/apq-bench --case $(AB_CASE) $(AB_ARGS)
 	git worktree remove --force $(B)/ab-base

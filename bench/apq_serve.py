@@ -33,7 +33,8 @@ class ApqServer:
         self.p.stdin.flush()
         f = self.p.stdout.readline().strip().split(",")
         if len(f) != 4 or f[0] != case:
-            sys.exit(f"{self.who}: {self.binary} --serve gave {f!r} for case {case}")
+            old = " (a build older than 3a5d905 has no 'case,N' turns)" if steps > 0 else ""
+            sys.exit(f"{self.who}: {self.binary} --serve gave {f!r} for case {case}{old}")
         return float(f[1])
 
     def close(self):
