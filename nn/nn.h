@@ -230,8 +230,7 @@ void nn_resize_bilinear(float *out, const float *in, int N, int H, int W, int C,
 
 /* ---- optimizers over flat parameter arrays ----------------------------- */
 /* SGD with momentum (PyTorch semantics): g' = g + wd*w; m = mu*m + g';
- * step = nesterov ? g' + mu*m : m; w -= lr*step. n floats. Called inside
- * a parallel region (sn_sgd_update), it runs on the calling thread. */
+ * step = nesterov ? g' + mu*m : m; w -= lr*step. n floats. */
 void nn_sgd_step(float *w, const float *g, float *m, size_t n, float lr, float mu, float wd,
                  int nesterov);
 /* Adam (PyTorch semantics, L2 weight decay added to the gradient), t >= 1 the step count. */

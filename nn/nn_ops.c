@@ -8,7 +8,6 @@
 #include "nn.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -161,7 +160,7 @@ void nn_resize_bilinear(float *out, const float *in, int N, int H, int W, int C,
 
 void nn_sgd_step(float *w, const float *g, float *m, size_t n, float lr, float mu, float wd,
                  int nesterov) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         const float gi = g[i] + wd * w[i];
         m[i] = mu * m[i] + gi;

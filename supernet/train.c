@@ -1,7 +1,6 @@
 /* train.c — input batches, evaluation and supernet training (sandwich rule,
  * in-place distillation; reference/ofa.md §6, §10). */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,21 +56,12 @@ static float lr_at(const struct sn_train_cfg *cfg, int i, long t) {
     return (float)(lo + 0.5 * (ph->lr - lo) * (1 + cos(M_PI * u)));
 }
 
-/* One parallel region for all tensors: each thread updates its share of every
- * tensor with no barrier between tensors (nn_sgd_step runs single-threaded
- * inside it). Elementwise: the same bits for any thread count. */
 void sn_sgd_update(struct supernet *sn, float lr, float momentum, float wd) {
-#pragma omp parallel
-    {
-        const size_t T = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        for (int i = 0; i < sn->n_tensors; i++) {
-            const struct sn_tensor *t = &sn->tensors[i];
-            if (t->is_buffer) continue;
-            const size_t lo = t->size * id / T, hi = t->size * (id + 1) / T, o = t->offset + lo;
-            if (hi > lo)
-                nn_sgd_step(sn->params + o, sn->grads + o, sn->mom + o, hi - lo, lr, momentum,
-                            t->no_decay ? 0.0f : wd, 1);
-        }
+    for (int i = 0; i < sn->n_tensors; i++) {
+        const struct sn_tensor *t = &sn->tensors[i];
+        if (t->is_buffer) continue;
+        nn_sgd_step(sn->params + t->offset, sn->grads + t->offset, sn->mom + t->offset, t->size, lr,
+                    momentum, t->no_decay ? 0.0f : wd, 1);
     }
 }
 

@@ -190,43 +190,6 @@ TEST(sn_step_thread_count_independent) {
     step_free(&t);
 }
 
-/* sn_sgd_update (one parallel region, each thread a share of every tensor)
- * against nn_sgd_step tensor by tensor: the same weights and momentum at 1,
- * 2 and 3 threads; BN buffers untouched, no weight decay where no_decay. */
-TEST(sn_sgd_update_matches_per_tensor) {
-    struct space s = tiny_space();
-    struct supernet sn;
-    supernet_init(&sn, &s, 5, 0);
-    const size_t n = sn.n_params;
-    struct rng r;
-    rng_init(&r, 21, RNG_INIT);
-    float *p0 = malloc(4 * n), *m0 = malloc(4 * n), *ref = malloc(4 * n), *refm = malloc(4 * n);
-    for (size_t i = 0; i < n; i++) {
-        sn.grads[i] = (float)rng_normal(&r, 1.0);
-        sn.mom[i] = (float)rng_normal(&r, 0.1);
-    }
-    memcpy(p0, sn.params, 4 * n), memcpy(m0, sn.mom, 4 * n);
-    for (int i = 0; i < sn.n_tensors; i++) {
-        const struct sn_tensor *t = &sn.tensors[i];
-        if (t->is_buffer) continue;
-        nn_sgd_step(sn.params + t->offset, sn.grads + t->offset, sn.mom + t->offset, t->size, 0.1f,
-                    0.9f, t->no_decay ? 0.0f : 0.01f, 1);
-    }
-    memcpy(ref, sn.params, 4 * n), memcpy(refm, sn.mom, 4 * n);
-    CHECK(memcmp(ref, p0, 4 * n) != 0);
-    const int saved = omp_get_max_threads();
-    for (int th = 1; th <= 3; th++) {
-        memcpy(sn.params, p0, 4 * n), memcpy(sn.mom, m0, 4 * n);
-        omp_set_num_threads(th);
-        sn_sgd_update(&sn, 0.1f, 0.9f, 0.01f);
-        CHECK(!memcmp(sn.params, ref, 4 * n) && !memcmp(sn.mom, refm, 4 * n));
-    }
-    omp_set_num_threads(saved);
-    free(p0), free(m0), free(ref), free(refm);
-    rng_free(&r);
-    supernet_free(&sn);
-}
-
 /* With identity transforms a 5x5 / 3x3 kernel is the centre of the 7x7 one;
  * and transform gradients are non-zero only for archs using smaller kernels. */
 TEST(sn_elastic_kernel_centre) {
