@@ -19,10 +19,9 @@ Both sides must let idle OpenMP workers sleep (apq's GOMP_SPINCOUNT=5000):
 a side whose workers spin while it waits for its turn (OMP_WAIT_POLICY=active)
 slows the other side's turn, so wait policies cannot be compared this way.
 
-To compare a revision with the working tree:
-  git worktree add /tmp/apq-a REV && make -C /tmp/apq-a build/apq-bench
-  make build/apq-bench && python3 bench/ab.py /tmp/apq-a/build/apq-bench build/apq-bench
-OPENBLAS_CORETYPE is set as bench/run.sh sets it when unset (DESIGN.md §8).
+To compare a revision with the working tree: make ab REV=<rev> (Makefile),
+which builds both with this tree's bench/bench.c. Each apq-bench chooses its
+OpenBLAS kernel itself (apq_runtime_init, DESIGN.md §8).
 """
 import argparse
 import math
@@ -61,12 +60,6 @@ def main():
             sys.exit(f"ab.py: {b} is not an executable; build it with make build/apq-bench")
     if args.rounds < 6 or args.steps < 1:
         sys.exit("ab.py: need --rounds >= 6 and --steps >= 1")
-    if "OPENBLAS_CORETYPE" not in os.environ:
-        flags = open("/proc/cpuinfo").read()
-        if " avx512f" in flags:
-            os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-        elif " avx2" in flags:
-            os.environ["OPENBLAS_CORETYPE"] = "Haswell"
     with tempfile.TemporaryDirectory() as ta, tempfile.TemporaryDirectory() as tb:
         sa = ApqServer(args.a, ta, 1, args.threads, "ab.py")
         sb = ApqServer(args.b, tb, 1, args.threads, "ab.py")
