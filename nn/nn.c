@@ -12,6 +12,7 @@
  */
 #include "nn.h"
 #include "nn_act.h"
+#include "nn_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -43,12 +44,11 @@ static inline int relu6_live(float z) {
     return z > 0.0f && z < 6.0f;
 }
 
-/* Reduce rows r0 .. r1-1 of the [*][C] arrays (row stride ld) into p1/p2 [C];
- * scale/shift: RED_DOTDEV's ReLU6 mask, else NULL. */
-static void red_rows(float *restrict p1, float *restrict p2, const float *a, const float *b,
-                     const float *mu, const float *scale, const float *shift, size_t ld, int r0,
-                     int r1, int C, enum red_op op) {
-    for (int c = 0; c < C; c++) p1[c] = p2[c] = 0;
+/* Add rows r0 .. r1-1 of the [*][C] arrays (row stride ld) onto p1/p2 [C],
+ * row by row; scale/shift: RED_DOTDEV's ReLU6 mask, else NULL. */
+static void red_rows_add(float *restrict p1, float *restrict p2, const float *a, const float *b,
+                         const float *mu, const float *scale, const float *shift, size_t ld, int r0,
+                         int r1, int C, enum red_op op) {
     for (int r = r0; r < r1; r++) {
         const float *restrict ar = a + (size_t)r * ld;
         if (op == RED_SUM) {
@@ -72,6 +72,24 @@ static void red_rows(float *restrict p1, float *restrict p2, const float *a, con
     }
 }
 
+void nn_red_dotdev_rows(float *p1, float *p2, const float *x, const float *dy, const float *mu,
+                        const float *scale, const float *shift, size_t ld, int r0, int r1, int C) {
+    red_rows_add(p1, p2, x, dy, mu, scale, shift, ld, r0, r1, C, RED_DOTDEV);
+}
+
+void nn_red_combine(float *s1, float *s2, const float *part1, const float *part2, int chunks,
+                    int C) {
+    for (int c = 0; c < C; c++) {
+        float t1 = 0, t2 = 0;
+        for (int ch = 0; ch < chunks; ch++) {
+            t1 += part1[(size_t)ch * C + c];
+            if (part2) t2 += part2[(size_t)ch * C + c];
+        }
+        s1[c] = t1;
+        if (s2) s2[c] = t2;
+    }
+}
+
 /* s1[c] (and s2[c] for RED_DOTDEV) = the reduction `op` over rows 0..M-1 of the
  * [M][C] arrays a (and b), row stride ld. Overwrites s1/s2; s2 may be NULL
  * unless op is RED_DOTDEV. scale/shift [C]: the fused ReLU6 mask of RED_DOTDEV
@@ -85,23 +103,13 @@ static void col_reduce(float *s1, float *s2, const float *a, const float *b, con
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
     for (int ch = 0; ch < chunks; ch++) {
         int r0 = (int)((long)M * ch / chunks), r1 = (int)((long)M * (ch + 1) / chunks);
-        red_rows(part1 + (size_t)ch * C, part2 + (size_t)ch * C, a, b, mu, scale, shift, ld, r0, r1,
-                 C, op);
+        float *p1 = part1 + (size_t)ch * C, *p2 = part2 + (size_t)ch * C;
+        for (int c = 0; c < C; c++) p1[c] = p2[c] = 0;
+        red_rows_add(p1, p2, a, b, mu, scale, shift, ld, r0, r1, C, op);
     }
-    for (int c = 0; c < C; c++) {
-        float t1 = 0, t2 = 0;
-        for (int ch = 0; ch < chunks; ch++) {
-            t1 += part1[(size_t)ch * C + c];
-            t2 += part2[(size_t)ch * C + c];
-        }
-        s1[c] = t1;
-        if (s2) s2[c] = t2;
-    }
+    nn_red_combine(s1, s2, part1, part2, chunks, C);
     free(part1);
 }
-
-static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
-                              int C);
 
 // ---- sgemm split across OpenMP threads -----------------------------------------
 
@@ -131,7 +139,7 @@ static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld
 
 /* Rows per chunk (a power of two) for a product of nk multiply-adds per row
  * over m rows; 0: call OpenBLAS on the whole product. */
-static int small_chunk_rows(long nk, long m) {
+int nn_small_chunk_rows(long nk, long m) {
     if (nk <= 0 || SMALL_MNK / nk < SMALL_MIN_ROWS) return 0;
     int rows = SMALL_MIN_ROWS;
     while ((long)rows * 2 * nk <= SMALL_MNK) rows *= 2;
@@ -139,7 +147,7 @@ static int small_chunk_rows(long nk, long m) {
 }
 
 /* C[M][N] = alpha * A B + beta * C (row-major, no transposes) in fixed chunks
- * of `rows` rows (small_chunk_rows) on the small-matrix kernels; with st,
+ * of `rows` rows (nn_small_chunk_rows) on the small-matrix kernels; with st,
  * each chunk's BN blocks of C (rows is a multiple of NN_BN_BLOCK) while the
  * chunk is in cache. */
 static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, int lda,
@@ -151,7 +159,7 @@ static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, in
         const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, N, K, alpha, A + (size_t)m0 * lda,
                     lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
-        if (st) bn_blocks_of_rows(st, C, (size_t)ldc, m0, m0 + m, N);
+        if (st) nn_bn_blocks_rows(st, C + (size_t)m0 * ldc, (size_t)ldc, m0, m0 + m, N);
     }
 }
 
@@ -159,7 +167,7 @@ static void sgemm_nn_chunks(int M, int N, int K, float alpha, const float *A, in
  * and of op(A)). ta: A is stored [K][M] (transposed). */
 static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc) {
-    const int rows = !ta && !tb ? small_chunk_rows((long)N * K, M) : 0;
+    const int rows = !ta && !tb ? nn_small_chunk_rows((long)N * K, M) : 0;
     if (rows) {
         sgemm_nn_chunks(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, rows, NULL);
         return;
@@ -181,7 +189,7 @@ static void sgemm_rows(int ta, int tb, int M, int N, int K, float alpha, const f
 
 /* dw[N][K] (row stride lddw) += the sum of the nch partials part[nch][N][K], in
  * chunk order. */
-static void wgrad_add_partials(float *dw, int lddw, const float *part, int nch, int N, int K) {
+void nn_wgrad_add_partials(float *dw, int lddw, const float *part, int nch, int N, int K) {
     const size_t nk = (size_t)N * K;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
@@ -198,7 +206,7 @@ static void wgrad_add_partials(float *dw, int lddw, const float *part, int nch, 
  * partial, then add the partials in chunk order; others go to sgemm_rows. */
 static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const float *X, int ldx,
                         int M, int N, int K) {
-    const int rows = small_chunk_rows((long)N * K, M);
+    const int rows = nn_small_chunk_rows((long)N * K, M);
     if (!rows) {
         sgemm_rows(1, 0, N, K, M, 1.0f, G, ldg, X, ldx, 1.0f, dw, lddw);
         return;
@@ -212,7 +220,7 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, m, 1.0f, G + (size_t)m0 * ldg,
                     ldg, X + (size_t)m0 * ldx, ldx, 0.0f, part + ch * nk, K);
     }
-    wgrad_add_partials(dw, lddw, part, nch, N, K);
+    nn_wgrad_add_partials(dw, lddw, part, nch, N, K);
     free(part);
 }
 
@@ -222,7 +230,7 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
  * 2026-11-22 at the 28x28 and 14x14 shapes); others as one split sgemm. */
 static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const float *w, int ldw,
                           int M, int K, int N, struct nn_bn_blocks *st) {
-    const int rows = small_chunk_rows((long)N * K, M);
+    const int rows = nn_small_chunk_rows((long)N * K, M);
     if (st) st->filled = rows > 0;
     if (!rows) {
         sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
@@ -391,14 +399,11 @@ static void bn_block_stats(float *restrict m, float *restrict q, const float *x,
     }
 }
 
-/* Rows r0..r1-1 of a [M][C] tensor (row stride ld) into their blocks of st
- * (r0 a multiple of NN_BN_BLOCK). */
-static void bn_blocks_of_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1,
-                              int C) {
+void nn_bn_blocks_rows(struct nn_bn_blocks *st, const float *x, size_t ld, int r0, int r1, int C) {
     for (int r = r0; r < r1; r += NN_BN_BLOCK) {
         const size_t b = (size_t)(r / NN_BN_BLOCK) * C;
-        bn_block_stats(st->mean + b, st->m2 + b, x, ld, r,
-                       r1 - r < NN_BN_BLOCK ? r1 : r + NN_BN_BLOCK, C);
+        const int n = r1 - r < NN_BN_BLOCK ? r1 - r : NN_BN_BLOCK;
+        bn_block_stats(st->mean + b, st->m2 + b, x + (size_t)(r - r0) * ld, ld, 0, n, C);
     }
 }
 
@@ -425,7 +430,8 @@ static void bn_stats(float *mean, float *var, const float *x, int M, int C,
         struct nn_bn_blocks b = {own, own + (size_t)nb * C, 0};
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
         for (int r = 0; r < M; r += NN_BN_BLOCK)
-            bn_blocks_of_rows(&b, x, (size_t)C, r, M - r < NN_BN_BLOCK ? M : r + NN_BN_BLOCK, C);
+            nn_bn_blocks_rows(&b, x + (size_t)r * C, (size_t)C, r,
+                              M - r < NN_BN_BLOCK ? M : r + NN_BN_BLOCK, C);
         bm = b.mean, bq = b.m2;
     }
     double *mu = calloc((size_t)2 * C, sizeof(double)), *m2 = mu + C;
@@ -502,9 +508,9 @@ void nn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
 
 /* Rows r0..r1-1 of dx = a*g + b*(x-mu) + d per column, g = dy masked by
  * ReLU6 at a*(x-mu) + shift when shift != NULL (row stride C); dx may alias dy. */
-static void bn_backward_range(float *dx, const float *dy, const float *x, const float *a,
-                              const float *b, const float *d, const float *mu, const float *shift,
-                              int r0, int r1, int C) {
+void nn_bn_backward_rows(float *dx, const float *dy, const float *x, const float *a, const float *b,
+                         const float *d, const float *mu, const float *shift, int r0, int r1,
+                         int C) {
     for (int m = r0; m < r1; m++) { /* no restrict: dx may alias dy */
         const float *dyr = dy + (size_t)m * C, *xr = x + (size_t)m * C;
         float *dxr = dx + (size_t)m * C;
@@ -526,14 +532,10 @@ static void bn_backward_range(float *dx, const float *dy, const float *x, const 
  *   dbeta = S1, dgamma = S2*invstd,
  *   dx = gamma*invstd * (g - S1/M - (x-mean)*invstd^2*S2/M) = a*g + b*(x-mean) + d.
  * The sums and the parameter gradients; coef [3][C] = a, b, d. */
-static void bn_backward_sums(float *coef, float *dgamma, float *dbeta, const float *dy,
-                             const float *x, const float *mean, const float *invstd,
-                             const float *gamma, const float *beta, int M, int C, int relu6) {
-    float *s1 = apq_falloc((size_t)2 * C), *s2 = s1 + C;
-    float *a = coef, *b = a + C, *d = b + C;
-    for (int c = 0; c < C; c++) a[c] = gamma[c] * invstd[c];
-    col_reduce(s1, s2, x, dy, mean, relu6 ? a : NULL, relu6 ? beta : NULL, (size_t)C, M, C,
-               RED_DOTDEV);
+void nn_bn_backward_coef(float *coef, float *dgamma, float *dbeta, const float *s1, const float *s2,
+                         const float *invstd, int M, int C) {
+    const float *a = coef;
+    float *b = coef + C, *d = b + C;
     if (dbeta)
         for (int c = 0; c < C; c++) dbeta[c] += s1[c];
     if (dgamma)
@@ -543,6 +545,17 @@ static void bn_backward_sums(float *coef, float *dgamma, float *dbeta, const flo
         b[c] = -g * is * is * s2[c] / (float)M;
         d[c] = -g * s1[c] / (float)M;
     }
+}
+
+static void bn_backward_sums(float *coef, float *dgamma, float *dbeta, const float *dy,
+                             const float *x, const float *mean, const float *invstd,
+                             const float *gamma, const float *beta, int M, int C, int relu6) {
+    float *s1 = apq_falloc((size_t)2 * C), *s2 = s1 + C;
+    float *a = coef;
+    for (int c = 0; c < C; c++) a[c] = gamma[c] * invstd[c];
+    col_reduce(s1, s2, x, dy, mean, relu6 ? a : NULL, relu6 ? beta : NULL, (size_t)C, M, C,
+               RED_DOTDEV);
+    nn_bn_backward_coef(coef, dgamma, dbeta, s1, s2, invstd, M, C);
     free(s1);
 }
 
@@ -556,7 +569,8 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
     if (dx) {
         const float *shift = relu6 ? beta : NULL;
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
-        for (int m = 0; m < M; m++) bn_backward_range(dx, dy, x, a, b, d, mean, shift, m, m + 1, C);
+        for (int m = 0; m < M; m++)
+            nn_bn_backward_rows(dx, dy, x, a, b, d, mean, shift, m, m + 1, C);
     }
     free(coef);
 }
@@ -564,14 +578,14 @@ void nn_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, con
 // ---- a pointwise conv and its BN, backward in one pass ----------------------
 
 int nn_linear_bn_backward_fused(int M, int K, int N) {
-    return M > 0 && small_chunk_rows((long)N * K, M) > 0;
+    return M > 0 && nn_small_chunk_rows((long)N * K, M) > 0;
 }
 
 void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int lddw, float *dgamma,
                            float *dbeta, const float *dy, const float *y, const float *mean,
                            const float *invstd, const float *gamma, const float *beta, int relu6,
                            const float *in, int ldi, const float *w, int ldw, int M, int K, int N) {
-    const int rows = small_chunk_rows((long)N * K, M);
+    const int rows = nn_small_chunk_rows((long)N * K, M);
     APQ_ASSERT(rows > 0 && K > 0 && N > 0 && (!relu6 || beta));
     APQ_ASSERT((!din || (lddi >= K && ldw >= K)) && (!dw || (lddw >= K && ldi >= K)));
     float *coef = apq_falloc((size_t)3 * N), *a = coef, *b = a + N, *d = b + N;
@@ -586,7 +600,7 @@ void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int ldd
         const int m0 = ch * rows, m = M - m0 < rows ? M - m0 : rows;
         float *g = gbuf + (size_t)omp_get_thread_num() * rows * N; /* this chunk's BN dx */
         const size_t o = (size_t)m0 * N;
-        bn_backward_range(g, dy + o, y + o, a, b, d, mean, shift, 0, m, N);
+        nn_bn_backward_rows(g, dy + o, y + o, a, b, d, mean, shift, 0, m, N);
         if (din)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, K, N, 1.0f, g, N, w, ldw,
                         din_acc ? 1.0f : 0.0f, din + (size_t)m0 * lddi, lddi);
@@ -594,7 +608,7 @@ void nn_linear_bn_backward(float *din, int lddi, int din_acc, float *dw, int ldd
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, m, 1.0f, g, N,
                         in + (size_t)m0 * ldi, ldi, 0.0f, part + ch * nk, K);
     }
-    if (dw) wgrad_add_partials(dw, lddw, part, nch, N, K);
+    if (dw) nn_wgrad_add_partials(dw, lddw, part, nch, N, K);
     free(part);
     free(gbuf);
     free(coef);

@@ -119,6 +119,35 @@ void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const
                        const struct nn_dw_pre *pre, const float *w, int ldw, int N, int H, int W,
                        int C, int k, int stride);
 
+/* ---- expand -> BN -> ReLU6 -> depthwise, training (nn_expand.c) ------- */
+/* The first half of an inverted-residual block (reference/ofa.md §1) with
+ * the expanded tensor y = x w_pw^T never stored (recomputed per image): the
+ * same bits as nn_linear_forward_bn_stats, nn_bn_stats_train, then
+ * nn_dw_forward_ex / nn_dw_backward_ex with the BN + ReLU6 as prologue and
+ * nn_linear_bn_backward. Shapes: x [N,H,W,K] (NHWC, contiguous), w_pw
+ * [C][ldw_pw], BN gamma/beta [C], w_dw [k*k][ldw_dw], out [N,OH,OW,C]. */
+struct nn_expand_dw {
+    int N, H, W, K, C, k, s;
+    const float *w_pw, *w_dw, *gamma, *beta;
+    int ldw_pw, ldw_dw;
+};
+/* 1 when the shapes allow it: N a multiple of 16, the AVX-512 depthwise
+ * tiles for k and s, and a product OpenBLAS runs on its small-matrix kernels. */
+int nn_expand_dw_supported(const struct nn_expand_dw *p);
+/* out [N,OH,OW,C] = depthwise(ReLU6(BN(x w_pw^T))) with the batch statistics
+ * of the expanded tensor, which go to mean, invstd and scale = gamma*invstd
+ * [C] (caller-owned) for the backward. Asserts nn_expand_dw_supported. */
+void nn_expand_dw_forward(float *out, float *scale, float *mean, float *invstd, const float *x,
+                          const struct nn_expand_dw *p, float eps);
+/* Backward from dout [N,OH,OW,C] with the forward's scale/mean/invstd:
+ * dx [N*H*W][K] (row stride K; = or += when dx_acc; dx may be NULL), and
+ * accumulated dw_pw [C][lddw_pw], dgamma, dbeta [C] (may be NULL), dw_dw
+ * [k*k][lddw_dw]. */
+void nn_expand_dw_backward(float *dx, int dx_acc, float *dw_pw, int lddw_pw, float *dgamma,
+                           float *dbeta, float *dw_dw, int lddw_dw, const float *dout,
+                           const float *x, const float *scale, const float *mean,
+                           const float *invstd, const struct nn_expand_dw *p);
+
 /* ---- dense conv k x k (first layer; im2col + sgemm) -------------------- */
 /* in [N,H,W,Cin], w OHWI [Cout][k][k][Cin], out [N,OH,OW,Cout]. scratch holds
  * at least nn_conv_scratch_floats() floats (the im2col matrix). */

@@ -28,6 +28,7 @@
  */
 #include "nn.h"
 #include "nn_act.h"
+#include "nn_internal.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -65,7 +66,7 @@ int nn_dw_simd(int on) {
 #define DW_MAXNK     7            /* taps per tile with an unrolled instantiation */
 #define DW_AS        64           /* row stride of the weight-gradient accumulators: max channels */
 #define DW_ACC       (49 * DW_AS) /* weight-gradient accumulators (stack): kernels up to 7x7 */
-#define DW_CHUNKS    4 /* fixed row chunks of the weight gradient (not the thread count) */
+#define DW_CHUNKS    NN_DW_CHUNKS
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -282,6 +283,14 @@ void nn_dw_forward_ex(float *out, const float *in, const struct nn_dw_pre *pre, 
         dw_forward_row(out + (size_t)r * g.OW * C, in, w, ldw, &g, r, pre, post);
 }
 
+void nn_dw_forward_rows(float *out, const float *in, const struct nn_dw_pre *pre, const float *w,
+                        int ldw, int H, int W, int C, int k, int s, int r0, int r1) {
+    struct dw_geom g = {H, W, C, k, s, nn_out_size(H, k, s), nn_out_size(W, k, s), 0, 0};
+    interior(&g.lo, &g.hi, W, g.OW, k, s);
+    for (int r = r0; r < r1; r++)
+        dw_forward_row(out + (size_t)(r - r0) * g.OW * C, in, w, ldw, &g, r, pre, NULL);
+}
+
 void nn_dw_forward(float *out, const float *in, const float *w, int ldw, int N, int H, int W, int C,
                    int k, int stride) {
     nn_dw_forward_ex(out, in, NULL, w, ldw, N, H, W, C, k, stride, NULL);
@@ -347,47 +356,51 @@ static void din_row_simd(float *drow, const float *const *xr, const int *khs, in
 }
 #endif
 
-static void dw_backward_din(float *din, const float *dout, const float *w, int ldw, int N, int H,
-                            int W, int C, int k, int s) {
+void nn_dw_din_row(float *drow, const float *dout, const float *w, int ldw, int r, int H, int W,
+                   int C, int k, int s) {
     const int pad = k / 2, OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
-    const long work = (long)N * OH * OW * C * k * k;
-#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
-    for (int r = 0; r < N * H; r++) {
-        const int n = r / H, ih = r % H;
-        float *drow = din + (size_t)r * W * C;
+    const int n = r / H, ih = r % H;
 #if DW_SIMD
-        if (nn_dw_pre_supported(k, s)) {
-            const float *xr[DWS_MAXK];
-            int khs[DWS_MAXK], nkh = 0;
-            for (int kh = 0; kh < k; kh++) {
-                const int t = ih + pad - kh;
-                if (t < 0 || t % s || t / s >= OH) continue;
-                xr[nkh] = dout + ((size_t)n * OH + t / s) * OW * C;
-                khs[nkh++] = kh;
-            }
-            const int tn = ih + 1 + pad; /* the dout row the next din row adds */
-            if (ih + 1 < H && tn % s == 0 && tn / s < OH)
-                dws_prefetch(dout + ((size_t)n * OH + tn / s) * OW * C, (size_t)OW * C);
-            din_row_simd(drow, xr, khs, nkh, w, ldw, W, OW, C, k, s);
-            continue;
-        }
-#endif
-        memset(drow, 0, sizeof(float) * W * C);
+    if (nn_dw_pre_supported(k, s)) {
+        const float *xr[DWS_MAXK];
+        int khs[DWS_MAXK], nkh = 0;
         for (int kh = 0; kh < k; kh++) {
             const int t = ih + pad - kh;
-            if (t < 0 || t % s) continue;
-            const int oh = t / s;
-            if (oh >= OH) continue;
-            din_row(drow, dout + ((size_t)n * OH + oh) * OW * C, w + (size_t)kh * k * ldw, ldw, W,
-                    OW, C, k, s);
+            if (t < 0 || t % s || t / s >= OH) continue;
+            xr[nkh] = dout + ((size_t)n * OH + t / s) * OW * C;
+            khs[nkh++] = kh;
         }
+        const int tn = ih + 1 + pad; /* the dout row the next din row adds */
+        if (ih + 1 < H && tn % s == 0 && tn / s < OH)
+            dws_prefetch(dout + ((size_t)n * OH + tn / s) * OW * C, (size_t)OW * C);
+        din_row_simd(drow, xr, khs, nkh, w, ldw, W, OW, C, k, s);
+        return;
     }
+#endif
+    memset(drow, 0, sizeof(float) * W * C);
+    for (int kh = 0; kh < k; kh++) {
+        const int t = ih + pad - kh;
+        if (t < 0 || t % s) continue;
+        const int oh = t / s;
+        if (oh >= OH) continue;
+        din_row(drow, dout + ((size_t)n * OH + oh) * OW * C, w + (size_t)kh * k * ldw, ldw, W, OW,
+                C, k, s);
+    }
+}
+
+static void dw_backward_din(float *din, const float *dout, const float *w, int ldw, int N, int H,
+                            int W, int C, int k, int s) {
+    const int OH = nn_out_size(H, k, s), OW = nn_out_size(W, k, s);
+    const long work = (long)N * OH * OW * C * k * k;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+    for (int r = 0; r < N * H; r++)
+        nn_dw_din_row(din + (size_t)r * W * C, dout, w, ldw, r, H, W, C, k, s);
 }
 
 // ---- backward: weight gradient ------------------------------------------------------
 
-/* acc[t][0..cw) (row stride as: DW_AS for the generic tiles, cw <= DW_AS) =
- * sum over the output rows r0 .. r1-1 (r = n*OH + oh) and their columns ow of
+/* acc[t][0..cw) (row stride as: DW_AS for the generic tiles, cw <= DW_AS) +=
+ * the sum, row by row, over the output rows r0 .. r1-1 (r = n*OH + oh) and their columns ow of
  * dout * y for tap t, channels c0 .. c0+cw-1, y = in or pre(in). */
 static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const float *in,
                           const struct nn_dw_pre *pre, int H, int W, int C, int k, int s, int r0,
@@ -397,7 +410,6 @@ static void dw_wgrad_rows(float *acc, ptrdiff_t as, const float *dout, const flo
     int lo, hi;
     interior(&lo, &hi, W, OW, k, s);
     APQ_ASSERT(simd || as == DW_AS); /* the generic tiles' stride is a constant */
-    memset(acc, 0, sizeof(float) * k * k * as);
     for (int r = r0; r < r1; r++) {
         const int n = r / OH, oh = r % OH;
         const float *grow = dout + (size_t)r * OW * C + c0;
@@ -447,6 +459,17 @@ static void dw_add_chunks(float *dw, int lddw, const float *part, size_t stride,
         }
 }
 
+void nn_dw_wgrad_rows_add(float *acc, const float *dout, const float *in,
+                          const struct nn_dw_pre *pre, int H, int W, int C, int k, int s, int r0,
+                          int r1) {
+    APQ_ASSERT(nn_dw_pre_supported(k, s));
+    dw_wgrad_rows(acc, C, dout, in, pre, H, W, C, k, s, r0, r1, 0, C);
+}
+
+void nn_dw_add_chunks(float *dw, int lddw, const float *part, int chunks, int k, int C) {
+    dw_add_chunks(dw, lddw, part, (size_t)k * k * C, chunks, k * k, C, 0, C);
+}
+
 void nn_dw_backward(float *din, float *dw, int lddw, const float *dout, const float *in,
                     const float *w, int ldw, int N, int H, int W, int C, int k, int stride) {
     nn_dw_backward_ex(din, dw, lddw, dout, in, NULL, w, ldw, N, H, W, C, k, stride);
@@ -468,10 +491,12 @@ void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const
         const size_t stride_ch = (size_t)k * k * C;
         float *part = apq_falloc(chunks * stride_ch);
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
-        for (int ch = 0; ch < chunks; ch++)
+        for (int ch = 0; ch < chunks; ch++) {
+            memset(part + ch * stride_ch, 0, sizeof(float) * stride_ch);
             dw_wgrad_rows(part + ch * stride_ch, C, dout, in, pre, H, W, C, k, stride,
                           (int)((long)rows * ch / chunks), (int)((long)rows * (ch + 1) / chunks), 0,
                           C);
+        }
         dw_add_chunks(dw, lddw, part, stride_ch, chunks, k * k, C, 0, C);
         free(part);
         return;
@@ -480,10 +505,12 @@ void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const
     for (int c0 = 0; c0 < C; c0 += DW_AS) {
         const int cw = C - c0 < DW_AS ? C - c0 : DW_AS;
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
-        for (int ch = 0; ch < chunks; ch++)
+        for (int ch = 0; ch < chunks; ch++) {
+            memset(part[ch], 0, sizeof(float) * k * k * DW_AS);
             dw_wgrad_rows(part[ch], DW_AS, dout, in, NULL, H, W, C, k, stride,
                           (int)((long)rows * ch / chunks), (int)((long)rows * (ch + 1) / chunks),
                           c0, cw);
+        }
         dw_add_chunks(dw, lddw, part[0], DW_ACC, chunks, k * k, DW_AS, c0, cw);
     }
 }

@@ -25,7 +25,8 @@ enum op_kind {
     OP_POOL,
     OP_LINEAR,
     OP_QACT,
-    OP_DROP
+    OP_DROP,
+    OP_EXPAND_DW /* pw expand -> BN -> ReLU6 -> depthwise, training (nn_expand_dw_forward) */
 };
 
 struct node {
@@ -57,6 +58,9 @@ struct sn_op {
     int qlayer, bits, is_signed; /* fake-quantized activation */
     struct nn_dw_pre pre; /* OP_DW with pre.scale: reads node in2 through it (the BN of node in) */
     float *mask;          /* dropout */
+    struct nn_expand_dw ex; /* OP_EXPAND_DW: shapes and weights as used */
+    float *dw_dw;           /* OP_EXPAND_DW: depthwise gradient (NULL: scratch + kp) */
+    int lddw_dw;
 };
 
 #define MAX_NODES 512
@@ -352,38 +356,46 @@ static struct kprep *kernel_prep(struct fwd *f, int b, int j, int mid) {
     return kp;
 }
 
+/* The depthwise weights of block b (b < 0: the first block) at kernel k
+ * with C channels, as the conv uses them (*w, *ldw: maybe a transformed or
+ * fake-quantized copy in the arena) and where their gradient goes (*dw,
+ * *lddw; NULL: a scratch gradient back-propagated through *kp). */
+static void dw_weights(struct fwd *f, int b, int C, int k, int wbits, const float **w, int *ldw,
+                       float **dw, int *lddw, struct kprep **kp) {
+    const struct space *s = &f->sn->s;
+    const float *w0;
+    int ld0;
+    *kp = NULL;
+    *lddw = C;
+    if (b < 0) { /* the fixed first block: 3x3 on its own weights */
+        w0 = f->sn->first_dw_w;
+        ld0 = C;
+        *dw = grad_of(f->sn, w0);
+    } else if (k == s->max_kernel) {
+        w0 = f->sn->block[b].dw_w;
+        ld0 = *lddw = s->block[b].mid_max;
+        *dw = grad_of(f->sn, w0);
+    } else {
+        int j = space_choice_index(s->kernels, s->n_kernels, k);
+        *kp = kernel_prep(f, b, j, C);
+        w0 = (*kp)->w[j];
+        ld0 = C;
+        *dw = NULL; /* into a scratch gradient, then through the transforms */
+    }
+    *w = prep_weight(f, w0, k * k, C, ld0, wbits, ldw);
+}
+
 /* Depthwise k x k of block b (b < 0: the first block) on node `in` [N,H,H,C],
  * or, when pre, on pre(node vin) (node `in` is then the values-free output of
  * emit_bn_pre); fused with the eval-mode BN + ReLU6 `bn` that follows it when
  * bn is given (inference only, see emit_dw_bn). */
 static int emit_dw(struct fwd *f, int in, int vin, const struct nn_dw_pre *pre, int b, int N, int H,
                    int C, int k, int stride, int wbits, const struct sn_bn *bn) {
-    const struct space *s = &f->sn->s;
-    const float *w;
-    int ldw;
+    const float *wu;
+    int ld, lddw;
     float *dw;
-    int lddw;
-    struct kprep *kp = NULL;
-    if (b < 0) { /* the fixed first block: 3x3 on its own weights */
-        w = f->sn->first_dw_w;
-        ldw = C;
-        dw = grad_of(f->sn, w);
-        lddw = C;
-    } else if (k == s->max_kernel) {
-        w = f->sn->block[b].dw_w;
-        ldw = s->block[b].mid_max;
-        dw = grad_of(f->sn, w);
-        lddw = ldw;
-    } else {
-        int j = space_choice_index(s->kernels, s->n_kernels, k);
-        kp = kernel_prep(f, b, j, C);
-        w = kp->w[j];
-        ldw = C;
-        dw = NULL; /* into a scratch gradient, then through the transforms */
-        lddw = C;
-    }
-    int ld;
-    const float *wu = prep_weight(f, w, k * k, C, ldw, wbits, &ld);
+    struct kprep *kp;
+    dw_weights(f, b, C, k, wbits, &wu, &ld, &dw, &lddw, &kp);
     int OH = nn_out_size(H, k, stride);
     float *y = A(f, (size_t)N * OH * OH * C);
     struct nn_dw_pre post = {0};
@@ -436,6 +448,42 @@ static int emit_dw_bn(struct fwd *f, int in, int vin, const struct nn_dw_pre *pr
  * pass it saves while the tensor stays in L3). */
 #define DW_PRE_MIN_BYTES (16u << 20)
 
+/* Training: block b's expand, its BN + ReLU6 and the depthwise conv as one
+ * op whose expanded tensor is never stored, only recomputed per image
+ * (nn_expand_dw_forward: the same bits as the separate ops). Returns the
+ * depthwise output node, or -1 (nothing emitted) when the shapes do not allow
+ * it. */
+static int emit_expand_dw(struct fwd *f, int in, int b, int N, int H) {
+    const struct space_block *sb = &f->sn->s.block[b];
+    struct sn_block *blk = &f->sn->block[b];
+    const struct arch *a = f->a;
+    struct nn_expand_dw ex = {
+        .N = N, .H = H, .W = H, .K = sb->cin, .C = a->mid[b], .k = a->ks[b], .s = sb->stride};
+    if (!nn_expand_dw_supported(&ex)) return -1;
+    const int C = ex.C, OH = nn_out_size(H, ex.k, ex.s);
+    ex.w_pw = prep_weight(f, blk->expand_w, C, ex.K, sb->cin, a->pw_w[b], &ex.ldw_pw);
+    f->layer++;
+    struct sn_op *op = new_op(f, OP_EXPAND_DW);
+    dw_weights(f, b, C, ex.k, a->dw_w[b], &ex.w_dw, &ex.ldw_dw, &op->dw_dw, &op->lddw_dw, &op->kp);
+    f->layer++;
+    ex.gamma = blk->expand_bn.gamma;
+    ex.beta = blk->expand_bn.beta;
+    op->in = in;
+    op->ex = ex;
+    op->bn = &blk->expand_bn;
+    op->dw = grad_of(f->sn, blk->expand_w);
+    op->lddw = sb->cin;
+    float *scale = A(f, (size_t)C), *y = A(f, (size_t)N * OH * OH * C);
+    op->pre = (struct nn_dw_pre){scale, NULL, ex.beta, 1};
+    op->mean = A(f, (size_t)C);
+    op->invstd = A(f, (size_t)C);
+    nn_expand_dw_forward(y, scale, op->mean, op->invstd, f->t->node[in].v, &ex, SN_BN_EPS);
+    f->bn_off += (size_t)C;
+    f->st_node = -1;
+    op->out = new_node(f, y, (size_t)N * OH * OH * C);
+    return op->out;
+}
+
 static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     struct supernet *sn = f->sn;
     const struct space_block *sb = &sn->s.block[b];
@@ -444,14 +492,19 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     int mid = a->mid[b], k = a->ks[b], M = N * H * H;
     int OH = nn_out_size(H, k, sb->stride), MO = N * OH * OH;
     int h = emit_qact(f, x, a->pw_a[b], 1);
-    h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
-    if ((!f->quant || !a->dw_a[b]) && nn_dw_pre_supported(k, sb->stride) &&
-        (size_t)M * mid * sizeof(float) >= DW_PRE_MIN_BYTES) {
+    const int use_pre = (!f->quant || !a->dw_a[b]) && nn_dw_pre_supported(k, sb->stride) &&
+                        (size_t)M * mid * sizeof(float) >= DW_PRE_MIN_BYTES;
+    const int e = use_pre && f->mode == SN_TRAIN ? emit_expand_dw(f, h, b, N, H) : -1;
+    if (e >= 0) {
+        h = emit_bn(f, e, &blk->dw_bn, MO, mid, 1);
+    } else if (use_pre) {
         /* the expand BN + ReLU6 applied as the depthwise conv loads its input */
+        h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
         struct nn_dw_pre pre;
-        int e = emit_bn_pre(f, h, &blk->expand_bn, M, mid, &pre);
-        h = emit_dw_bn(f, e, h, &pre, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
+        int bn = emit_bn_pre(f, h, &blk->expand_bn, M, mid, &pre);
+        h = emit_dw_bn(f, bn, h, &pre, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
     } else {
+        h = emit_pw(f, h, blk->expand_w, sb->cin, M, sb->cin, mid, a->pw_w[b]);
         h = emit_bn(f, h, &blk->expand_bn, M, mid, 1);
         h = emit_qact(f, h, a->dw_a[b], 0);
         h = emit_dw_bn(f, h, -1, NULL, b, N, H, mid, k, sb->stride, a->dw_w[b], &blk->dw_bn);
@@ -726,6 +779,20 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
                               op->k, op->stride);
             if (op->kp) kernel_prep_backward(sn, c, op->kp, dw);
             din_done(c, x, g, acc);
+            break;
+        }
+        case OP_EXPAND_DW: {
+            const struct nn_expand_dw *ex = &op->ex;
+            float *dwd = op->dw_dw;
+            if (!dwd) {
+                dwd = arena_alloc(&c->arena, (size_t)ex->k * ex->k * ex->C);
+                memset(dwd, 0, sizeof(float) * ex->k * ex->k * ex->C);
+            }
+            g = din_product(c, x, &acc);
+            nn_expand_dw_backward(g, acc, op->dw, op->lddw, grad_of(sn, op->bn->gamma),
+                                  grad_of(sn, op->bn->beta), dwd, op->lddw_dw, y->g, x->v,
+                                  op->pre.scale, op->mean, op->invstd, ex);
+            if (op->kp) kernel_prep_backward(sn, c, op->kp, dwd);
             break;
         }
         case OP_BN:

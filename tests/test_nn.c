@@ -668,6 +668,75 @@ TEST(nn_linear_bn_backward_matches_unfused) {
     rng_free(&r);
 }
 
+/* The expand -> BN -> ReLU6 -> depthwise block half with the expanded tensor
+ * recomputed (nn_expand_dw_*) against the separate kernels: the same bits in
+ * every output and gradient, at 1 and 2 threads, with weight row strides of
+ * supernet slices, a partial last product chunk, stride 1 and 2. */
+static void expand_dw_separate(float *out, float *st3, float *dx, int acc, float *dwp, float *gb,
+                               float *dwd, const float *dout, const float *x,
+                               const struct nn_expand_dw *p) {
+    const int M = p->N * p->H * p->W, C = p->C, K = p->K;
+    float *y = zeros((size_t)M * C), *gy = zeros((size_t)M * C);
+    float *blk = zeros(nn_bn_blocks_floats(M, C));
+    struct nn_bn_blocks st = {blk, blk + nn_bn_blocks_floats(M, C) / 2, 0};
+    float *scale = st3, *mean = st3 + C, *invstd = st3 + 2 * C;
+    nn_linear_forward_bn_stats(y, C, x, K, p->w_pw, p->ldw_pw, M, K, C, &st);
+    nn_bn_stats_train(scale, mean, invstd, NULL, y, p->gamma, M, C, 1e-5f, &st);
+    const struct nn_dw_pre pre = {scale, mean, p->beta, 1};
+    nn_dw_forward_ex(out, y, &pre, p->w_dw, p->ldw_dw, p->N, p->H, p->W, C, p->k, p->s, NULL);
+    nn_dw_backward_ex(gy, dwd, C + 3, dout, y, &pre, p->w_dw, p->ldw_dw, p->N, p->H, p->W, C, p->k,
+                      p->s);
+    nn_linear_bn_backward(dx, K, acc, dwp, K + 1, gb, gb + C, gy, y, mean, invstd, p->gamma,
+                          p->beta, 1, x, K, p->w_pw, p->ldw_pw, M, K, C);
+    free(y), free(gy), free(blk);
+}
+
+TEST(nn_expand_dw_matches_separate_kernels) {
+    struct rng r;
+    rng_init(&r, 17, RNG_INIT);
+    const int shapes[][6] = {{16, 28, 16, 48, 3, 2}, {16, 28, 8, 24, 5, 1}, {32, 14, 24, 72, 7, 2}};
+    const int saved = omp_get_max_threads();
+    for (int si = 0; si < 3; si++) {
+        const int N = shapes[si][0], H = shapes[si][1], K = shapes[si][2], C = shapes[si][3];
+        const int k = shapes[si][4], s = shapes[si][5], OH = nn_out_size(H, k, s);
+        const size_t mk = (size_t)N * H * H * K, mo = (size_t)N * OH * OH * C;
+        const size_t nwp = (size_t)C * (K + 1), nwd = (size_t)k * k * (C + 3);
+        float *x = randn(&r, mk, 1), *wp = randn(&r, (size_t)C * (K + 2), 0.4);
+        float *wd = randn(&r, (size_t)k * k * (C + 5), 0.3), *gamma = randn(&r, C, 1);
+        float *beta = randn(&r, C, 1), *dout = randn(&r, mo, 1);
+        struct nn_expand_dw p = {N, H, H, K, C, k, s, wp, wd, gamma, beta, K + 2, C + 5};
+        CHECK(nn_expand_dw_supported(&p));
+        for (int t = 1; t <= 2; t++)
+            for (int acc = 0; acc <= 1; acc++) {
+                omp_set_num_threads(t);
+                float *o1 = zeros(mo), *o2 = zeros(mo), *s1 = zeros(3 * (size_t)C);
+                float *s2 = zeros(3 * (size_t)C), *dx1 = randn(&r, mk, 1), *dx2 = apq_falloc(mk);
+                float *dp1 = randn(&r, nwp, 1), *dp2 = apq_falloc(nwp), *dd1 = randn(&r, nwd, 1);
+                float *dd2 = apq_falloc(nwd), *gb1 = randn(&r, 2 * (size_t)C, 1);
+                float *gb2 = apq_falloc(2 * (size_t)C);
+                memcpy(dx2, dx1, 4 * mk), memcpy(dp2, dp1, 4 * nwp), memcpy(dd2, dd1, 4 * nwd);
+                memcpy(gb2, gb1, 8 * (size_t)C);
+                expand_dw_separate(o1, s1, dx1, acc, dp1, gb1, dd1, dout, x, &p);
+                nn_expand_dw_forward(o2, s2, s2 + C, s2 + 2 * C, x, &p, 1e-5f);
+                nn_expand_dw_backward(dx2, acc, dp2, K + 1, gb2, gb2 + C, dd2, C + 3, dout, x, s2,
+                                      s2 + C, s2 + 2 * C, &p);
+                CHECK(!memcmp(o1, o2, 4 * mo));
+                CHECK(!memcmp(s1, s2, 12 * (size_t)C));
+                CHECK(!memcmp(dx1, dx2, 4 * mk));
+                CHECK(!memcmp(dp1, dp2, 4 * nwp));
+                CHECK(!memcmp(dd1, dd2, 4 * nwd));
+                CHECK(!memcmp(gb1, gb2, 8 * (size_t)C));
+                free(o1), free(o2), free(s1), free(s2), free(dx1), free(dx2), free(dp1);
+                free(dp2), free(dd1), free(dd2), free(gb1), free(gb2);
+            }
+        free(x), free(wp), free(wd), free(gamma), free(beta), free(dout);
+    }
+    omp_set_num_threads(saved);
+    struct nn_expand_dw odd = {12, 28, 28, 16, 48, 3, 2, NULL, NULL, NULL, NULL, 16, 48};
+    CHECK(!nn_expand_dw_supported(&odd)); /* 12 images: the sums' chunks split images */
+    rng_free(&r);
+}
+
 /* Finite differences through the fused BN + ReLU6, with every z = BN(x) at
  * least 0.05 from the kinks at 0 and 6 (asserted: the FD step must not cross one). */
 TEST(nn_bn_relu6_backward_fd) {
