@@ -145,12 +145,14 @@ static void step_free(struct step_run *t) {
     supernet_free(&t->sn);
 }
 
-/* The whole tape with the AVX-512 depthwise tiles and the expand BN applied
- * inside the depthwise conv (emit_bn_pre: at batch 128 and 28x28 the smallest
- * subnet's first expand output is 19 MB, above DW_PRE_MIN_BYTES) against the
- * generic tiles with the BN written out: the same logits (train and eval BN)
- * and the same gradients, bit for bit. Without AVX-512 both runs are the
- * generic path; the test says so. */
+/* The whole tape with the AVX-512 depthwise tiles and, at batch 128 and
+ * 28x28, where the smallest subnet's first expand output is 19 MB (above
+ * DW_PRE_MIN_BYTES), the expand, its BN and the depthwise conv as one op with
+ * the expanded tensor recomputed (training: emit_expand_dw) or the BN applied
+ * inside the depthwise conv (eval: emit_bn_pre), against the generic tiles
+ * with every tensor written out: the same logits (train and eval BN) and the
+ * same gradients, bit for bit. Without AVX-512 both runs are the generic
+ * path; the test says so. */
 TEST(sn_dw_prologue_bit_identical) {
     struct step_run t;
     step_setup(&t, 41, 1);
