@@ -30,7 +30,7 @@
 
 /* Row chunks of a column reduction: a constant, so the summation order (and
  * the result) is the same for every thread count. */
-#define RED_CHUNKS 16
+#define RED_CHUNKS NN_RED_CHUNKS
 
 enum red_op {
     RED_SUM,   /* s1[c] = sum_r a[r][c] */
@@ -224,6 +224,13 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
     free(part);
 }
 
+float *nn_transposed(const float *w, int ldw, int N, int K) {
+    float *wt = apq_falloc((size_t)K * N);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
+    return wt;
+}
+
 /* out[M][N] = in[M][K] w^T (w [N][ldw]). Skinny products (see SMALL_MNK) go
  * as in * (w^T, transposed into a scratch [K][N]) in fixed row chunks: the
  * small-matrix kernels run the untransposed form 1.2-2.3x faster (measured
@@ -236,9 +243,7 @@ static void sgemm_forward(float *out, int ldo, const float *in, int ldi, const f
         sgemm_rows(0, 1, M, N, K, 1.0f, in, ldi, w, ldw, 0.0f, out, ldo);
         return;
     }
-    float *wt = apq_falloc((size_t)K * N);
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
+    float *wt = nn_transposed(w, ldw, N, K);
     sgemm_nn_chunks(M, N, K, 1.0f, in, ldi, wt, N, 0.0f, out, ldo, rows, st);
     free(wt);
 }

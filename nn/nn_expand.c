@@ -41,15 +41,6 @@ int nn_expand_dw_supported(const struct nn_expand_dw *p) {
            p->N % NN_DW_CHUNKS == 0 && nn_dw_pre_supported(p->k, p->s);
 }
 
-/* wt [K][C] = w^T: the small-matrix kernels' operand, as nn.c sgemm_forward. */
-static float *transposed_weights(const struct nn_expand_dw *p) {
-    float *wt = apq_falloc((size_t)p->K * p->C);
-    for (int n = 0; n < p->C; n++)
-        for (int k = 0; k < p->K; k++)
-            wt[(size_t)k * p->C + n] = p->w_pw[(size_t)n * p->ldw_pw + k];
-    return wt;
-}
-
 /* y [m][C] = rows of x [m][K] times wt: the expand output, recomputed. */
 static void expand_rows(float *y, const float *x, const float *wt, int m, int K, int C) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, C, K, 1.0f, x, K, wt, C, 0.0f, y, C);
@@ -62,7 +53,8 @@ void nn_expand_dw_forward(float *out, float *scale, float *mean, float *invstd, 
     const int OH = nn_out_size(H, p->k, p->s), OW = nn_out_size(W, p->k, p->s);
     const int rows = nn_small_chunk_rows((long)C * K, M), nch = (M + rows - 1) / rows;
     const int nt = omp_get_max_threads(), per = rows > HW ? rows : HW;
-    float *wt = transposed_weights(p), *ybuf = apq_falloc((size_t)nt * per * C);
+    float *wt = nn_transposed(p->w_pw, p->ldw_pw, p->C, p->K),
+          *ybuf = apq_falloc((size_t)nt * per * C);
     const size_t nbf = nn_bn_blocks_floats(M, C);
     float *blk = apq_falloc(nbf);
     struct nn_bn_blocks st = {blk, blk + nbf / 2, 1};
@@ -142,7 +134,8 @@ void nn_expand_dw_backward(float *dx, int dx_acc, float *dw_pw, int lddw_pw, flo
     const int N = p->N, H = p->H, W = p->W, K = p->K, C = p->C, k = p->k, HW = H * W;
     const int M = N * HW, rows = nn_small_chunk_rows((long)C * K, M), nch = (M + rows - 1) / rows;
     const int nt = omp_get_max_threads(), per = (rows > HW ? rows : HW) + 2 * W;
-    float *wt = transposed_weights(p), *buf = apq_falloc((size_t)nt * 2 * per * C);
+    float *wt = nn_transposed(p->w_pw, p->ldw_pw, p->C, p->K),
+          *buf = apq_falloc((size_t)nt * 2 * per * C);
     float *coef = apq_falloc((size_t)5 * C), *s1 = coef + 3 * C, *s2 = s1 + C;
     float *red = apq_falloc((size_t)2 * NN_RED_CHUNKS * C);
     float *part_dw = apq_falloc((size_t)NN_DW_CHUNKS * k * k * C);

@@ -474,9 +474,9 @@ static int emit_expand_dw(struct fwd *f, int in, int b, int N, int H) {
     op->dw = grad_of(f->sn, blk->expand_w);
     op->lddw = sb->cin;
     float *scale = A(f, (size_t)C), *y = A(f, (size_t)N * OH * OH * C);
-    op->pre = (struct nn_dw_pre){scale, NULL, ex.beta, 1};
     op->mean = A(f, (size_t)C);
     op->invstd = A(f, (size_t)C);
+    op->pre = (struct nn_dw_pre){scale, op->mean, ex.beta, 1}; /* the expand BN + ReLU6 */
     nn_expand_dw_forward(y, scale, op->mean, op->invstd, f->t->node[in].v, &ex, SN_BN_EPS);
     f->bn_off += (size_t)C;
     f->st_node = -1;
@@ -742,6 +742,16 @@ static int bn_backward_with_pw(struct supernet *sn, struct sn_ctx *c, const stru
     return 1;
 }
 
+/* Where a depthwise weight gradient [k*k][C] goes: dw, or when NULL (a
+ * transformed kernel) a zeroed scratch that kernel_prep_backward then takes
+ * through the transforms. */
+static float *dw_grad_dest(struct sn_ctx *c, float *dw, int k, int C) {
+    if (dw) return dw;
+    dw = arena_alloc(&c->arena, (size_t)k * k * C);
+    memset(dw, 0, sizeof(float) * k * k * C);
+    return dw;
+}
+
 void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogits) {
     struct tape_nodes *t = c->nodes;
     struct node *nd = t->node;
@@ -768,11 +778,7 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
             break;
         case OP_DW: {
             g = din_buf(c, x, &acc);
-            float *dw = op->dw;
-            if (!dw) {
-                dw = arena_alloc(&c->arena, (size_t)op->k * op->k * op->C);
-                memset(dw, 0, sizeof(float) * op->k * op->k * op->C);
-            }
+            float *dw = dw_grad_dest(c, op->dw, op->k, op->C);
             const int pre = op->pre.scale != NULL;
             nn_dw_backward_ex(g, dw, op->lddw, y->g, pre ? nd[op->in2].v : x->v,
                               pre ? &op->pre : NULL, op->w, op->ldw, op->N, op->H, op->W, op->C,
@@ -783,11 +789,7 @@ void supernet_backward(struct supernet *sn, struct sn_ctx *c, const float *dlogi
         }
         case OP_EXPAND_DW: {
             const struct nn_expand_dw *ex = &op->ex;
-            float *dwd = op->dw_dw;
-            if (!dwd) {
-                dwd = arena_alloc(&c->arena, (size_t)ex->k * ex->k * ex->C);
-                memset(dwd, 0, sizeof(float) * ex->k * ex->k * ex->C);
-            }
+            float *dwd = dw_grad_dest(c, op->dw_dw, ex->k, ex->C);
             g = din_product(c, x, &acc);
             nn_expand_dw_backward(g, acc, op->dw, op->lddw, grad_of(sn, op->bn->gamma),
                                   grad_of(sn, op->bn->beta), dwd, op->lddw_dw, y->g, x->v,
