@@ -28,10 +28,6 @@
 
 // ---- column reductions over rows -------------------------------------------
 
-/* Row chunks of a column reduction: a constant, so the summation order (and
- * the result) is the same for every thread count. */
-#define RED_CHUNKS NN_RED_CHUNKS
-
 enum red_op {
     RED_SUM,   /* s1[c] = sum_r a[r][c] */
     RED_DOTDEV /* s1[c] = sum_r b'[r][c];  s2[c] = sum_r b'[r][c] * (a[r][c] - mu[c]), where
@@ -94,11 +90,11 @@ void nn_red_combine(float *s1, float *s2, const float *part1, const float *part2
  * [M][C] arrays a (and b), row stride ld. Overwrites s1/s2; s2 may be NULL
  * unless op is RED_DOTDEV. scale/shift [C]: the fused ReLU6 mask of RED_DOTDEV
  * (NULL: none). All C columns go in one pass over whole rows (the partials,
- * 2*RED_CHUNKS*C floats, are on the heap). */
+ * 2*NN_RED_CHUNKS*C floats, are on the heap). */
 static void col_reduce(float *s1, float *s2, const float *a, const float *b, const float *mu,
                        const float *scale, const float *shift, size_t ld, int M, int C,
                        enum red_op op) {
-    const int chunks = M < RED_CHUNKS ? (M > 0 ? M : 1) : RED_CHUNKS;
+    const int chunks = M < NN_RED_CHUNKS ? (M > 0 ? M : 1) : NN_RED_CHUNKS;
     float *part1 = apq_falloc((size_t)2 * chunks * C), *part2 = part1 + (size_t)chunks * C;
 #pragma omp parallel for schedule(static) if ((long)M * C >= PAR_MIN_WORK)
     for (int ch = 0; ch < chunks; ch++) {
@@ -226,8 +222,7 @@ static void sgemm_wgrad(float *dw, int lddw, const float *G, int ldg, const floa
 
 float *nn_transposed(const float *w, int ldw, int N, int K) {
     float *wt = apq_falloc((size_t)K * N);
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * ldw + k];
+    cblas_somatcopy(CblasRowMajor, CblasTrans, N, K, 1.0f, w, ldw, wt, N); /* x * 1 is exact */
     return wt;
 }
 

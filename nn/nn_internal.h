@@ -19,8 +19,9 @@
 /* Rows per chunk (a power of two) of a product with nk multiply-adds per row
  * over m rows on OpenBLAS's small-matrix kernels, 0: one whole product (nn.c). */
 int nn_small_chunk_rows(long nk, long m);
-/* wt [K][N] = w^T for w [N][ldw] (malloc'd, the caller frees): the operand
- * of the small-matrix forward products (nn.c sgemm_forward). */
+/* wt [K][N] = w^T for w [N][ldw] (OpenBLAS's cblas_somatcopy; 64-byte
+ * aligned, the caller frees; aborts when out of memory): the operand of the
+ * small-matrix forward products (nn.c sgemm_forward, nn_expand.c). */
 float *nn_transposed(const float *w, int ldw, int N, int K);
 /* The BN blocks (NN_BN_BLOCK rows each) of rows r0..r1-1 of a [M][C] tensor
  * into st; x points at row r0 (row stride ld), r0 a multiple of NN_BN_BLOCK. */
