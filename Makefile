@@ -1,6 +1,7 @@
 # apq — build the programs and run the pipeline (pipeline.mk).
 #   make                 the whole pipeline for DEVICE (default bitfusion), PROFILE (default quick)
 #   make test            unit tests + the whole pipeline on PROFILE=tiny
+#   make test-kernels    the unit tests under each OpenBLAS kernel, 1 and 2 threads
 #   make deps            install the Debian packages apq needs
 # Non-recursive (reference/aesthetics.md L1): one make, one graph.
 
@@ -108,6 +109,11 @@ $(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(TEST_LIB_O)
 test: $(B)/apq-test programs
 	APQ_BUILD_DIR=$(B) ./$(B)/apq-test $(if $(T),-t $(T))
 
+# The unit tests under every OpenBLAS kernel a user may have (unset, Haswell,
+# SkylakeX with AVX-512, Prescott) at 1 and 2 threads (scripts/test-kernels.sh).
+test-kernels: $(B)/apq-test
+	APQ_BUILD_DIR=$(B) bash scripts/test-kernels.sh ./$(B)/apq-test
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 format-check:
@@ -116,7 +122,7 @@ format-check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps programs test bench ab goldens format format-check clean
+.PHONY: all deps programs test test-kernels bench ab goldens format format-check clean
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
 -include pipeline.mk

@@ -121,19 +121,27 @@ void nn_dw_backward_ex(float *din, float *dw, int lddw, const float *dout, const
 
 /* ---- expand -> BN -> ReLU6 -> depthwise, training (nn_expand.c) ------- */
 /* The first half of an inverted-residual block (reference/ofa.md §1) with
- * the expanded tensor y = x w_pw^T never stored (recomputed per image): the
- * same bits as nn_linear_forward_bn_stats, nn_bn_stats_train, then
- * nn_dw_forward_ex / nn_dw_backward_ex with the BN + ReLU6 as prologue and
- * nn_linear_bn_backward. Shapes: x [N,H,W,K] (NHWC, contiguous), w_pw
- * [C][ldw_pw], BN gamma/beta [C], w_dw [k*k][ldw_dw], out [N,OH,OW,C]. */
+ * the expanded tensor y = x w_pw^T never stored (recomputed per image): what
+ * nn_linear_forward_bn_stats, nn_bn_stats_train, then nn_dw_forward_ex /
+ * nn_dw_backward_ex with the BN + ReLU6 as prologue and nn_linear_bn_backward
+ * compute, the same bits for the batch statistics and within the rounding of
+ * the recomputed K-term products for the rest (nn_expand.c). Shapes: x [N,H,W,K] (NHWC,
+ * contiguous), w_pw [C][ldw_pw], BN gamma/beta [C], w_dw [k*k][ldw_dw], out [N,OH,OW,C]. */
 struct nn_expand_dw {
     int N, H, W, K, C, k, s;
     const float *w_pw, *w_dw, *gamma, *beta;
     int ldw_pw, ldw_dw;
 };
 /* 1 when the shapes allow it: N a multiple of 16, the AVX-512 depthwise
- * tiles for k and s, and a product OpenBLAS runs on its small-matrix kernels. */
+ * tiles for k and s, and a product OpenBLAS runs on its small-matrix kernels;
+ * always 0 while the op is disabled (nn_expand_dw_enable). */
 int nn_expand_dw_supported(const struct nn_expand_dw *p);
+/* Enables (on != 0, the default) or disables the op; returns the previous
+ * setting. Disabled, the supernet's tape takes the separate kernels, whose
+ * results do not depend on the OpenBLAS kernel's row blocking (tests that
+ * compare tapes bit for bit). For tests and benchmarks; not thread-safe
+ * against running kernels. */
+int nn_expand_dw_enable(int on);
 /* out [N,OH,OW,C] = depthwise(ReLU6(BN(x w_pw^T))) with the batch statistics
  * of the expanded tensor, which go to mean, invstd and scale = gamma*invstd
  * [C] (caller-owned) for the backward. Asserts nn_expand_dw_supported. */

@@ -18,11 +18,16 @@
  * Every value is computed by the same kernels, with the same chunking of
  * every sum, as by nn_linear_forward_bn_stats, nn_bn_stats_train,
  * nn_dw_forward_ex (with the BN applied as it loads), nn_dw_backward_ex and
- * nn_linear_bn_backward in sequence: the results are the same bits
- * (tests/test_nn.c expand_dw_matches_separate_kernels). That needs two facts:
- * OpenBLAS computes each row of a product the same way however the rows are
- * split into calls, and the fixed row chunks of the sums fall on image
- * boundaries (nn_expand_dw_supported).
+ * nn_linear_bn_backward in sequence, the fixed row chunks of the sums falling
+ * on image boundaries (nn_expand_dw_supported). The one difference is the
+ * expanded tensor itself: recomputed an image at a time, its rows come from
+ * products of another row count than the separate kernels' chunks, and an
+ * OpenBLAS kernel may sum a row's K terms in another order for another row
+ * count (Haswell's does; SkylakeX's and Prescott's do not). The batch
+ * statistics (pass 1 issues the separate kernels' products) are the same bits
+ * on every kernel; the outputs and gradients agree within the rounding of a
+ * K-term sum carried through the rest of the op (tests/test_nn.c
+ * nn_expand_dw_matches_separate_kernels states the bound).
  */
 #include "nn.h"
 #include "nn_internal.h"
@@ -34,7 +39,16 @@
 
 #include "../util/util.h"
 
+static int expand_dw_on = 1; /* nn_expand_dw_enable() */
+
+int nn_expand_dw_enable(int on) {
+    const int was = expand_dw_on;
+    expand_dw_on = on != 0;
+    return was;
+}
+
 int nn_expand_dw_supported(const struct nn_expand_dw *p) {
+    if (!expand_dw_on) return 0;
     const long M = (long)p->N * p->H * p->W;
     const int rows = p->N > 0 ? nn_small_chunk_rows((long)p->C * p->K, M) : 0;
     return rows > 0 && rows % NN_BN_BLOCK == 0 && p->N % NN_RED_CHUNKS == 0 &&

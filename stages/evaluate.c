@@ -131,13 +131,14 @@ static void write_scratch_baseline(const struct space *s, const char *supernet, 
     struct csvw *w = &r.w;
     fprintf(f,
             "# Extracted subnets against the same subnets trained from scratch\n\n"
-            "Profile `%s`, seed %ld, apq %s. Each scratch subnet trained alone for as many "
+            "Profile `%s`, seed %ld, apq %s, %d threads, OpenBLAS kernel %s. Each scratch subnet "
+            "trained alone for as many "
             "steps as the whole supernet schedule; both BN-recalibrated on %d train images. "
             "Accuracy in %%; `gap` = supernet − scratch on test.\n\n"
             "| subnet | MMACs | supernet val | supernet test | scratch val | scratch test | gap | "
             "arch |\n"
             "|---|---:|---:|---:|---:|---:|---:|---|\n",
-            profile_path, seed, apq_git_rev(), calib);
+            profile_path, seed, apq_git_rev(), apq_threads(), apq_blas_kernel(), calib);
     const int pick[3] = {0, 2, N_NAMED - 1}; /* smallest, middle, largest */
     for (int i = 0; i < 3; i++) {
         const int k = pick[i];
@@ -171,11 +172,12 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
     struct csvw *w = &r.w;
     fprintf(f,
             "# Subnets extracted from the supernet\n\n"
-            "Supernet `%s`, profile `%s`, seed %ld, apq %s. Each subnet BN-recalibrated on %d "
+            "Supernet `%s`, profile `%s`, seed %ld, apq %s, %d threads, OpenBLAS kernel %s. Each "
+            "subnet BN-recalibrated on %d "
             "train images; accuracy in %% on the whole val and test splits. q25/middle/q75: "
             "that quantile of every elastic dimension (resolution, depth, kernel, width).\n\n"
             "| subnet | MMACs | val | test | arch |\n|---|---:|---:|---:|---|\n",
-            supernet, profile_path, seed, apq_git_rev(), calib);
+            supernet, profile_path, seed, apq_git_rev(), apq_threads(), apq_blas_kernel(), calib);
     for (int k = 0; k < N_NAMED; k++) {
         struct arch a;
         char buf[ARCH_STR_MAX];

@@ -200,9 +200,9 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     fprintf(f, "# apq report: %s, profile %s\n\n", in->device, in->profile);
     fprintf(f,
-            "Made by apq %s on %s; seed %ld, %d threads. Columns and units: "
+            "Made by apq %s on %s; seed %ld, %d threads, OpenBLAS kernel %s. Columns and units: "
             "[reports/README.md](../../README.md).\n\n",
-            apq_git_rev(), date, in->seed, apq_threads());
+            apq_git_rev(), date, in->seed, apq_threads(), apq_blas_kernel());
     fprintf(f, "## Settings and quality of each stage\n\n| what | value |\n|---|---|\n");
     fprintf(f, "| device | `devices/%s.ini` |\n| profile | `profiles/%s.ini` |\n", in->device,
             in->profile);

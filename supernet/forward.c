@@ -450,7 +450,8 @@ static int emit_dw_bn(struct fwd *f, int in, int vin, const struct nn_dw_pre *pr
 
 /* Training: block b's expand, its BN + ReLU6 and the depthwise conv as one
  * op whose expanded tensor is never stored, only recomputed per image
- * (nn_expand_dw_forward: the same bits as the separate ops). Returns the
+ * (nn_expand_dw_forward: the separate ops' results within the rounding of the
+ * recomputed products, nn/nn_expand.c). Returns the
  * depthwise output node, or -1 (nothing emitted) when the shapes do not allow
  * it. */
 static int emit_expand_dw(struct fwd *f, int in, int b, int N, int H) {

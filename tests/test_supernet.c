@@ -1,5 +1,6 @@
 /* test_supernet.c — whole-subnet gradient checks, elastic kernel semantics,
  * checkpoint round trip, BN recalibration. */
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -147,26 +148,87 @@ static void step_free(struct step_run *t) {
 
 /* The whole tape with the AVX-512 depthwise tiles and, at batch 128 and
  * 28x28, where the smallest subnet's first expand output is 19 MB (above
- * DW_PRE_MIN_BYTES), the expand, its BN and the depthwise conv as one op with
- * the expanded tensor recomputed (training: emit_expand_dw) or the BN applied
- * inside the depthwise conv (eval: emit_bn_pre), against the generic tiles
- * with every tensor written out: the same logits (train and eval BN) and the
- * same gradients, bit for bit. Without AVX-512 both runs are the generic
- * path; the test says so. */
+ * DW_PRE_MIN_BYTES), the expand's BN + ReLU6 applied inside the depthwise
+ * conv (emit_bn_pre), against the generic tiles with every tensor written
+ * out: the same logits (train and eval BN) and the same gradients, bit for
+ * bit, on every OpenBLAS kernel. True by construction: both tapes issue the
+ * same products, and the tiles and the prologue do each element's arithmetic
+ * in the generic order. The op that recomputes the expanded tensor
+ * (nn_expand_dw_*) is off here; sn_expand_dw_step_close compares it. Without
+ * AVX-512 both runs are the generic path; the test says so. */
 TEST(sn_dw_prologue_bit_identical) {
     struct step_run t;
     step_setup(&t, 41, 1);
-    const int had = nn_dw_simd(1);
+    const int had = nn_dw_simd(1), had_ex = nn_expand_dw_enable(0);
     if (!nn_dw_pre_supported(3, 2)) fprintf(stderr, "  (no AVX-512 in this build)\n");
     float *out[2], *grads[2];
     for (int v = 0; v < 2; v++) {
         nn_dw_simd(!v);
         step_outputs(&t, 1, &out[v], &grads[v]);
     }
-    nn_dw_simd(had);
+    nn_dw_simd(had), nn_expand_dw_enable(had_ex);
     CHECK(!memcmp(out[0], out[1], sizeof(float) * 2 * t.n * t.nc));
     CHECK(!memcmp(grads[0], grads[1], sizeof(float) * t.sn.n_params));
     for (int v = 0; v < 2; v++) free(out[v]), free(grads[v]);
+    step_free(&t);
+}
+
+/* Euclidean norm of a - b over the norm of b, in double. */
+static double rel_l2(const float *a, const float *b, size_t n) {
+    double d = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = (double)a[i] - b[i];
+        d += e * e, nb += (double)b[i] * b[i];
+    }
+    return sqrt(d / fmax(nb, 1e-300));
+}
+
+/* The training tape with the expand -> BN -> ReLU6 -> depthwise op that
+ * recomputes the expanded tensor (emit_expand_dw) against the same tape with
+ * the op off, smallest subnet, batch 128, 28x28, where the op replaces the
+ * first block's 16 -> 48 expand. The batch statistics are the same bits
+ * (nn_expand.c), so the running statistics and with them the eval-BN logits
+ * are too. The rest differs by the rounding of the recomputed K-term
+ * products (K = 16), at most 2*K*u of their magnitude (u = 2^-24; Higham,
+ * Accuracy and Stability of Numerical Algorithms, §3.1), carried through the
+ * network:
+ *  - train logits: bounded as in nn_expand_dw_matches_separate_kernels by
+ *    2*(K + L)*u of their magnitude, L the longest chain of sums behind a
+ *    logit (the feature mix's and the classifier's, at most 1280 terms, with
+ *    the block's 64); measured 29*u on Haswell's kernel, 0 on SkylakeX's;
+ *  - gradients, as one vector (Euclidean norm): a training step at random
+ *    initialisation is ill-conditioned (batch-statistics BN backward
+ *    subtracts means of nearly equal terms; a perturbation moves the
+ *    pre-activations lying within it of a ReLU6 kink across it). The test
+ *    measures that conditioning instead of guessing it: a probe nudges every
+ *    input pixel by one ulp (a relative perturbation of at most 2*u) and
+ *    records how far the gradients move. The op's perturbation is at most K
+ *    times the probe's, so to first order its effect is at most K times the
+ *    probe's. Measured on Haswell: op 3.9e-3, probe 1-2e-3; a misplaced stride
+ *    or chunk gives an error of order 1. */
+TEST(sn_expand_dw_step_close) {
+    struct step_run t;
+    step_setup(&t, 41, 1);
+    const int had = nn_dw_simd(1), had_ex = nn_expand_dw_enable(1);
+    if (!nn_dw_pre_supported(3, 2)) fprintf(stderr, "  (no AVX-512 in this build)\n");
+    float *out[3], *grads[3];
+    for (int v = 0; v < 3; v++) {
+        nn_expand_dw_enable(v == 1);
+        if (v == 2) /* the probe: the op off, every pixel one ulp up */
+            for (int i = 0; i < t.n * 28 * 28; i++) t.x[i] = nextafterf(t.x[i], INFINITY);
+        step_outputs(&t, 1, &out[v], &grads[v]);
+    }
+    nn_dw_simd(had), nn_expand_dw_enable(had_ex);
+    const size_t nl = (size_t)t.n * t.nc;
+    const double u = FLT_EPSILON / 2, K = 16;
+    const double op = rel_l2(grads[1], grads[0], t.sn.n_params);
+    const double probe = rel_l2(grads[2], grads[0], t.sn.n_params);
+    fprintf(stderr, "  train logits %.3g u; gradients (Euclidean): op %.3g, probe %.3g\n",
+            test_max_rel_err(out[1], out[0], (long)nl) / u, op, probe);
+    CHECK_ARRAY_REL(out[1], out[0], (long)nl, 2 * (K + 64 + 1280) * u);
+    CHECK(!memcmp(out[0] + nl, out[1] + nl, sizeof(float) * nl));
+    CHECK(probe > 0 && op <= K * probe);
+    for (int v = 0; v < 3; v++) free(out[v]), free(grads[v]);
     step_free(&t);
 }
 

@@ -438,6 +438,7 @@ int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed
         (rc = h5_attr_set_str(file, "git_rev", apq_git_rev())) < 0 ||
         (rc = set_attr(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed)) < 0 ||
         (rc = h5_attr_set_i64(file, "threads", apq_threads())) < 0 ||
+        (rc = h5_attr_set_str(file, "blas_kernel", apq_blas_kernel())) < 0 ||
         (rc = h5_attr_set_str(file, "profile", profile ? profile : "")) < 0 ||
         (rc = h5_attr_set_str(file, "created", created)) < 0)
         return rc;

@@ -3,7 +3,8 @@
  * Every artifact is written to "<path>.tmp" and renamed into place by
  * h5_commit, so an interrupted stage never leaves a finished-looking file.
  * Every file carries the provenance attributes `format` (kind of file),
- * `format_version`, `git_rev`, `seed`, `threads`, `profile`, `created`.
+ * `format_version`, `git_rev`, `seed`, `threads`, `blas_kernel`, `profile`,
+ * `created`.
  * Readers check `format` and `format_version` and fail with one line naming
  * the file (docs/formats.md).
  *
@@ -35,7 +36,8 @@ void h5_abort(hid_t file, const char *path);
 int h5_open_read(const char *path, const char *kind, int version, hid_t *file);
 void h5_close(hid_t file);
 
-/* Write attributes format, format_version, git_rev, seed, threads, profile, created. */
+/* Write attributes format, format_version, git_rev, seed, threads, blas_kernel
+ * (apq_blas_kernel), profile, created. */
 int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed,
                         const char *profile);
 

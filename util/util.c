@@ -170,6 +170,11 @@ int apq_threads(void) {
     return n_threads;
 }
 
+const char *apq_blas_kernel(void) {
+    const char *k = openblas_get_corename();
+    return k && *k ? k : "unknown";
+}
+
 const char *apq_git_rev(void) {
     static char rev[64];
     if (rev[0]) return rev;

@@ -72,6 +72,11 @@ float *apq_falloc(size_t n_floats);
  * Returns the thread count in use. */
 int apq_runtime_init(int argc, char **argv, int threads);
 int apq_threads(void);
+/* The OpenBLAS kernel in use ("Haswell", "SkylakeX", "Prescott", ...; static
+ * text, never NULL). Artifacts record it beside seed, thread count and git
+ * revision: the same seed and thread count give the same bits only on the
+ * same kernel, since kernels may sum a product's terms in different orders. */
+const char *apq_blas_kernel(void);
 /* The git revision compiled in ("unknown" outside a checkout). */
 const char *apq_git_rev(void);
 /* Wall clock in seconds (monotonic). */
