@@ -309,3 +309,124 @@ TEST(pipeline_bad_input) {
     CHECK(run(out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini", b) == 2);
     CHECK(strstr(out, "missing --profile") != NULL);
 }
+
+// ---- determinism ---------------------------------------------------------------
+
+/* Raw bytes of a dataset or attribute (native type); *n its size. malloc'ed. */
+static void *read_raw(hid_t obj, int is_attr, size_t *n) {
+    hid_t ft = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
+    hid_t sp = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
+    hid_t mt = H5Tget_native_type(ft, H5T_DIR_DEFAULT);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    void *buf = NULL;
+    *n = np >= 0 ? (size_t)np * H5Tget_size(mt) : 0;
+    if (np >= 0 && H5Tis_variable_str(ft) <= 0 && (buf = calloc(1, *n + 1)) &&
+        (is_attr ? H5Aread(obj, mt, buf) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)) <
+            0) {
+        free(buf);
+        buf = NULL;
+    }
+    H5Tclose(mt), H5Sclose(sp), H5Tclose(ft);
+    return buf;
+}
+
+struct cmp_ctx {
+    hid_t other;
+    const char *path;
+    int n_datasets, n_attrs;
+};
+
+/* 0 when `name` of file a and of ctx->other hold the same bytes. */
+static int same_object(hid_t a, const char *name, int is_attr, struct cmp_ctx *c) {
+    hid_t oa = is_attr ? H5Aopen(a, name, H5P_DEFAULT) : H5Dopen2(a, name, H5P_DEFAULT);
+    hid_t ob =
+        is_attr ? H5Aopen(c->other, name, H5P_DEFAULT) : H5Dopen2(c->other, name, H5P_DEFAULT);
+    size_t na = 0, nb = 0;
+    void *ba = oa >= 0 ? read_raw(oa, is_attr, &na) : NULL;
+    void *bb = ob >= 0 ? read_raw(ob, is_attr, &nb) : NULL;
+    const int same = ba && bb && na == nb && !memcmp(ba, bb, na);
+    if (!same)
+        fprintf(stderr, "  %s: %s '%s' differs between the two runs\n", c->path,
+                is_attr ? "attribute" : "dataset", name);
+    free(ba), free(bb);
+    if (oa >= 0) is_attr ? H5Aclose(oa) : H5Dclose(oa);
+    if (ob >= 0) is_attr ? H5Aclose(ob) : H5Dclose(ob);
+    return same ? 0 : 1;
+}
+
+static herr_t cmp_link(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    struct cmp_ctx *c = data;
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    const int is_ds = o >= 0 && H5Iget_type(o) == H5I_DATASET;
+    if (o >= 0) H5Oclose(o);
+    if (!is_ds) return 0;
+    c->n_datasets++;
+    test_failed_checks += same_object(g, name, 0, c);
+    return 0;
+}
+
+static herr_t cmp_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+    (void)info;
+    struct cmp_ctx *c = data;
+    const size_t n = strlen(name);
+    if (!strcmp(name, "created") || (n > 8 && !strcmp(name + n - 8, "_seconds")))
+        return 0; /* the time of writing, wall times */
+    c->n_attrs++;
+    test_failed_checks += same_object(loc, name, 1, c);
+    return 0;
+}
+
+/* Every dataset and root attribute (but times: `created`, `*_seconds`) of
+ * HDF5 file a equals b's, bit for bit, and b has no more datasets than a. */
+static void check_same_h5(const char *a, const char *b) {
+    hid_t fa, fb;
+    int ra = h5_open_read(a, NULL, 0, &fa), rb = h5_open_read(b, NULL, 0, &fb);
+    CHECK(ra == APQ_OK && rb == APQ_OK);
+    if (ra || rb) {
+        if (!ra) h5_close(fa);
+        if (!rb) h5_close(fb);
+        return;
+    }
+    struct cmp_ctx c = {fb, a, 0, 0}, cb = {fa, b, 0, 0};
+    CHECK(H5Lvisit(fa, H5_INDEX_NAME, H5_ITER_INC, cmp_link, &c) >= 0);
+    CHECK(H5Aiterate2(fa, H5_INDEX_NAME, H5_ITER_INC, NULL, cmp_attr, &c) >= 0);
+    const int failed = test_failed_checks;
+    CHECK(H5Lvisit(fb, H5_INDEX_NAME, H5_ITER_INC, cmp_link, &cb) >= 0);
+    test_failed_checks = failed; /* differences are reported once, from a's side */
+    CHECK(c.n_datasets > 0 && cb.n_datasets == c.n_datasets && c.n_attrs >= 6);
+    h5_close(fa), h5_close(fb);
+}
+
+/* Same seed, same thread count, same OpenBLAS kernel: the same artifacts.
+ * The tiny pipeline twice in the same folders (the first run's moved aside,
+ * so that the input paths artifacts record are the same); every dataset and
+ * root attribute of every HDF5 artifact (but times) and the report's CSV are
+ * the same bytes (docs/formats.md §2, "Determinism"). */
+TEST(pipeline_tiny_deterministic) {
+    static char out[1 << 16];
+    char r[700], r1[700], p1[1400], p2[1400];
+    snprintf(r, sizeof r, "%s/r", test_tmpdir);
+    snprintf(r1, sizeof r1, "%s/first", test_tmpdir);
+    for (int k = 0; k < 2; k++) {
+        int st = run(out, sizeof out, "make -s B=%s PROFILE=tiny RUNS=%s/runs REPORTS=%s/reports",
+                     bdir(), r, r);
+        if (st) fprintf(stderr, "%s", out);
+        CHECK(st == 0);
+        if (st) return;
+        if (!k) CHECK(rename(r, r1) == 0);
+    }
+    const char *files[] = {"runs/tiny/supernet.h5",           "runs/tiny/samples-fp32.h5",
+                           "runs/tiny/predictor-fp32.h5",     "runs/tiny/samples-quant.h5",
+                           "runs/tiny/predictor-quant.h5",    "runs/tiny/bitfusion/lut.h5",
+                           "runs/tiny/bitfusion/search.h5",   "runs/tiny/bitfusion/verified.h5",
+                           "reports/tiny/bitfusion/pareto.h5"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p1, sizeof p1, "%s/%s", r1, files[i]);
+        snprintf(p2, sizeof p2, "%s/%s", r, files[i]);
+        check_same_h5(p1, p2);
+    }
+    CHECK(run(out, sizeof out,
+              "cmp %s/reports/tiny/bitfusion/pareto.csv %s/reports/tiny/bitfusion/pareto.csv", r1,
+              r) == 0);
+}
