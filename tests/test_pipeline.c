@@ -2,6 +2,7 @@
  * matches its documented schema (docs/formats.md) and holds finite values;
  * make is incremental; bad input gets one line and a non-zero exit. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,4 +430,119 @@ TEST(pipeline_tiny_deterministic) {
     CHECK(run(out, sizeof out,
               "cmp %s/reports/tiny/bitfusion/pareto.csv %s/reports/tiny/bitfusion/pareto.csv", r1,
               r) == 0);
+}
+
+// ---- faults: SIGKILL and resume ----------------------------------------------------
+
+/* Run `make ... target` in a process group of its own, SIGKILL the group
+ * `delay` seconds after the start, or after file `after` appears when not
+ * NULL; returns 1 when it was killed, 0 when make ended first (its exit
+ * status checked 0). The log goes to log. */
+static int make_and_kill(const char *args, const char *target, double delay, const char *after,
+                         const char *log) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        char cmd[4600];
+        snprintf(cmd, sizeof cmd, "cd '%s' && exec make -s %s %s >>'%s' 2>&1", APQ_SRC_DIR, args,
+                 target, log);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0) return -1;
+    setpgid(pid, pid);
+    int st = 0;
+    double t0 = apq_time();
+    for (;;) {
+        if (after && access(after, F_OK) != 0)
+            t0 = apq_time(); /* the delay counts from its appearance */
+        else if (apq_time() - t0 >= delay)
+            break;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+            return 0;
+        }
+        usleep(2000);
+    }
+    kill(-pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return 1;
+}
+
+/* Kill one stage at 5 random points, each 15-45% of its uninterrupted
+ * duration into a run (a resumed run is shorter, and may finish first), a
+ * plain make after each kill; the final artifact must be
+ * the uninterrupted run's, bit for bit. `ref_dir` holds that run's runs/
+ * (moved aside from `dir`, so recorded paths agree). The first kill waits
+ * for file `after` (NULL: none) to appear. Returns the number of kills that
+ * hit a running stage. */
+static int kill_and_resume(const char *args, const char *dir, const char *ref_dir,
+                           const char *artifact, double duration, const char *after,
+                           const char *log) {
+    char target[1400], ref[1400];
+    snprintf(target, sizeof target, "%s/runs/tiny/%s", dir, artifact);
+    snprintf(ref, sizeof ref, "%s/runs/tiny/%s", ref_dir, artifact);
+    struct rng r;
+    rng_init(&r, (uint64_t)getpid() ^ (uint64_t)(apq_time() * 1e6), RNG_SAMPLE);
+    int kills = 0;
+    for (int i = 0; i < 5; i++) {
+        const double at = duration * (0.15 + 0.3 * rng_uniform(&r));
+        const int killed = make_and_kill(args, target, at, i ? NULL : after, log);
+        fprintf(stderr, "  %s: SIGKILL at %.2f s: %s\n", artifact, at,
+                killed ? "killed" : "had finished");
+        kills += killed == 1;
+        if (!killed) break;
+        CHECK(access(target, F_OK) != 0); /* nothing that looks finished */
+    }
+    rng_free(&r);
+    CHECK(make_and_kill(args, target, 1e9, NULL, log) == 0);
+    check_same_h5(ref, target);
+    return kills;
+}
+
+/* A SIGKILL at 5 points of each long stage (training, both sampling stages,
+ * verify), each followed by make, ends with the artifacts of an
+ * uninterrupted run, bit for bit. Training checkpoints every 5 steps here (a
+ * copy of the tiny profile), so the kills land between checkpoints and the
+ * runs resume from them; the other stages start over. */
+TEST(pipeline_kill_and_resume) {
+    static char out[1 << 14];
+    char dir[700], ref[700], prof[700], log[700], args[2600], target[1400];
+    snprintf(dir, sizeof dir, "%s/r", test_tmpdir);
+    snprintf(ref, sizeof ref, "%s/ref", test_tmpdir);
+    snprintf(prof, sizeof prof, "%s/tiny.ini", test_tmpdir);
+    snprintf(log, sizeof log, "%s/make.log", test_tmpdir);
+    CHECK(run(out, sizeof out,
+              "sed 's/^checkpoint_every = 0$/checkpoint_every = 5/' profiles/tiny.ini > %s && "
+              "grep -q '^checkpoint_every = 5$' %s",
+              prof, prof) == 0);
+    snprintf(args, sizeof args, "B=%s PROFILE=tiny PROF=%s RUNS=%s/runs REPORTS=%s/reports", bdir(),
+             prof, dir, dir);
+    /* each stage, and what it needs made first (uninterrupted) */
+    const char *stages[4] = {"supernet.h5", "samples-fp32.h5", "samples-quant.h5",
+                             "bitfusion/verified.h5"};
+    const char *before[4] = {NULL, NULL, NULL, "bitfusion/search.h5"};
+    double dur[4];
+    for (int k = 0; k < 4; k++) { /* the uninterrupted run, each stage timed */
+        if (before[k]) {
+            snprintf(target, sizeof target, "%s/runs/tiny/%s", dir, before[k]);
+            CHECK(make_and_kill(args, target, 1e9, NULL, log) == 0);
+        }
+        snprintf(target, sizeof target, "%s/runs/tiny/%s", dir, stages[k]);
+        const double t0 = apq_time();
+        CHECK(make_and_kill(args, target, 1e9, NULL, log) == 0);
+        dur[k] = apq_time() - t0;
+    }
+    CHECK(rename(dir, ref) == 0);
+    for (int k = 0; k < 4 && !test_failed_checks; k++) {
+        if (before[k]) {
+            snprintf(target, sizeof target, "%s/runs/tiny/%s", dir, before[k]);
+            CHECK(make_and_kill(args, target, 1e9, NULL, log) == 0);
+        }
+        char ckpt[1500];
+        snprintf(ckpt, sizeof ckpt, "%s/runs/tiny/%s.ckpt", dir, stages[k]);
+        CHECK(kill_and_resume(args, dir, ref, stages[k], dur[k], k ? NULL : ckpt, log) >= 2);
+    }
+    CHECK(run(out, sizeof out, "grep -q 'resuming' %s", log) == 0); /* training resumed */
+    if (test_failed_checks) run(NULL, 0, "tail -n 30 %s >&2", log);
 }
