@@ -443,7 +443,7 @@ static int make_and_kill(const char *args, const char *target, double delay, con
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
-        char cmd[4600];
+        char cmd[6000];
         snprintf(cmd, sizeof cmd, "cd '%s' && exec make -s %s %s >>'%s' 2>&1", APQ_SRC_DIR, args,
                  target, log);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
