@@ -37,9 +37,8 @@ static void check_seed(hid_t f, const char *path, long seed) {
     int rc = h5_attr_get_i64(f, "seed", &v);
     if (rc < 0) apq_die_status(rc);
     if (v != seed)
-        apq_die("%s was made with seed %lld, not the report's seed %ld; hint: make SEED=%ld "
-                "remakes it",
-                path, (long long)v, seed, seed);
+        apq_die("%s was made with seed %lld, not --seed %ld; hint: make SEED=%ld remakes it", path,
+                (long long)v, seed, seed);
 }
 
 static void read_verified(const char *path, long seed, struct table *t) {
@@ -154,7 +153,8 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
         fprintf(f, "%.6g %.6g %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
                 t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i]);
     }
-    if ((ferror(f) | fclose(f)) != 0) {
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
         remove(dat);
         apq_die("%s: cannot write", dat);
     }
@@ -171,7 +171,8 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             "plot '%s' u 2:3 w p pt 6 t 'predicted', '' u 2:4 w p pt 7 t 'val (QAT)', "
             "'' u 2:5 w p pt 5 t 'test (QAT)'\nunset multiplot\n",
             tmp, device, dat, dat);
-    if ((ferror(f) | fclose(f)) != 0) {
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
         remove(dat);
         remove(gp);
         apq_die("%s: cannot write", gp);

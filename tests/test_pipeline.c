@@ -541,7 +541,7 @@ TEST(pipeline_inputs_noticed) {
              "--out-dir %s/rep",
              runs, runs, runs, test_tmpdir);
     CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 3", b, arg) == 1);
-    CHECK(n_lines(out) == 1 && strstr(out, "verified.h5 was made with seed 2, not"));
+    CHECK(n_lines(out) == 1 && strstr(out, "verified.h5 was made with seed 2, not --seed 3"));
     CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 2 --predictor-fp32 /no/p.h5", b,
               arg) == 1);
     CHECK(n_lines(out) == 1 && strstr(out, "/no/p.h5"));
