@@ -20,8 +20,9 @@ SPACE    ?= $(if $(filter tiny,$(PROFILE)),supernet/spaces/tiny.ini,supernet/spa
 PROF := profiles/$(PROFILE).ini
 R    := $(RUNS)/$(PROFILE)
 COMMON = --space $(SPACE) --profile $(PROF) --seed $(SEED)
+DATA   := $(patsubst %/,%,$(DATA_DIR))
 # The IDX files the stages read (plain or .gz): a new copy of the data reruns them.
-DATA_FILES = $(wildcard $(addprefix $(DATA_DIR)/,$(addsuffix *,train-images-idx3-ubyte \
+DATA_FILES = $(wildcard $(addprefix $(DATA)/,$(addsuffix *,train-images-idx3-ubyte \
                train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)))
 
 PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
@@ -123,13 +124,13 @@ PRED_Q := $(or $(PREDICTOR),$(R)/predictor-quant.h5)
 
 # ---- device-independent artifacts ------------------------------------------
 # A killed training resumes from $@.ckpt (saved every epoch) on the next make.
-SUPERNET_ARGS = $(COMMON) --data $(DATA_DIR) $(TRAIN_ARGS) --out $@
+SUPERNET_ARGS = $(COMMON) --data $(DATA) $(TRAIN_ARGS) --out $@
 $(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(DATA_FILES) $$(call if_changed,$$(SUPERNET_ARGS))
 	@mkdir -p $(@D)
 	$(B)/apq-train-supernet $(SUPERNET_ARGS)
 	@$(call record,$(SUPERNET_ARGS))
 
-SAMPLE_ARGS = $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --out $@
+SAMPLE_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 --out $@
 $(R)/samples-fp32.h5: $(B)/apq-sample-fp32 $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS))
 	$(B)/apq-sample-fp32 $(SAMPLE_ARGS)
 	@$(call record,$(SAMPLE_ARGS))
@@ -160,7 +161,7 @@ $(R)/%/search.h5: $(B)/apq-search $(R)/%/lut.h5 $(PRED_Q) $(PROF) $$(call if_cha
 	$(B)/apq-search $(SEARCH_ARGS)
 	@$(call record,$(SEARCH_ARGS))
 
-VERIFY_ARGS = $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --search $(R)/$*/search.h5 --out $@
+VERIFY_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 --search $(R)/$*/search.h5 --out $@
 $(R)/%/verified.h5: $(B)/apq-verify $(R)/%/search.h5 $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(VERIFY_ARGS))
 	$(B)/apq-verify $(VERIFY_ARGS)
 	@$(call record,$(VERIFY_ARGS))
@@ -178,13 +179,13 @@ report all: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/README.md)
 
 # ---- OFA's claim checked: extracted subnets vs the same subnets from scratch ----
 SCRATCH := smallest middle largest
-SCRATCH_ARGS = $(COMMON) --data $(DATA_DIR) --out $@
+SCRATCH_ARGS = $(COMMON) --data $(DATA) --out $@
 $(R)/scratch/%.h5: $(B)/apq-train-supernet $(B)/apq-evaluate $(SPACE) $(PROF) $(DATA_FILES) $$(call if_changed,$$(SCRATCH_ARGS))
 	@mkdir -p $(@D)
 	$(B)/apq-train-supernet $(SCRATCH_ARGS) --fixed $$($(B)/apq-evaluate --space $(SPACE) --print-arch $*)
 	@$(call record,$(SCRATCH_ARGS))
 
-EVAL_ARGS = $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 $(if $(filter %scratch-baseline.md,$@),--scratch-dir $(R)/scratch) --out-dir $(@D)
+EVAL_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 $(if $(filter %scratch-baseline.md,$@),--scratch-dir $(R)/scratch) --out-dir $(@D)
 $(REPORTS)/$(PROFILE)/scratch-baseline.md: $(B)/apq-evaluate $(R)/supernet.h5 $(SCRATCH:%=$(R)/scratch/%.h5) $(DATA_FILES) $$(call if_changed,$$(EVAL_ARGS))
 	@mkdir -p $(@D)
 	$(B)/apq-evaluate $(EVAL_ARGS)

@@ -378,6 +378,9 @@ TEST(pipeline_bad_options) {
         if (!ok) fprintf(stderr, "  make %s: exit %d: %s", bad[i], st, out);
         CHECK(ok);
     }
+    /* several budgets, blanks or commas, reach apq-search as one list */
+    CHECK(make_tiny(out, sizeof out, "-n LATENCY_MS='0.05 0.06, 0.07'") == 0);
+    CHECK(strstr(out, "apq-search") && strstr(out, "--latency-ms 0.05,0.06,0.07 "));
     /* the stage programs check the same when called directly */
     const char *b = bdir();
     const char *bad_search[] = {"--latency-ms 0",       "--latency-ms nan", "--latency-ms inf",
