@@ -1,11 +1,12 @@
 # pipeline.mk — the data flow of DESIGN.md §1 as file targets (included by Makefile).
-# Every artifact depends on its inputs, on the program that makes it and on the
-# profile, so an edit to the search code reruns the search and not the training.
+# Every artifact depends on its inputs, on the program that makes it, on the
+# profile and on the options the stage is given, so an edit to the search code
+# reruns the search and not the training, and `make SEED=2` reruns everything.
 #
 #   make [PROFILE=tiny|quick|full] [DEVICE=bitfusion | DEVICES="a b"] [SEED=1]
-#        [LATENCY_MS=x] [ENERGY_MJ=x] [PREDICTOR=path/to/predictor-quant.h5]
-#        [SCHEDULE=sandwich|ps]
-#        [DATA_DIR=/usr/share/datasets/fashion-mnist]
+#        [LATENCY_MS=x | LATENCY_MS="x y" | LATENCY_MS=x,y] [ENERGY_MJ=x]
+#        [PREDICTOR=path/to/predictor-quant.h5] [SCHEDULE=sandwich|ps]
+#        [DATA_DIR=/usr/share/datasets/fashion-mnist] [SPACE=supernet/spaces/x.ini]
 
 PROFILE  ?= quick
 DEVICE   ?= bitfusion
@@ -19,83 +20,188 @@ SPACE    ?= $(if $(filter tiny,$(PROFILE)),supernet/spaces/tiny.ini,supernet/spa
 PROF := profiles/$(PROFILE).ini
 R    := $(RUNS)/$(PROFILE)
 COMMON = --space $(SPACE) --profile $(PROF) --seed $(SEED)
+DATA   := $(patsubst %/,%,$(DATA_DIR))
+# The IDX files the stages read (plain or .gz): a new copy of the data reruns them.
+DATA_FILES = $(wildcard $(addprefix $(DATA)/,$(addsuffix *,train-images-idx3-ubyte \
+               train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)))
 
-# ---- checks that fail early with one line --------------------------------
-ifeq ($(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all)),)
-else
+PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
+DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
+
+# ---- checks that fail early with one line, before any stage runs -------------
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# $(call strip_chars,TEXT,C1 C2 ...): TEXT without any of the characters C1, C2 ...
+strip_chars = $(if $(2),$(call strip_chars,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,$(words $(2)),$(2))),$(1))
+# $(call numbers_ok,TEXT,MAX): "ok" when TEXT is 1 to MAX different finite decimal
+# numbers > 0 separated by blanks or commas (the rule apq-search applies too).
+numbers_ok = $(if $(strip $(call strip_chars,$(1),0 1 2 3 4 5 6 7 8 9 . e E + - $(comma))),,$(shell \
+  awk 'BEGIN { n = split("$(strip $(1))", v, /[ ,]+/); k = 0; \
+    for (i = 1; i <= n; i++) { if (v[i] == "") continue; x = v[i] + 0; \
+      if (v[i] !~ /^([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$$/ || !(x > 0) || x > 1e300) exit; \
+      for (j = 1; j <= k; j++) if (seen[j] == x) exit; seen[++k] = x } \
+    if (k >= 1 && k <= $(2)) print "ok" }'))
+# $(call whole_ok,TEXT,MIN,MAX): "ok" when TEXT is a whole number from MIN to MAX.
+whole_ok = $(if $(strip $(call strip_chars,$(1),0 1 2 3 4 5 6 7 8 9)),,$(shell \
+  awk 'BEGIN { v = "$(strip $(1))"; if (v ~ /^[0-9]+$$/ && v + 0 >= $(2) && v + 0 <= $(3)) print "ok" }'))
+
+ifneq ($(PIPELINE_GOAL),)
   ifeq ($(wildcard $(PROF)),)
     $(error unknown profile '$(PROFILE)': no $(PROF); choose one of: $(basename $(notdir $(wildcard profiles/*.ini))))
   endif
   $(foreach d,$(DEVICES),$(if $(wildcard devices/$(d).ini),,$(error unknown device '$(d)': no devices/$(d).ini; choose one of: $(basename $(notdir $(wildcard devices/*.ini))) or add a file)))
+  ifeq ($(wildcard $(SPACE)),)
+    $(error SPACE=$(SPACE): no such file; the spaces are supernet/spaces/*.ini)
+  endif
+  ifeq ($(call whole_ok,$(SEED),0,9223372036854775807),)
+    $(error SEED=$(SEED): expected a whole number from 0 to 2^63-1 (e.g. SEED=2))
+  endif
+  ifneq ($(strip $(LATENCY_MS)),)
+    ifeq ($(call numbers_ok,$(LATENCY_MS),32),)
+      $(error LATENCY_MS=$(LATENCY_MS): expected latency budgets in ms, each a finite number > 0, up to 32 different ones separated by spaces or commas (e.g. LATENCY_MS=0.5 or LATENCY_MS=0.2,0.5))
+    endif
+  endif
+  ifneq ($(strip $(ENERGY_MJ)),)
+    ifeq ($(call numbers_ok,$(ENERGY_MJ),1),)
+      $(error ENERGY_MJ=$(ENERGY_MJ): expected one energy budget in mJ, a finite number > 0 (e.g. ENERGY_MJ=0.8))
+    endif
+  endif
+  ifneq ($(APQ_THREADS),)
+    ifeq ($(call whole_ok,$(APQ_THREADS),1,1024),)
+      $(error APQ_THREADS=$(APQ_THREADS): expected a whole number of threads from 1 to 1024 (or unset for all CPUs))
+    endif
+  endif
+  ifneq ($(PREDICTOR),)
+    ifeq ($(wildcard $(PREDICTOR)),)
+      $(error PREDICTOR=$(PREDICTOR): no such file; give the predictor-quant.h5 of another run, e.g. PREDICTOR=runs/quick/predictor-quant.h5)
+    endif
+    ifneq ($(wildcard $(PREDICTOR)/.),)
+      $(error PREDICTOR=$(PREDICTOR): is a folder; give the predictor-quant.h5 file in it)
+    endif
+  endif
 endif
 
-# Command-line settings live in small .args files, rewritten at parse time only
-# when they change: `make SCHEDULE=ps` retrains, `make LATENCY_MS=x` reruns the
-# search and what follows, and a plain second `make` has nothing to do.
-PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
-args_file = $(if $(PIPELINE_GOAL),$(shell mkdir -p $(dir $(1)) && (echo '$(2)' | cmp -s - $(1) || echo '$(2)' > $(1))))
+# ---- one make at a time per run folder ------------------------------------------
+# A second `make` of the same runs/<profile> waits for the first (flock on
+# $(R)/.lock) and then finds its work done, instead of redoing every stage
+# beside it. The lock is held by an open file, so a killed make leaves none
+# behind. This make only takes the lock and runs the pipeline in a make
+# inside it (the same graph, one process at a time); dry runs (-n, -q) take
+# no lock. Settings from the command line reach the inner make as usual.
+ifneq ($(and $(PIPELINE_GOAL),$(if $(DRY_RUN),,x),$(if $(filter $(R),$(APQ_LOCKED_RUN)),,x)),)
+
+.PRECIOUS: $(PIPELINE_GOAL)
+$(PIPELINE_GOAL): FORCE
+	@mkdir -p $(R)
+	@export APQ_LOCKED_RUN='$(R)'; \
+	flock -n -E 75 '$(R)/.lock' $(MAKE) --no-print-directory $@; rc=$$?; \
+	if [ $$rc = 75 ]; then \
+	  echo "make: $(R) is in use by another make (lock $(R)/.lock); waiting for it to finish" >&2; \
+	  flock '$(R)/.lock' $(MAKE) --no-print-directory $@; rc=$$?; \
+	fi; exit $$rc
+
+else
+
+# ---- the options each artifact was made with ----------------------------------
+# Each recipe records its stage's options (everything but the program path)
+# in .<artifact>.args next to the artifact, once the stage succeeded; when
+# they differ from the options make would give now (a new SEED, DATA_DIR,
+# SPACE, PREDICTOR, SCHEDULE or budget), the artifact depends on FORCE and is
+# remade (kbuild's if_changed). A failed attempt records nothing, so it does
+# not make the next run redo an artifact that is still right.
+.SECONDEXPANSION:
+differ = $(subst x$(1),,x$(2))$(subst x$(2),,x$(1))
+record_of = $(dir $(1)).$(notdir $(1)).args
+if_changed = $(if $(call differ,$(strip $(1)),$(strip $(file <$(call record_of,$@)))),FORCE)
+record = printf '%s\n' '$(strip $(1))' > $(call record_of,$@)
+
 TRAIN_ARGS  := $(strip $(if $(SCHEDULE),--schedule $(SCHEDULE)))
-BUDGET_ARGS := $(strip $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(ENERGY_MJ),--energy-mj $(ENERGY_MJ)))
-$(call args_file,$(R)/train.args,$(TRAIN_ARGS))
-$(foreach d,$(DEVICES),$(call args_file,$(R)/$(d)/budget.args,$(BUDGET_ARGS)))
-
-# ---- device-independent artifacts ------------------------------------------
-# A killed training resumes from $@.ckpt (saved every epoch) on the next make.
-$(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(R)/train.args
-	@mkdir -p $(@D)
-	$(B)/apq-train-supernet $(COMMON) --data $(DATA_DIR) $(TRAIN_ARGS) --out $@
-
-$(R)/samples-fp32.h5: $(B)/apq-sample-fp32 $(R)/supernet.h5 $(PROF)
-	$(B)/apq-sample-fp32 $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --out $@
-
-$(R)/predictor-fp32.h5: $(B)/apq-train-predictor $(R)/samples-fp32.h5 $(PROF)
-	$(B)/apq-train-predictor $(COMMON) --samples $(R)/samples-fp32.h5 --out $@
-
-$(R)/samples-quant.h5: $(B)/apq-sample-quant $(R)/supernet.h5 $(PROF)
-	$(B)/apq-sample-quant $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --out $@
-
-$(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/predictor-fp32.h5 $(PROF)
-	$(B)/apq-transfer-predictor $(COMMON) --samples $(R)/samples-quant.h5 --init $(R)/predictor-fp32.h5 --out $@
-
+LAT_LIST    := $(subst $(space),$(comma),$(strip $(subst $(comma), ,$(LATENCY_MS))))
+BUDGET_ARGS := $(strip $(if $(LAT_LIST),--latency-ms $(LAT_LIST)) $(if $(strip $(ENERGY_MJ)),--energy-mj $(strip $(ENERGY_MJ))))
 # PREDICTOR=path reuses a quantization-aware predictor from another run.
 PRED_Q := $(or $(PREDICTOR),$(R)/predictor-quant.h5)
 
-# ---- per device --------------------------------------------------------------
-$(R)/%/lut.h5: $(B)/apq-build-lut devices/%.ini $(SPACE) $(PROF)
+# ---- device-independent artifacts ------------------------------------------
+# A killed training resumes from $@.ckpt (saved every epoch) on the next make.
+SUPERNET_ARGS = $(COMMON) --data $(DATA) $(TRAIN_ARGS) --out $@
+$(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(DATA_FILES) $$(call if_changed,$$(SUPERNET_ARGS))
 	@mkdir -p $(@D)
-	$(B)/apq-build-lut $(COMMON) --device devices/$*.ini --out $@
+	$(B)/apq-train-supernet $(SUPERNET_ARGS)
+	@$(call record,$(SUPERNET_ARGS))
 
-$(R)/%/search.h5: $(B)/apq-search $(R)/%/lut.h5 $(PRED_Q) $(R)/%/budget.args $(PROF)
-	$(B)/apq-search $(COMMON) --predictor $(PRED_Q) --lut $(R)/$*/lut.h5 $$(cat $(R)/$*/budget.args) --out $@
+SAMPLE_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 --out $@
+$(R)/samples-fp32.h5: $(B)/apq-sample-fp32 $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS))
+	$(B)/apq-sample-fp32 $(SAMPLE_ARGS)
+	@$(call record,$(SAMPLE_ARGS))
 
-$(R)/%/verified.h5: $(B)/apq-verify $(R)/%/search.h5 $(R)/supernet.h5 $(PROF)
-	$(B)/apq-verify $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --search $(R)/$*/search.h5 --out $@
+PRED_ARGS = $(COMMON) --samples $(R)/samples-fp32.h5 --out $@
+$(R)/predictor-fp32.h5: $(B)/apq-train-predictor $(R)/samples-fp32.h5 $(PROF) $$(call if_changed,$$(PRED_ARGS))
+	$(B)/apq-train-predictor $(PRED_ARGS)
+	@$(call record,$(PRED_ARGS))
 
-$(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5
-	$(B)/apq-report --verified $(R)/$*/verified.h5 --supernet $(R)/supernet.h5 \
-	    --predictor-fp32 $(R)/predictor-fp32.h5 --predictor-quant $(PRED_Q) \
-	    --profile $(PROFILE) --device $* --seed $(SEED) --out-dir $(@D)
+$(R)/samples-quant.h5: $(B)/apq-sample-quant $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS))
+	$(B)/apq-sample-quant $(SAMPLE_ARGS)
+	@$(call record,$(SAMPLE_ARGS))
+
+TRANSFER_ARGS = $(COMMON) --samples $(R)/samples-quant.h5 --init $(R)/predictor-fp32.h5 --out $@
+$(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/predictor-fp32.h5 $(PROF) $$(call if_changed,$$(TRANSFER_ARGS))
+	$(B)/apq-transfer-predictor $(TRANSFER_ARGS)
+	@$(call record,$(TRANSFER_ARGS))
+
+# ---- per device --------------------------------------------------------------
+LUT_ARGS = $(COMMON) --device devices/$*.ini --out $@
+$(R)/%/lut.h5: $(B)/apq-build-lut devices/%.ini $(SPACE) $(PROF) $$(call if_changed,$$(LUT_ARGS))
+	@mkdir -p $(@D)
+	$(B)/apq-build-lut $(LUT_ARGS)
+	@$(call record,$(LUT_ARGS))
+
+SEARCH_ARGS = $(COMMON) --predictor $(PRED_Q) --lut $(R)/$*/lut.h5 $(BUDGET_ARGS) --out $@
+$(R)/%/search.h5: $(B)/apq-search $(R)/%/lut.h5 $(PRED_Q) $(PROF) $$(call if_changed,$$(SEARCH_ARGS))
+	$(B)/apq-search $(SEARCH_ARGS)
+	@$(call record,$(SEARCH_ARGS))
+
+VERIFY_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 --search $(R)/$*/search.h5 --out $@
+$(R)/%/verified.h5: $(B)/apq-verify $(R)/%/search.h5 $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(VERIFY_ARGS))
+	$(B)/apq-verify $(VERIFY_ARGS)
+	@$(call record,$(VERIFY_ARGS))
+
+# With PREDICTOR= this run makes no fp32 predictor, and the report says so.
+OWN_PRED_FP32 := $(if $(PREDICTOR),,$(R)/predictor-fp32.h5)
+REPORT_ARGS = --verified $(R)/$*/verified.h5 --supernet $(R)/supernet.h5 \
+    $(if $(OWN_PRED_FP32),--predictor-fp32 $(OWN_PRED_FP32)) --predictor-quant $(PRED_Q) \
+    --profile $(PROFILE) --device $* --seed $(SEED) --out-dir $(@D)
+$(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5 $(R)/supernet.h5 $(PRED_Q) $(OWN_PRED_FP32) $$(call if_changed,$$(REPORT_ARGS))
+	$(B)/apq-report $(REPORT_ARGS)
+	@$(call record,$(REPORT_ARGS))
 
 report all: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/README.md)
 
 # ---- OFA's claim checked: extracted subnets vs the same subnets from scratch ----
 SCRATCH := smallest middle largest
-$(R)/scratch/%.h5: $(B)/apq-train-supernet $(B)/apq-evaluate $(SPACE) $(PROF)
+SCRATCH_ARGS = $(COMMON) --data $(DATA) --out $@
+$(R)/scratch/%.h5: $(B)/apq-train-supernet $(B)/apq-evaluate $(SPACE) $(PROF) $(DATA_FILES) $$(call if_changed,$$(SCRATCH_ARGS))
 	@mkdir -p $(@D)
-	$(B)/apq-train-supernet $(COMMON) --data $(DATA_DIR) --fixed $$($(B)/apq-evaluate --space $(SPACE) --print-arch $*) --out $@
+	$(B)/apq-train-supernet $(SCRATCH_ARGS) --fixed $$($(B)/apq-evaluate --space $(SPACE) --print-arch $*)
+	@$(call record,$(SCRATCH_ARGS))
 
-$(REPORTS)/$(PROFILE)/scratch-baseline.md: $(B)/apq-evaluate $(R)/supernet.h5 $(SCRATCH:%=$(R)/scratch/%.h5)
+EVAL_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 $(if $(filter %scratch-baseline.md,$@),--scratch-dir $(R)/scratch) --out-dir $(@D)
+$(REPORTS)/$(PROFILE)/scratch-baseline.md: $(B)/apq-evaluate $(R)/supernet.h5 $(SCRATCH:%=$(R)/scratch/%.h5) $(DATA_FILES) $$(call if_changed,$$(EVAL_ARGS))
 	@mkdir -p $(@D)
-	$(B)/apq-evaluate $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --scratch-dir $(R)/scratch --out-dir $(@D)
+	$(B)/apq-evaluate $(EVAL_ARGS)
+	@$(call record,$(EVAL_ARGS))
 
 scratch-baseline: $(REPORTS)/$(PROFILE)/scratch-baseline.md
 
 # ---- the supernet alone: five extracted subnets on val and test -----------------
-$(REPORTS)/$(PROFILE)/supernet-eval.md: $(B)/apq-evaluate $(R)/supernet.h5 $(PROF)
+$(REPORTS)/$(PROFILE)/supernet-eval.md: $(B)/apq-evaluate $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(EVAL_ARGS))
 	@mkdir -p $(@D)
-	$(B)/apq-evaluate $(COMMON) --data $(DATA_DIR) --supernet $(R)/supernet.h5 --out-dir $(@D)
+	$(B)/apq-evaluate $(EVAL_ARGS)
+	@$(call record,$(EVAL_ARGS))
 
 supernet-eval: $(REPORTS)/$(PROFILE)/supernet-eval.md
+
+endif
 
 .PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5
 .PHONY: report scratch-baseline supernet-eval

@@ -236,6 +236,7 @@ int main(int argc, char **argv) {
     }
     if (!out || seconds <= 0 || batch <= 0) usage(argv[0]);
     int threads = apq_runtime_init(argc, argv, 0);
+    if (threads < 0) apq_die_status(threads);
     double peak = sgemm_peak(threads);
     apq_log("sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads, kernel %s)", peak, SGEMM_N, SGEMM_N,
             SGEMM_N, threads, openblas_get_corename());

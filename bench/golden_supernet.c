@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s [--space FILE.ini] --out FILE.h5\n", argv[0]);
         return 2;
     }
-    apq_runtime_init(argc, argv, 1);
+    if (apq_runtime_init(argc, argv, 1) < 0) apq_die_status(APQ_EUSAGE);
     struct space s;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);

@@ -14,7 +14,7 @@
 #include "cli.h"
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     const char *space_path = "supernet/spaces/fmnist-mbv2.ini";
     const char *device_path = "devices/bitfusion.ini", *profile_path = "profiles/quick.ini";
     const char *out = NULL;

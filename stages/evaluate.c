@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../supernet/supernet.h"
 #include "../util/csvio.h"
@@ -71,7 +72,7 @@ static void measure(const struct space *s, const char *path, const struct arch *
 }
 
 /* A report pair OUT_DIR/BASE.csv (header row written) and OUT_DIR/BASE.md
- * (written to BASE.md.tmp, renamed by report_commit). */
+ * (written to BASE.md.tmp.<pid>, renamed by report_commit). */
 struct report {
     struct csvw w;
     FILE *md;
@@ -84,7 +85,7 @@ static void report_open(struct report *r, const char *out_dir, const char *base,
     int rc;
     snprintf(csv, sizeof csv, "%s/%s.csv", out_dir, base);
     snprintf(r->md_path, sizeof r->md_path, "%s/%s.md", out_dir, base);
-    snprintf(r->tmp, sizeof r->tmp, "%s.tmp", r->md_path);
+    snprintf(r->tmp, sizeof r->tmp, "%s.tmp.%ld", r->md_path, (long)getpid());
     if ((rc = csvw_open(&r->w, csv, NULL)) < 0) apq_die_status(rc);
     for (int j = 0; j < n_hdr; j++) csvw_str(&r->w, hdr[j]);
     csvw_end_row(&r->w);
@@ -193,7 +194,7 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
 }
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
                *scratch = NULL, *out_dir = NULL, *print = NULL;
     long seed = 1;

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../search/search.h"
 #include "../util/csvio.h"
@@ -28,10 +30,22 @@ struct table {
     int *order; /* rows by ascending latency */
 };
 
-static void read_verified(const char *path, struct table *t) {
+/* The artifact's `seed` attribute must be the run's seed: a report never
+ * labels one seed's artifacts with another (make reruns them on a new SEED). */
+static void check_seed(hid_t f, const char *path, long seed) {
+    int64_t v;
+    int rc = h5_attr_get_i64(f, "seed", &v);
+    if (rc < 0) apq_die_status(rc);
+    if (v != seed)
+        apq_die("%s was made with seed %lld, not --seed %ld; hint: make SEED=%ld remakes it", path,
+                (long long)v, seed, seed);
+}
+
+static void read_verified(const char *path, long seed, struct table *t) {
     hid_t f;
     int rc = h5_open_read(path, "verified", 1, &f);
     if (rc < 0) apq_die_status(rc);
+    check_seed(f, path, seed);
     if ((rc = h5_read_strings(f, "arch", &t->arch, &t->n)) < 0) apq_die_status(rc);
     hsize_t dn = t->n;
     for (int j = 0; j < NC; j++) {
@@ -127,10 +141,11 @@ static void write_h5(const char *path, const struct table *t, long seed, const c
 /* Accuracy against latency and against energy: predicted, val and test. */
 static void write_plot(const char *dir, const struct table *t, const char *device) {
     char dat[1100], gp[1100], png[1100], tmp[1200], cmd[2600];
-    snprintf(dat, sizeof dat, "%s/.pareto.dat.tmp", dir);
-    snprintf(gp, sizeof gp, "%s/.pareto.gp.tmp", dir);
+    long pid = (long)getpid(); /* temporary names unique per process */
+    snprintf(dat, sizeof dat, "%s/.pareto.dat.tmp.%ld", dir, pid);
+    snprintf(gp, sizeof gp, "%s/.pareto.gp.tmp.%ld", dir, pid);
     snprintf(png, sizeof png, "%s/pareto.png", dir);
-    snprintf(tmp, sizeof tmp, "%s/pareto.png.tmp", dir);
+    snprintf(tmp, sizeof tmp, "%s/pareto.png.tmp.%ld", dir, pid);
     FILE *f = fopen(dat, "w");
     if (!f) apq_die("%s: cannot write", dat);
     for (size_t r = 0; r < t->n; r++) {
@@ -138,7 +153,11 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
         fprintf(f, "%.6g %.6g %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
                 t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i]);
     }
-    fclose(f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(dat);
+        apq_die("%s: cannot write", dat);
+    }
     f = fopen(gp, "w");
     if (!f) apq_die("%s: cannot write", gp);
     fprintf(f,
@@ -152,49 +171,76 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             "plot '%s' u 2:3 w p pt 6 t 'predicted', '' u 2:4 w p pt 7 t 'val (QAT)', "
             "'' u 2:5 w p pt 5 t 'test (QAT)'\nunset multiplot\n",
             tmp, device, dat, dat);
-    fclose(f);
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(dat);
+        remove(gp);
+        apq_die("%s: cannot write", gp);
+    }
     snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
     int st = system(cmd);
     remove(dat);
     remove(gp);
-    if (st != 0) {
+    if (st != 0) { /* a wait status: the shell's 127 means gnuplot is not installed */
         remove(tmp);
-        apq_die("gnuplot failed (exit %d) drawing %s; hint: install gnuplot-nox (make deps)", st,
-                png);
+        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
+            apq_die("gnuplot not found, needed to draw %s; hint: install gnuplot-nox (make deps)",
+                    png);
+        if (st != -1 && WIFEXITED(st))
+            apq_die("gnuplot failed (exit status %d) drawing %s", WEXITSTATUS(st), png);
+        if (st != -1 && WIFSIGNALED(st))
+            apq_die("gnuplot was killed by signal %d drawing %s", WTERMSIG(st), png);
+        apq_die("cannot run gnuplot to draw %s", png);
     }
     if (rename(tmp, png) != 0) apq_die("%s: cannot rename into place", png);
 }
 
-/* Read one numeric attribute of an artifact for the README ("n/a" if absent). */
-static void attr_text(const char *path, const char *name, double scale, char *buf, size_t n) {
+/* Numeric attributes of an artifact for the README, formatted "%.4g" after
+ * scaling. The file must be readable and of its kind, and every attribute
+ * present: a file that fails to read stops the report (exit 1), never "n/a". */
+static void attr_texts(const char *path, const char *kind, long seed, int n,
+                       const char *const *names, double scale, char (*buf)[32]) {
     hid_t f;
-    double v;
-    snprintf(buf, n, "n/a");
-    if (!path || h5_open_read(path, NULL, 0, &f) < 0) return;
-    if (h5_attr_get_f64(f, name, &v) == 0) snprintf(buf, n, "%.4g", v * scale);
+    int rc = h5_open_read(path, kind, 1, &f);
+    if (rc < 0) apq_die_status(rc);
+    if (seed >= 0) check_seed(f, path, seed);
+    for (int i = 0; i < n; i++) {
+        double v;
+        if ((rc = h5_attr_get_f64(f, names[i], &v)) < 0) apq_die_status(rc);
+        snprintf(buf[i], 32, "%.4g", v * scale);
+    }
     h5_close(f);
 }
 
 struct inputs {
     const char *verified, *supernet, *pred_fp32, *pred_quant, *out_dir, *profile, *device;
     long seed;
+    char a[8][32]; /* the stages' figures for the README (read_summaries) */
 };
+
+/* Read the figures the README states, before anything is written. */
+static void read_summaries(struct inputs *in) {
+    static const char *acc[2] = {"acc_val_largest", "acc_val_smallest"},
+                      *fit[4] = {"rmse", "kendall_tau", "scratch_rmse", "scratch_kendall_tau"};
+    attr_texts(in->supernet, "supernet", in->seed, 2, acc, 100, in->a);
+    /* The one figure that may legitimately not exist: with PREDICTOR= the quant
+     * predictor comes from another run, this run made no fp32 predictor, and
+     * make passes no --predictor-fp32. (The reused predictor keeps its own
+     * run's seed, so its seed is not checked.) */
+    if (in->pred_fp32)
+        attr_texts(in->pred_fp32, "predictor", in->seed, 2, fit, 1, in->a + 2);
+    else
+        snprintf(in->a[2], 32, "n/a"), snprintf(in->a[3], 32, "n/a");
+    attr_texts(in->pred_quant, "predictor", -1, 4, fit, 1, in->a + 4);
+}
 
 static void write_readme(const struct inputs *in, const struct table *t) {
     char path[1100], tmp[1200];
     snprintf(path, sizeof path, "%s/README.md", in->out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    const char(*a)[32] = in->a;
     FILE *f = fopen(tmp, "w");
     if (!f) apq_die("%s: cannot write", tmp);
-    char a[8][32];
-    attr_text(in->supernet, "acc_val_largest", 100, a[0], 32);
-    attr_text(in->supernet, "acc_val_smallest", 100, a[1], 32);
-    attr_text(in->pred_fp32, "rmse", 1, a[2], 32);
-    attr_text(in->pred_fp32, "kendall_tau", 1, a[3], 32);
-    attr_text(in->pred_quant, "rmse", 1, a[4], 32);
-    attr_text(in->pred_quant, "kendall_tau", 1, a[5], 32);
-    attr_text(in->pred_quant, "scratch_rmse", 1, a[6], 32);
-    attr_text(in->pred_quant, "scratch_kendall_tau", 1, a[7], 32);
     time_t now = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -209,8 +255,9 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     fprintf(
         f, "| supernet val accuracy, largest / smallest subnet (BN recalibrated) | %s%% / %s%% |\n",
         a[0], a[1]);
-    fprintf(f, "| fp32 predictor, held-out RMSE (points) / Kendall's tau | %s / %s |\n", a[2],
-            a[3]);
+    fprintf(f, "| fp32 predictor, held-out RMSE (points) / Kendall's tau | %s / %s%s |\n", a[2],
+            a[3], in->pred_fp32 ? "" : " (reused quant predictor: this run made none)");
+    fprintf(f, "| quant predictor | `%s` |\n", in->pred_quant);
     fprintf(f, "| quant predictor with transfer, RMSE / tau | %s / %s |\n", a[4], a[5]);
     fprintf(f, "| quant predictor from scratch, RMSE / tau | %s / %s |\n\n", a[6], a[7]);
     fprintf(f,
@@ -229,16 +276,21 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     }
     fprintf(f, "\n![accuracy against latency and energy](pareto.png)\n\n"
                "Files: `pareto.csv` and `pareto.h5` hold the same table; `pareto.png` the plot.\n");
-    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        apq_die("%s: cannot write", path);
+    }
 }
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     struct inputs in = {.seed = 1};
     struct cli_opt opts[] = {
         {"verified", CLI_STR, &in.verified, "verified.h5 from apq-verify"},
         {"supernet", CLI_STR, &in.supernet, "supernet.h5 (for its training summary)"},
-        {"predictor-fp32", CLI_STR, &in.pred_fp32, "predictor-fp32.h5 (for its metrics)"},
+        {"predictor-fp32", CLI_STR, &in.pred_fp32,
+         "predictor-fp32.h5 (its metrics; omit when the quant predictor was reused)"},
         {"predictor-quant", CLI_STR, &in.pred_quant, "predictor-quant.h5 (for its metrics)"},
         {"profile", CLI_STR, &in.profile, "profile name"},
         {"device", CLI_STR, &in.device, "device name"},
@@ -247,11 +299,14 @@ int main(int argc, char **argv) {
     };
     cli_parse(argc, argv, opts, 8, "write the Pareto report");
     cli_require("verified", in.verified);
+    cli_require("supernet", in.supernet);
+    cli_require("predictor-quant", in.pred_quant);
     cli_require("out-dir", in.out_dir);
     cli_require("profile", in.profile);
     cli_require("device", in.device);
     struct table t;
-    read_verified(in.verified, &t);
+    read_verified(in.verified, in.seed, &t);
+    read_summaries(&in);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", in.out_dir);
     if (system(cmd) != 0) apq_die("%s: cannot create the folder", in.out_dir);

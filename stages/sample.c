@@ -48,7 +48,7 @@ static int write_samples(const char *out, const struct space *s, char **archs, c
 }
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     int quant = strstr(apq_prog, "quant") != NULL;
     const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
                *out = NULL;

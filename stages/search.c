@@ -1,13 +1,17 @@
 /* search.c — apq-search: evolution on predicted accuracy under latency/energy budgets.
  *
  *   apq-search --space S --profile P --seed N --predictor predictor-quant.h5 --lut lut.h5
- *              --out search.h5 [--latency-ms X] [--energy-mj X]          profile [search]
+ *              --out search.h5 [--latency-ms X[,Y...]] [--energy-mj X]  profile [search]
  *
  * Sweeps n_budgets latency budgets, log-spaced over the space's latency range
- * on this device (from the LUT), plus the user's --latency-ms when given
+ * on this device (from the LUT), plus each of the user's --latency-ms budgets
  * (flagged user_budget = 1); --energy-mj constrains every run. One row per
  * budget in search.h5 (docs/formats.md), ascending by latency budget.
+ * A budget is a finite number > 0; anything else is a usage error (exit 2)
+ * before any file is read.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +40,34 @@ struct fit_ctx {
 static void pred_fitness(void *ctx, const struct arch *a, int n, float *acc) {
     const struct fit_ctx *c = ctx;
     predictor_predict(c->p, c->s, a, n, acc);
+}
+
+#define MAX_USER_BUDGETS 32
+
+/* Parse --OPT's text, budgets separated by commas or blanks ("0.2,0.5",
+ * "0.2 0.5"), into out[0..*n-1]: each a finite number > 0, none repeated, at
+ * least one and at most max. Anything else exits 2 with one line naming the
+ * option and what it accepts (`expect`). */
+static void parse_budgets(const char *opt, const char *text, int max, const char *expect,
+                          double *out, int *n) {
+    const char *p = text;
+    int ok = 1;
+    *n = 0;
+    while (ok) {
+        p += strspn(p, ", \t");
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        ok = end != p && !errno && isfinite(v) && v > 0 && (!*end || strchr(", \t", *end)) &&
+             *n < max;
+        for (int i = 0; i < *n && ok; i++) ok = out[i] != v;
+        if (ok) out[(*n)++] = v;
+        p = end;
+    }
+    if (ok && *n > 0) return;
+    fprintf(stderr, "%s: error: --%s '%s': expected %s\n", apq_prog, opt, text, expect);
+    exit(2);
 }
 
 struct row {
@@ -109,12 +141,12 @@ done:
 }
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     const char *space_path = "supernet/spaces/fmnist-mbv2.ini",
                *profile_path = "profiles/quick.ini";
     const char *pred_path = NULL, *lut_path = NULL, *out = NULL;
     long seed = 1;
-    double user_ms = 0, user_mj = 0;
+    const char *lat_text = NULL, *en_text = NULL;
     struct cli_opt opts[] = {
         {"space", CLI_STR, &space_path, "search-space .ini"},
         {"profile", CLI_STR, &profile_path, "profile .ini"},
@@ -122,10 +154,20 @@ int main(int argc, char **argv) {
         {"predictor", CLI_STR, &pred_path, "predictor-quant.h5 (required)"},
         {"lut", CLI_STR, &lut_path, "the device's lut.h5 (required)"},
         {"out", CLI_STR, &out, "search.h5 to write (required)"},
-        {"latency-ms", CLI_F64, &user_ms, "also search under this latency budget (ms)"},
-        {"energy-mj", CLI_F64, &user_mj, "energy budget (mJ) applied to every run"},
+        {"latency-ms", CLI_STR, &lat_text, "also search under these latency budgets (ms, 0.2,0.5)"},
+        {"energy-mj", CLI_STR, &en_text, "energy budget (mJ) applied to every run"},
     };
     cli_parse(argc, argv, opts, 8, "evolutionary search under latency/energy budgets");
+    double user_ms[MAX_USER_BUDGETS], user_mj = 0;
+    int n_user = 0, n_mj = 0;
+    if (lat_text)
+        parse_budgets("latency-ms", lat_text, MAX_USER_BUDGETS,
+                      "latency budgets in ms, each a finite number > 0, up to 32 different ones "
+                      "separated by commas or spaces (e.g. 0.5 or 0.2,0.5)",
+                      user_ms, &n_user);
+    if (en_text)
+        parse_budgets("energy-mj", en_text, 1,
+                      "one energy budget in mJ, a finite number > 0 (e.g. 0.8)", &user_mj, &n_mj);
     cli_require("predictor", pred_path);
     cli_require("lut", lut_path);
     cli_require("out", out);
@@ -169,17 +211,19 @@ int main(int argc, char **argv) {
     apq_log("%s on %s: latency %.4g .. %.4g ms, energy %.4g .. %.4g mJ (smallest subnet at "
             "%d bits .. largest at %d bits)",
             s.name, t.device, lo_ms, hi_ms, lo_mj, hi_mj, s.bits[0], s.bits[s.n_bits - 1]);
-    if (user_ms > 0 && user_ms < lo_ms)
-        apq_die("latency budget %g ms is below the smallest subnet's %g ms", user_ms, lo_ms);
+    for (int i = 0; i < n_user; i++)
+        if (user_ms[i] < lo_ms)
+            apq_die("latency budget %g ms is below the smallest subnet's %g ms", user_ms[i], lo_ms);
     if (user_mj > 0 && user_mj < lo_mj)
         apq_die("energy budget %g mJ is below the smallest subnet's %g mJ", user_mj, lo_mj);
 
-    int n = n_budgets + (user_ms > 0);
+    int n = n_budgets + n_user;
     struct row *rows = apq_xcalloc((size_t)n, sizeof *rows);
     double *b = apq_xcalloc((size_t)n_budgets, sizeof *b);
     evo_budgets(lo_ms, hi_ms, BUDGET_MARGIN, n_budgets, b);
     for (int i = 0; i < n_budgets; i++) rows[i].budget_ms = b[i];
-    if (user_ms > 0) rows[n_budgets] = (struct row){.budget_ms = user_ms, .user = 1};
+    for (int i = 0; i < n_user; i++)
+        rows[n_budgets + i] = (struct row){.budget_ms = user_ms[i], .user = 1};
     free(b);
     qsort(rows, (size_t)n, sizeof *rows, by_budget);
 

@@ -129,7 +129,7 @@ static void train_score(struct predictor *p, const struct samples *tr, const str
 }
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     int transfer = strstr(apq_prog, "transfer") != NULL;
     const char *space_path = "supernet/spaces/fmnist-mbv2.ini",
                *profile_path = "profiles/quick.ini";

@@ -8,7 +8,7 @@
 #include "data.h"
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     const char *space_path = NULL, *profile_path = NULL, *data = NULL, *out = NULL,
                *schedule = NULL, *fixed = NULL;
     long seed = 1;

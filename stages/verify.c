@@ -18,7 +18,7 @@ static const char *cols[N_COLS] = {"budget_latency_ms", "budget_energy_mj", "acc
                                    "weight_kb"};
 
 int main(int argc, char **argv) {
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
                *search = NULL, *out = NULL;
     long seed = 1;

@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    apq_runtime_init(argc, argv, 0);
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     char base[] = "/tmp/apq-test-XXXXXX";
     if (!mkdtemp(base)) apq_die("cannot create a temporary directory under /tmp");
     int passed = 0, failed = 0;

@@ -33,9 +33,9 @@ static const char *slurp(const char *path) {
 }
 
 TEST(csv_roundtrip_quoting) {
-    char path[600], tmp[610];
+    char path[600], tmp[630];
     tmp_path(path, sizeof path, "t.csv");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     const char *fields[] = {"plain",    "a,b",          "say \"hi\"", "two\nlines", "crlf\r\nx",
                             " padded ", "#notacomment", "",           "ünï"};
     const int nf = (int)(sizeof fields / sizeof fields[0]);
@@ -156,9 +156,9 @@ TEST(csv_errors) {
 }
 
 TEST(csv_abort_and_open_failure) {
-    char path[600], tmp[610];
+    char path[600], tmp[630];
     tmp_path(path, sizeof path, "a.csv");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     struct csvw w;
     CHECK(csvw_open(&w, path, "# x") == APQ_OK);
     csvw_str(&w, "a");

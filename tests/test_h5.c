@@ -37,9 +37,9 @@ static int make_file(const char *path, const char *kind, int version) {
 }
 
 TEST(h5_roundtrip_datasets) {
-    char path[600], tmp[610];
+    char path[600], tmp[630];
     tmp_path(path, sizeof path, "rt.h5");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     float f32[2][3][4];
     double f64[5][2];
     int32_t i32[3][2];
@@ -277,9 +277,9 @@ TEST(h5_open_errors) {
 }
 
 TEST(h5_commit_and_abort) {
-    char path[600], tmp[610];
+    char path[600], tmp[630];
     tmp_path(path, sizeof path, "c.h5");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     hid_t f;
     CHECK(h5_create(path, &f) == APQ_OK);
     CHECK(h5_write_i32(f, "a", 1, (hsize_t[]){2}, (int32_t[]){1, 2}) == APQ_OK);

@@ -546,3 +546,245 @@ TEST(pipeline_kill_and_resume) {
     CHECK(run(out, sizeof out, "grep -q 'resuming' %s", log) == 0); /* training resumed */
     if (test_failed_checks) run(NULL, 0, "tail -n 30 %s >&2", log);
 }
+
+// ---- every input noticed, every bad one refused (issue 13) -----------------------
+
+/* A finished tiny pipeline to try inputs on, in runs/ and reports/: the tree
+ * pipeline_tiny_end_to_end made when it ran before in this process (its
+ * folder beside this test's), else a new one in this test's folder. 0 (a
+ * failed check) when make failed. */
+static int tiny_tree(void) {
+    static char out[1 << 16];
+    char e2e[600], p[1200];
+    snprintf(e2e, sizeof e2e, "%.*s/pipeline_tiny_end_to_end",
+             (int)(strrchr(test_tmpdir, '/') - test_tmpdir), test_tmpdir);
+    snprintf(p, sizeof p, "%s/reports/tiny/bitfusion/README.md", e2e);
+    const char *root = access(p, F_OK) == 0 ? e2e : test_tmpdir;
+    snprintf(runs, sizeof runs, "%.580s/runs", root);
+    snprintf(reports, sizeof reports, "%.580s/reports", root);
+    int st = make_tiny(out, sizeof out, "");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    return st == 0;
+}
+
+/* Lines in out, and whether exactly one of them holds `want`. */
+static int n_lines(const char *out) {
+    int n = 0;
+    for (const char *c = out; *c; c++) n += *c == '\n';
+    return n;
+}
+
+/* The `seed` attribute of an HDF5 artifact (-1 when unreadable). */
+static long long h5_seed(const char *path) {
+    hid_t f;
+    int64_t v = -1;
+    if (h5_open_read(path, NULL, 0, &f) != APQ_OK) return -1;
+    if (h5_attr_get_i64(f, "seed", &v) != APQ_OK) v = -1;
+    h5_close(f);
+    return v;
+}
+
+/* PREDICTOR missing or of the wrong kind; bad budgets, seeds and thread
+ * counts: one line naming the variable, exit 2 (1 for a file that fails to
+ * read), before any stage runs where make can tell. */
+TEST(pipeline_bad_options) {
+    if (!tiny_tree()) return;
+    static char out[1 << 16];
+    char arg[4096];
+    CHECK(make_tiny(out, sizeof out, "PREDICTOR=/nonexistent/p.h5") == 2);
+    CHECK(n_lines(out) == 1 && strstr(out, "PREDICTOR=/nonexistent/p.h5: no such file"));
+    /* the fp32 predictor where the quantization-aware one belongs: apq-search refuses it */
+    snprintf(arg, sizeof arg, "PREDICTOR=%s/tiny/predictor-fp32.h5", runs);
+    CHECK(make_tiny(out, sizeof out, arg) == 2);
+    const char *e = strstr(out, "error:");
+    CHECK(e && strstr(e, "predictor-fp32.h5: is an fp32 predictor") && !strstr(e + 1, "error:"));
+    CHECK(make_tiny(out, sizeof out, "-n") == 0 && !strstr(out, "apq-"));
+
+    const char *bad[] = {"LATENCY_MS=0",        "LATENCY_MS=-1",    "LATENCY_MS=nan",
+                         "LATENCY_MS=inf",      "LATENCY_MS=0.1,x", "LATENCY_MS=1e999",
+                         "LATENCY_MS=0.1,0.1",  "ENERGY_MJ=0",      "ENERGY_MJ=-0.5",
+                         "ENERGY_MJ='0.1 0.2'", "SEED=x",           "SEED=-1",
+                         "APQ_THREADS=0",       "APQ_THREADS=x",    "APQ_THREADS=-4",
+                         "APQ_THREADS=3x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int st = make_tiny(out, sizeof out, bad[i]);
+        char var[32];
+        snprintf(var, sizeof var, "%.*s=", (int)strcspn(bad[i], "="), bad[i]);
+        int ok = st == 2 && n_lines(out) == 1 && strstr(out, var) && !strstr(out, "apq-");
+        if (!ok) fprintf(stderr, "  make %s: exit %d: %s", bad[i], st, out);
+        CHECK(ok);
+    }
+    /* several budgets, blanks or commas, reach apq-search as one list */
+    CHECK(make_tiny(out, sizeof out, "-n LATENCY_MS='0.05 0.06, 0.07'") == 0);
+    CHECK(strstr(out, "apq-search") && strstr(out, "--latency-ms 0.05,0.06,0.07 "));
+    /* the stage programs check the same when called directly */
+    const char *b = bdir();
+    const char *bad_search[] = {"--latency-ms 0",       "--latency-ms nan", "--latency-ms inf",
+                                "--latency-ms '0.1 x'", "--energy-mj -0.5", "--energy-mj 0"};
+    for (size_t i = 0; i < sizeof bad_search / sizeof bad_search[0]; i++) {
+        int st = run(out, sizeof out, "APQ_QUIET=1 %s/apq-search --predictor p --lut l --out o %s",
+                     b, bad_search[i]);
+        char opt[32]; /* "--latency-ms" */
+        snprintf(opt, sizeof opt, "%.*s", (int)strcspn(bad_search[i], " "), bad_search[i]);
+        int ok = st == 2 && n_lines(out) == 1 && strstr(out, opt);
+        if (!ok) fprintf(stderr, "  apq-search %s: exit %d: %s", bad_search[i], st, out);
+        CHECK(ok);
+    }
+    const char *threads[] = {"0", "x", "-4", "3x", "1025", " 2"};
+    for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+        int st = run(out, sizeof out, "APQ_THREADS='%s' %s/apq-search --help", threads[i], b);
+        int ok = st == 2 && n_lines(out) == 1 && strstr(out, "APQ_THREADS=") &&
+                 strstr(out, "from 1 to 1024");
+        if (!ok) fprintf(stderr, "  APQ_THREADS='%s': exit %d: %s", threads[i], st, out);
+        CHECK(ok);
+    }
+    /* several latency budgets are several rows of the user's (the search alone) */
+    snprintf(arg, sizeof arg,
+             "APQ_QUIET=1 %s/apq-search --space supernet/spaces/tiny.ini --profile "
+             "profiles/tiny.ini --predictor %s/tiny/predictor-quant.h5 --lut "
+             "%s/tiny/bitfusion/lut.h5 --latency-ms '0.05, 0.06,0.07' --out %s/s.h5",
+             b, runs, runs, test_tmpdir);
+    int st = run(out, sizeof out, "%s", arg);
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    snprintf(arg, sizeof arg, "%s/s.h5", test_tmpdir);
+    hid_t f;
+    if (h5_open_read(arg, "search", 1, &f) == APQ_OK) {
+        double *bud;
+        size_t n = 0;
+        int32_t user[64] = {0};
+        CHECK(h5_read_f64_alloc(f, "budget_latency_ms", &bud, &n) == APQ_OK && n <= 64);
+        CHECK(h5_read_i32(f, "user_budget", 1, (hsize_t[]){n}, user) == APQ_OK);
+        int mine = 0;
+        for (size_t i = 0; i < n; i++)
+            if (user[i]) mine += bud[i] == 0.05 || bud[i] == 0.06 || bud[i] == 0.07;
+        CHECK(mine == 3);
+        free(bud);
+        h5_close(f);
+    } else {
+        CHECK(0);
+    }
+}
+
+/* Two makes of one run folder at once: the second waits for the first (one
+ * line says so), then finds its work done or redoes it whole; the artifacts
+ * at the end agree with each other and no temporary file is left. */
+TEST(pipeline_two_makes_at_once) {
+    if (!tiny_tree()) return;
+    static char out[1 << 16];
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/a.log", test_tmpdir);
+    snprintf(b, sizeof b, "%s/b.log", test_tmpdir);
+    int st = run(out, sizeof out,
+                 "m='make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s'; "
+                 "$m LATENCY_MS=0.05 > %s 2>&1 & $m LATENCY_MS=0.06 > %s 2>&1; s2=$?; "
+                 "wait $!; s1=$?; echo $s1 $s2",
+                 bdir(), runs, reports, a, b);
+    CHECK(st == 0 && !strcmp(out, "0 0\n"));
+    int waited = 0;
+    const char *logs[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        CHECK(run(out, sizeof out, "cat %s", logs[k]) == 0);
+        waited += strstr(out, "is in use by another make") != NULL;
+        CHECK(!strstr(out, "error"));
+    }
+    CHECK(waited == 1);
+    /* the last one's budget runs through search, verify and the report */
+    char p[1200];
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/search.h5", runs);
+    hid_t f;
+    double *bud = NULL, mine = 0;
+    size_t n = 0;
+    int32_t user[64] = {0};
+    CHECK(h5_open_read(p, "search", 1, &f) == APQ_OK);
+    CHECK(h5_read_f64_alloc(f, "budget_latency_ms", &bud, &n) == APQ_OK && n <= 64);
+    CHECK(h5_read_i32(f, "user_budget", 1, (hsize_t[]){n}, user) == APQ_OK);
+    h5_close(f);
+    for (size_t i = 0; i < n; i++)
+        if (user[i]) mine = bud[i];
+    free(bud);
+    CHECK(mine == 0.05 || mine == 0.06);
+    char **sa, **va;
+    size_t ns = 0, nv = 0;
+    CHECK(h5_open_read(p, "search", 1, &f) == APQ_OK && h5_read_strings(f, "arch", &sa, &ns) == 0);
+    h5_close(f);
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/verified.h5", runs);
+    CHECK(h5_open_read(p, "verified", 1, &f) == APQ_OK &&
+          h5_read_strings(f, "arch", &va, &nv) == 0);
+    h5_close(f);
+    CHECK(ns == nv && ns > 0);
+    for (size_t i = 0; i < ns && i < nv; i++) CHECK(!strcmp(sa[i], va[i]));
+    h5_free_strings(sa, ns);
+    h5_free_strings(va, nv);
+    CHECK(run(out, sizeof out, "grep -c '| %g (yours) |' %s/tiny/bitfusion/README.md", mine,
+              reports) == 0);
+    CHECK(run(out, sizeof out, "find %s %s -name '*.tmp*' | wc -l", runs, reports) == 0 &&
+          !strcmp(out, "0\n"));
+    char arg[64];
+    snprintf(arg, sizeof arg, "-n LATENCY_MS=%g", mine);
+    CHECK(make_tiny(out, sizeof out, arg) == 0 && !strstr(out, "apq-"));
+}
+
+/* A new SEED, DATA_DIR, SCHEDULE or PREDICTOR reruns what reads it; after
+ * `make SEED=2` every artifact and the report carry seed 2. Last of the
+ * tests on the shared tree: it leaves that tree at seed 2. */
+TEST(pipeline_inputs_noticed) {
+    if (!tiny_tree()) return;
+    static char out[1 << 16];
+    char dir[700], arg[4096];
+    /* another copy of the data (links to the same files): training and after rerun */
+    snprintf(dir, sizeof dir, "%s/data", test_tmpdir);
+    CHECK(run(out, sizeof out, "mkdir -p %s && ln -sf /usr/share/datasets/fashion-mnist/* %s", dir,
+              dir) == 0);
+    snprintf(arg, sizeof arg, "-n DATA_DIR=%s", dir);
+    CHECK(make_tiny(out, sizeof out, arg) == 0);
+    CHECK(strstr(out, "apq-train-supernet") && strstr(out, "apq-verify") &&
+          strstr(out, "apq-report") && !strstr(out, "apq-build-lut"));
+    CHECK(make_tiny(out, sizeof out, "-n SCHEDULE=ps") == 0);
+    CHECK(strstr(out, "apq-train-supernet --space") != NULL);
+    /* another predictor file: the search and after, not the training */
+    snprintf(arg, sizeof arg, "-n PREDICTOR=%s/tiny/predictor-fp32.h5", runs);
+    CHECK(make_tiny(out, sizeof out, arg) == 0);
+    CHECK(strstr(out, "apq-search") && strstr(out, "apq-report") &&
+          !strstr(out, "apq-train-supernet") && !strstr(out, "apq-transfer-predictor"));
+    /* a dry run changes nothing: the plain make after it has nothing to do */
+    CHECK(make_tiny(out, sizeof out, "-n") == 0);
+    CHECK(!strstr(out, "apq-"));
+
+    /* SEED=2 remakes every artifact with seed 2, and the report says so */
+    int st = make_tiny(out, sizeof out, "SEED=2");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    CHECK(strstr(out, "apq-train-supernet: phase") != NULL);
+    const char *art[] = {"supernet.h5",         "samples-fp32.h5",      "predictor-fp32.h5",
+                         "samples-quant.h5",    "predictor-quant.h5",   "bitfusion/lut.h5",
+                         "bitfusion/search.h5", "bitfusion/verified.h5"};
+    for (size_t i = 0; i < sizeof art / sizeof art[0]; i++) {
+        snprintf(arg, sizeof arg, "%s/tiny/%s", runs, art[i]);
+        long long seed = h5_seed(arg);
+        if (seed != 2) fprintf(stderr, "  %s: seed %lld\n", arg, seed);
+        CHECK(seed == 2);
+    }
+    snprintf(arg, sizeof arg, "%s/tiny/bitfusion/pareto.h5", reports);
+    CHECK(h5_seed(arg) == 2);
+    snprintf(arg, sizeof arg, "grep -c 'seed 2,' %s/tiny/bitfusion/README.md", reports);
+    CHECK(run(out, sizeof out, "%s", arg) == 0);
+    CHECK(make_tiny(out, sizeof out, "-n SEED=2") == 0 && !strstr(out, "apq-"));
+    CHECK(make_tiny(out, sizeof out, "-n") == 0 && strstr(out, "apq-train-supernet"));
+
+    /* the report refuses artifacts of another seed, and inputs it cannot read */
+    const char *b = bdir();
+    snprintf(arg, sizeof arg,
+             "--verified %s/tiny/bitfusion/verified.h5 --supernet %s/tiny/supernet.h5 "
+             "--predictor-quant %s/tiny/predictor-quant.h5 --profile tiny --device bitfusion "
+             "--out-dir %s/rep",
+             runs, runs, runs, test_tmpdir);
+    CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 3", b, arg) == 1);
+    CHECK(n_lines(out) == 1 && strstr(out, "verified.h5 was made with seed 2, not --seed 3"));
+    CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 2 --predictor-fp32 /no/p.h5", b,
+              arg) == 1);
+    CHECK(n_lines(out) == 1 && strstr(out, "/no/p.h5"));
+    snprintf(dir, sizeof dir, "%s/rep/README.md", test_tmpdir);
+    CHECK(access(dir, F_OK) != 0);
+}

@@ -2,7 +2,7 @@
  *
  * Writer: C locale, LF newlines, RFC 4180 quoting (libcsv csv_fwrite),
  * floats as %.9g unless a format is given, optional leading "# ..."
- * provenance line; written to "<path>.tmp" and renamed by csvw_commit.
+ * provenance line; written to "<path>.tmp.<pid>" (unique per process) and renamed by csvw_commit.
  *
  *   struct csvw w; csvw_open(&w, path, "# apq seed=1 rev=abc");
  *   csvw_str(&w, "arch"); csvw_str(&w, "acc"); csvw_end_row(&w);
@@ -20,7 +20,7 @@
 struct csvw {
     FILE *f;
     char path[1024];
-    char tmp[1040];
+    char tmp[1060];
     int col; /* fields written in the current row */
     int err;
 };

@@ -33,9 +33,11 @@ static void h5_quiet(void) {
 #endif
 }
 
-/* "<path>.tmp" into buf; 0 when it does not fit. */
+/* "<path>.tmp.<pid>" into buf; 0 when it does not fit. The pid makes the
+ * name unique per process, so two programs writing the same artifact at
+ * once never write into one file (the last rename wins, whole). */
 static int tmp_name(char *buf, size_t size, const char *path) {
-    int k = snprintf(buf, size, "%s.tmp", path);
+    int k = snprintf(buf, size, "%s.tmp.%ld", path, (long)getpid());
     return k > 0 && (size_t)k < size;
 }
 

@@ -1,7 +1,8 @@
 /* h5.h — thin checked wrappers over HDF5's high-level (H5LT) API.
  *
- * Every artifact is written to "<path>.tmp" and renamed into place by
- * h5_commit, so an interrupted stage never leaves a finished-looking file.
+ * Every artifact is written to "<path>.tmp.<pid>" (unique per process) and
+ * renamed into place by h5_commit, so an interrupted stage never leaves a
+ * finished-looking file and two writers never share a temporary file.
  * Every file carries the provenance attributes `format` (kind of file),
  * `format_version`, `git_rev`, `seed`, `threads`, `blas_kernel`, `profile`,
  * `created`.
@@ -23,11 +24,11 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-/* Create "<path>.tmp" (truncating). */
+/* Create "<path>.tmp.<pid>" (truncating). */
 int h5_create(const char *path, hid_t *file);
-/* Close and rename "<path>.tmp" to path. */
+/* Close and rename "<path>.tmp.<pid>" to path. */
 int h5_commit(hid_t file, const char *path);
-/* Close and delete "<path>.tmp" (after a failure). */
+/* Close and delete "<path>.tmp.<pid>" (after a failure). */
 void h5_abort(hid_t file, const char *path);
 
 /* Open for reading; checks attribute `format` == kind and `format_version`

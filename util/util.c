@@ -122,11 +122,36 @@ static const char *choose_coretype(void) {
     return NULL;
 }
 
+/* The most threads APQ_THREADS may ask for. More threads than CPUs is allowed
+ * on purpose: it reproduces a run made on a bigger machine (the thread count
+ * is part of an artifact's provenance), only slower. */
+#define APQ_MAX_THREADS 1024
+
+int apq_threads_from_env(int *threads) {
+    const char *e = getenv("APQ_THREADS");
+    *threads = 0;
+    if (!e || !e[0]) return APQ_OK; /* unset or empty: the number of online CPUs */
+    long v = 0;
+    const char *c = e;
+    for (; *c >= '0' && *c <= '9' && v <= APQ_MAX_THREADS; c++) v = 10 * v + (*c - '0');
+    if (*c || v < 1 || v > APQ_MAX_THREADS)
+        return apq_set_error(APQ_EUSAGE,
+                             "APQ_THREADS=%s: expected a whole number of threads from 1 to %d "
+                             "(or unset for all %ld CPUs)",
+                             e, APQ_MAX_THREADS, sysconf(_SC_NPROCESSORS_ONLN));
+    *threads = (int)v;
+    return APQ_OK;
+}
+
 int apq_runtime_init(int argc, char **argv, int threads) {
     (void)argc;
     if (argv && argv[0]) {
         const char *s = strrchr(argv[0], '/');
         apq_prog = s ? s + 1 : argv[0];
+    }
+    if (threads <= 0) {
+        int rc = apq_threads_from_env(&threads);
+        if (rc < 0) return rc;
     }
     /* OpenBLAS reads OPENBLAS_CORETYPE, and libgomp GOMP_SPINCOUNT, once, when
      * the libraries load: set them and re-execute ourselves (DESIGN.md §8).
@@ -146,12 +171,8 @@ int apq_runtime_init(int argc, char **argv, int threads) {
             /* exec failed: carry on with the libraries' defaults */
         }
     }
-    if (threads <= 0) {
-        const char *e = getenv("APQ_THREADS");
-        threads = e ? atoi(e) : 0;
-        if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-        if (threads <= 0) threads = 1;
-    }
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads <= 0) threads = 1;
     n_threads = threads;
     /* One thread pool: OpenMP. OpenBLAS runs single-threaded and nn/ splits
      * large products across OpenMP threads; two pools spinning against each

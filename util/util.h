@@ -61,7 +61,7 @@ void *apq_xcalloc(size_t n, size_t size);
 /* 64-byte-aligned allocation for float arrays; free with free(). */
 float *apq_falloc(size_t n_floats);
 
-/* Runtime setup, first thing in every stage's main:
+/* Runtime setup, first thing in every program's main:
  *  - sets apq_prog from argv[0];
  *  - when OPENBLAS_CORETYPE is unset, chooses it from the CPU's features
  *    (AVX-512 -> SkylakeX, AVX2 -> Haswell) and re-executes the program so
@@ -69,8 +69,14 @@ float *apq_falloc(size_t n_floats);
  *  - sets the thread count of OpenBLAS and OpenMP to `threads` (0 = the
  *    APQ_THREADS environment variable, else the number of online CPUs);
  *  - logs the OpenBLAS kernel in use.
- * Returns the thread count in use. */
+ * Returns the thread count in use (>= 1), or APQ_EUSAGE with a detail line
+ * when APQ_THREADS is not a whole number from 1 to 1024 (the caller exits 2
+ * with apq_die_status); nothing is set up then. */
 int apq_runtime_init(int argc, char **argv, int threads);
+/* Parse APQ_THREADS: *threads = its value (1..1024), or 0 when unset or
+ * empty (meaning: all online CPUs). APQ_OK, or APQ_EUSAGE with the line
+ * "APQ_THREADS=x: expected a whole number of threads from 1 to 1024 ...". */
+int apq_threads_from_env(int *threads);
 int apq_threads(void);
 /* The OpenBLAS kernel in use ("Haswell", "SkylakeX", "Prescott", ...; static
  * text, never NULL). Artifacts record it beside seed, thread count and git
