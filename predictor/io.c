@@ -128,7 +128,7 @@ int predictor_load(struct predictor *p, const char *path, const struct space *s)
     int fp_dim = encode_fp32_dim(s), q_dim = encode_bits_dim(s);
     if ((rc = get_int(f, path, "in_dim", fp_dim, fp_dim, &in_dim)) < 0 ||
         (rc = get_int(f, path, "bit_dim", 0, q_dim, &bit_dim)) < 0 ||
-        (rc = get_int(f, path, "hidden", 1, 1 << 16, &hidden)) < 0 ||
+        (rc = get_int(f, path, "hidden", 1, PRED_MAX_HIDDEN, &hidden)) < 0 ||
         (rc = get_int(f, path, "layers", 1, PRED_MAX_LAYERS, &layers)) < 0)
         goto done;
     if (bit_dim != 0 && bit_dim != q_dim) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,30 +115,45 @@ static const char *lookup(struct profile *p, const char *key) {
     return NULL;
 }
 
-long profile_int(struct profile *p, const char *key, long def) {
+long profile_int(struct profile *p, const char *key, long def, long lo, long hi) {
+    APQ_ASSERT(lo <= def && def <= hi);
     const char *v = lookup(p, key);
     if (!v) return def;
     char *end;
+    errno = 0;
     long x = strtol(v, &end, 10);
-    if (end == v || *end) {
-        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected an integer\n", apq_prog, p->path,
-                p->section, key, v);
+    if (end == v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected an integer in [%ld, %ld]\n",
+                apq_prog, p->path, p->section, key, v, lo, hi);
         exit(2);
     }
     return x;
 }
 
-double profile_f64(struct profile *p, const char *key, double def) {
+double profile_f64(struct profile *p, const char *key, double def, double lo, double hi) {
+    APQ_ASSERT(lo <= def && def <= hi);
     const char *v = lookup(p, key);
     if (!v) return def;
     char *end;
+    errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end) {
-        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected a number\n", apq_prog, p->path,
-                p->section, key, v);
+    if (end == v || *end || errno || !(x >= lo && x <= hi)) { /* NaN fails too */
+        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected a number in [%g, %g]\n", apq_prog,
+                p->path, p->section, key, v, lo, hi);
         exit(2);
     }
     return x;
+}
+
+void profile_die(const char *path, const char *section, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "%s: error: %s: [%s] %s\n", apq_prog, path, section, line);
+    exit(2);
 }
 
 const char *profile_str(struct profile *p, const char *key, const char *def) {

@@ -34,8 +34,17 @@ struct profile; /* opaque */
 /* Load a profile .ini (exit 1 with a message on failure); `section` is the
  * stage's section name. */
 struct profile *profile_load(const char *path, const char *section);
-long profile_int(struct profile *p, const char *key, long def);
-double profile_f64(struct profile *p, const char *key, double def);
+/* The value of key, or def when absent. A value that is not a number or lies
+ * outside [lo, hi] (NaN and infinities included) exits 2 with
+ * "<profile>: [section] key = v: expected an integer in [lo, hi]". Every key
+ * a stage reads has a range: no profile value can reach the library out of
+ * its domain. */
+long profile_int(struct profile *p, const char *key, long def, long lo, long hi);
+double profile_f64(struct profile *p, const char *key, double def, double lo, double hi);
+/* A value that conflicts with another key or with the data (e.g. a batch
+ * larger than the training images): "<path>: [section] <message>", exit 2. */
+void profile_die(const char *path, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
 /* The value (borrowed: valid until profile_finish) or def. */
 const char *profile_str(struct profile *p, const char *key, const char *def);
 /* The profile's name ([profile] name), for provenance. */

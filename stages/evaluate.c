@@ -8,6 +8,8 @@
  * Without: five extracted subnets (smallest, q25, middle, q75, largest: the
  * same quantile of every elastic dimension) -> supernet-eval.{csv,md}.
  * `--print-arch NAME` only prints that subnet's arch string (for make). */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +64,12 @@ static void measure(const struct space *s, const char *path, const struct arch *
     int rc = supernet_load(&sn, path);
     if (rc < 0) apq_die_status(rc);
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, 250, 1);
+    if ((rc = sn_ctx_init(&c, &sn, 250, 1)) < 0) apq_die_status(rc);
     supernet_recalibrate(&sn, &c, a, NULL, train, calib);
     *acc_val = supernet_accuracy(&sn, &c, a, NULL, val, val->n);
     *acc_test = supernet_accuracy(&sn, &c, a, NULL, test, test->n);
+    if (!isfinite(*acc_val) || !isfinite(*acc_test))
+        apq_die("%s: the subnet's outputs are not finite; hint: retrain it (rerun make)", path);
     sn_ctx_free(&c);
     supernet_free(&sn);
 }
@@ -89,14 +93,22 @@ static void report_open(struct report *r, const char *out_dir, const char *base,
     for (int j = 0; j < n_hdr; j++) csvw_str(&r->w, hdr[j]);
     csvw_end_row(&r->w);
     r->md = fopen(r->tmp, "w");
-    if (!r->md) apq_die("%s: cannot write", r->tmp);
+    if (!r->md) apq_die("%s: cannot write: %s", r->tmp, strerror(errno));
 }
 
 static void report_commit(struct report *r) {
     int rc = csvw_commit(&r->w);
-    if (rc < 0) apq_die_status(rc);
-    if (fclose(r->md) != 0 || rename(r->tmp, r->md_path) != 0)
-        apq_die("%s: cannot write", r->md_path);
+    if (rc < 0) {
+        fclose(r->md);
+        remove(r->tmp);
+        apq_die_status(rc);
+    }
+    if ((rc = apq_fclose(r->md, r->tmp)) < 0) {
+        remove(r->tmp);
+        apq_die_status(rc);
+    }
+    if (rename(r->tmp, r->md_path) != 0)
+        apq_die("cannot rename %s to %s: %s", r->tmp, r->md_path, strerror(errno));
 }
 
 /* Named subnet k into a (its text form into buf, ARCH_STR_MAX bytes), and the
@@ -233,14 +245,14 @@ int main(int argc, char **argv) {
     cli_require("supernet", supernet);
     cli_require("out-dir", out_dir);
     struct profile *p = profile_load(profile_path, "evaluate");
-    int calib = (int)profile_int(p, "calib_images", 2000);
-    int n_train = (int)profile_int(p, "train_images", 0),
-        n_val = (int)profile_int(p, "val_images", 0),
-        n_test = (int)profile_int(p, "test_images", 0);
+    const int IMAGES = 10000000; /* more than any IDX set holds */
+    int calib = (int)profile_int(p, "calib_images", 2000, 1, IMAGES);
+    int n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES),
+        n_val = (int)profile_int(p, "val_images", 0, 0, IMAGES),
+        n_test = (int)profile_int(p, "test_images", 0, 0, IMAGES);
     profile_finish(p);
-    if (calib < 1) apq_die("%s: [evaluate] calib_images must be >= 1", profile_path);
     struct dataset train, val, test;
-    stage_load_data(data, n_train, n_val, n_test, &train, &val, &test);
+    stage_load_data(data, &s, space_path, n_train, n_val, n_test, &train, &val, &test);
 
     if (scratch)
         write_scratch_baseline(&s, supernet, scratch, out_dir, profile_path, seed, calib, &train,

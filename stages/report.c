@@ -3,6 +3,7 @@
  * Every searched budget's verified subnet is one row, sorted by latency; the
  * column on_front marks the rows no other row beats on both latency and
  * val accuracy. Columns are documented in reports/README.md. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,15 +133,19 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
     snprintf(png, sizeof png, "%s/pareto.png", dir);
     snprintf(tmp, sizeof tmp, "%s/pareto.png.tmp", dir);
     FILE *f = fopen(dat, "w");
-    if (!f) apq_die("%s: cannot write", dat);
+    if (!f) apq_die("%s: cannot write: %s", dat, strerror(errno));
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];
         fprintf(f, "%.6g %.6g %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
                 t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i]);
     }
-    fclose(f);
+    int rc = apq_fclose(f, dat);
+    if (rc < 0) {
+        remove(dat);
+        apq_die_status(rc);
+    }
     f = fopen(gp, "w");
-    if (!f) apq_die("%s: cannot write", gp);
+    if (!f) apq_die("%s: cannot write: %s", gp, strerror(errno));
     fprintf(f,
             "set terminal pngcairo size 1200,500 font 'sans,10'\nset output '%s'\n"
             "set multiplot layout 1,2 title 'apq Pareto points on %s'\n"
@@ -152,7 +157,11 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             "plot '%s' u 2:3 w p pt 6 t 'predicted', '' u 2:4 w p pt 7 t 'val (QAT)', "
             "'' u 2:5 w p pt 5 t 'test (QAT)'\nunset multiplot\n",
             tmp, device, dat, dat);
-    fclose(f);
+    if ((rc = apq_fclose(f, gp)) < 0) {
+        remove(dat);
+        remove(gp);
+        apq_die_status(rc);
+    }
     snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
     int st = system(cmd);
     remove(dat);
@@ -162,7 +171,7 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
         apq_die("gnuplot failed (exit %d) drawing %s; hint: install gnuplot-nox (make deps)", st,
                 png);
     }
-    if (rename(tmp, png) != 0) apq_die("%s: cannot rename into place", png);
+    if (rename(tmp, png) != 0) apq_die("cannot rename %s to %s: %s", tmp, png, strerror(errno));
 }
 
 /* Read one numeric attribute of an artifact for the README ("n/a" if absent). */
@@ -185,7 +194,7 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     snprintf(path, sizeof path, "%s/README.md", in->out_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
-    if (!f) apq_die("%s: cannot write", tmp);
+    if (!f) apq_die("%s: cannot write: %s", tmp, strerror(errno));
     char a[8][32];
     attr_text(in->supernet, "acc_val_largest", 100, a[0], 32);
     attr_text(in->supernet, "acc_val_smallest", 100, a[1], 32);
@@ -229,7 +238,12 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     }
     fprintf(f, "\n![accuracy against latency and energy](pareto.png)\n\n"
                "Files: `pareto.csv` and `pareto.h5` hold the same table; `pareto.png` the plot.\n");
-    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+    int rc = apq_fclose(f, tmp);
+    if (rc < 0) {
+        remove(tmp);
+        apq_die_status(rc);
+    }
+    if (rename(tmp, path) != 0) apq_die("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 }
 
 int main(int argc, char **argv) {

@@ -12,6 +12,7 @@
 #include "h5.h"
 
 #include <errno.h>
+#include <math.h>
 #include <hdf5_hl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,37 @@ static const char *dims_str(char *buf, size_t size, int rank, const hsize_t *dim
         k += (size_t)snprintf(buf + k, size - k, "%s%llu", i ? "," : "",
                               (unsigned long long)dims[i]);
     if (k < size) snprintf(buf + k, size - k, "]");
+    return buf;
+}
+
+/* APQ_EFORMAT when one of the n values (floats when f32, else doubles) is
+ * NaN or infinite: a parameter or table entry no stage ever writes, so the
+ * file is damaged (a bit flip, a foreign writer, a diverged run saved). */
+static int check_finite(hid_t loc, const char *name, const void *data, size_t n, int f32) {
+    for (size_t i = 0; i < n; i++) {
+        double v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
+        if (isfinite(v)) continue;
+        char what[1200];
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: dataset '%s' holds %s at index %zu; the file is damaged, rerun "
+                             "make to rebuild it",
+                             h5_filename(loc), obj_path(loc, name, what, sizeof what),
+                             isnan(v) ? "NaN"
+                             : v > 0  ? "+inf"
+                                      : "-inf",
+                             i);
+    }
+    return APQ_OK;
+}
+
+/* The cause of a failed HDF5 write for messages: HDF5 reports no errno of
+ * its own, but its POSIX driver leaves the write(2) error in errno, which the
+ * callers clear before the call (": No space left on device"; "" if none). */
+static const char *write_cause(char *buf, size_t size, int err) {
+    if (err)
+        snprintf(buf, size, ": %s", strerror(err));
+    else
+        buf[0] = 0;
     return buf;
 }
 
@@ -126,9 +158,13 @@ static int write_dataset(hid_t loc, const char *name, int rank, const hsize_t *d
     if (H5LTpath_valid(loc, name, 0) > 0)
         return apq_set_error(APQ_EHDF5, "%s: dataset '%s' already exists", h5_filename(loc),
                              obj_path(loc, name, what, sizeof what));
-    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0)
-        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'", h5_filename(loc),
-                             obj_path(loc, name, what, sizeof what));
+    errno = 0;
+    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0) {
+        char cause[128];
+        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'%s", h5_filename(loc),
+                             obj_path(loc, name, what, sizeof what),
+                             write_cause(cause, sizeof cause, errno));
+    }
     return APQ_OK;
 }
 
@@ -190,9 +226,16 @@ static int read_dataset(hid_t loc, const char *name, int rank, const hsize_t *di
                            dims_str(a, sizeof a, got_rank, got), dims_str(b, sizeof b, rank, dims));
         goto done;
     }
-    if (H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    if (H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: cannot read dataset '%s'", h5_filename(loc),
                            obj_path(loc, name, what, sizeof what));
+        goto done;
+    }
+    if (cls == H5T_FLOAT) {
+        size_t n = 1;
+        for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+        rc = check_finite(loc, name, out, n, H5Tequal(memtype, H5T_NATIVE_FLOAT) > 0);
+    }
 done:
     close_id(ds);
     return rc;
@@ -225,6 +268,7 @@ static int read_alloc(hid_t loc, const char *name, hid_t memtype, size_t elem, v
         rc = apq_set_error(APQ_EHDF5, "%s: cannot read dataset '%s'", h5_filename(loc), what);
         goto done;
     }
+    if ((rc = check_finite(loc, name, buf, (size_t)dims[0], elem == sizeof(float))) < 0) goto done;
     *out = buf;
     *n = (size_t)dims[0];
     buf = NULL;
@@ -332,8 +376,20 @@ int h5_commit(hid_t file, const char *path) {
                                                    H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
     if (open_objs > 0) /* a caller's bug; H5F_CLOSE_STRONG still closes them */
         apq_log("warning: %s: %zd HDF5 handles left open at commit", tmp, open_objs);
+    /* the metadata cache is written here: a full disk shows up at the flush */
+    errno = 0;
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
+        char cause[128];
+        rc = apq_set_error(APQ_EHDF5, "%s: writing the HDF5 file failed%s", tmp,
+                           write_cause(cause, sizeof cause, errno));
+        H5Fclose(file);
+        goto done;
+    }
+    errno = 0;
     if (H5Fclose(file) < 0) {
-        rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed", tmp);
+        char cause[128];
+        rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed%s", tmp,
+                           write_cause(cause, sizeof cause, errno));
         goto done;
     }
     if (rename(tmp, path) != 0)

@@ -46,7 +46,10 @@ int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, con
 int h5_write_strings(hid_t loc, const char *name, const char *const *strs, size_t n);
 
 /* Read a dataset whose shape must equal dims[0..rank-1]; otherwise
- * APQ_EFORMAT "file: dataset 'name' has shape [..], expected [..]". */
+ * APQ_EFORMAT "file: dataset 'name' has shape [..], expected [..]".
+ * Floating-point reads (here and the _alloc variants) also reject NaN and
+ * infinities, which no stage writes: APQ_EFORMAT "file: dataset 'name' holds
+ * NaN at index i; the file is damaged, rerun make to rebuild it". */
 int h5_read_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, float *out);
 int h5_read_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, double *out);
 int h5_read_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, int32_t *out);
