@@ -55,23 +55,30 @@ static void named_arch(const struct space *s, int k, struct arch *a) {
         arch_quantile(s, quantile[k], a);
 }
 
-/* val and test accuracy of subnet a of the supernet stored at path. */
-static void measure(const struct space *s, const char *path, const struct arch *a,
-                    const struct dataset *train, const struct dataset *val,
-                    const struct dataset *test, int calib, double *acc_val, double *acc_test) {
+/* val and test accuracy of subnet a of the supernet stored at path: APQ_OK,
+ * or the status of a file that cannot be loaded or outputs that are not
+ * finite (detail recorded). */
+static int measure(const struct space *s, const char *path, const struct arch *a,
+                   const struct dataset *train, const struct dataset *val,
+                   const struct dataset *test, int calib, double *acc_val, double *acc_test) {
     struct supernet sn;
+    struct sn_ctx c = {0};
     supernet_init(&sn, s, 0, 0);
     int rc = supernet_load(&sn, path);
-    if (rc < 0) apq_die_status(rc);
-    struct sn_ctx c;
-    if ((rc = sn_ctx_init(&c, &sn, 250, 1)) < 0) apq_die_status(rc);
-    supernet_recalibrate(&sn, &c, a, NULL, train, calib);
-    *acc_val = supernet_accuracy(&sn, &c, a, NULL, val, val->n);
-    *acc_test = supernet_accuracy(&sn, &c, a, NULL, test, test->n);
-    if (!isfinite(*acc_val) || !isfinite(*acc_test))
-        apq_die("%s: the subnet's outputs are not finite; hint: retrain it (rerun make)", path);
+    if (rc == 0) rc = sn_ctx_init(&c, &sn, 250, 1);
+    if (rc == 0) {
+        supernet_recalibrate(&sn, &c, a, NULL, train, calib);
+        *acc_val = supernet_accuracy(&sn, &c, a, NULL, val, val->n);
+        *acc_test = supernet_accuracy(&sn, &c, a, NULL, test, test->n);
+        if (!isfinite(*acc_val) || !isfinite(*acc_test))
+            rc = apq_set_error(APQ_ENONFINITE,
+                               "%s: the subnet's outputs are not finite; hint: retrain it "
+                               "(rerun make)",
+                               path);
+    }
     sn_ctx_free(&c);
     supernet_free(&sn);
+    return rc;
 }
 
 /* A report pair OUT_DIR/BASE.csv (header row written) and OUT_DIR/BASE.md
@@ -96,13 +103,17 @@ static void report_open(struct report *r, const char *out_dir, const char *base,
     if (!r->md) apq_die("%s: cannot write: %s", r->tmp, strerror(errno));
 }
 
+/* Remove both temporary files and exit with status rc's detail. */
+static void report_fail(struct report *r, int rc) {
+    csvw_abort(&r->w);
+    fclose(r->md);
+    remove(r->tmp);
+    apq_die_status(rc);
+}
+
 static void report_commit(struct report *r) {
     int rc = csvw_commit(&r->w);
-    if (rc < 0) {
-        fclose(r->md);
-        remove(r->tmp);
-        apq_die_status(rc);
-    }
+    if (rc < 0) report_fail(r, rc);
     if ((rc = apq_fclose(r->md, r->tmp)) < 0) {
         remove(r->tmp);
         apq_die_status(rc);
@@ -158,8 +169,9 @@ static void write_scratch_baseline(const struct space *s, const char *supernet, 
         double macs = report_subnet(&r, s, k, &a, buf);
         snprintf(path, sizeof path, "%s/%s.h5", scratch, names[k]);
         double sv, st, cv, ct;
-        measure(s, supernet, &a, train, val, test, calib, &sv, &st);
-        measure(s, path, &a, train, val, test, calib, &cv, &ct);
+        int rc = measure(s, supernet, &a, train, val, test, calib, &sv, &st);
+        if (rc == 0) rc = measure(s, path, &a, train, val, test, calib, &cv, &ct);
+        if (rc < 0) report_fail(&r, rc);
         apq_log("%s: supernet val %.2f%% test %.2f%%, scratch val %.2f%% test %.2f%%", names[k],
                 100 * sv, 100 * st, 100 * cv, 100 * ct);
         double v[5] = {100 * sv, 100 * st, 100 * cv, 100 * ct, 100 * (st - ct)};
@@ -192,7 +204,8 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
         struct arch a;
         char buf[ARCH_STR_MAX];
         double av, at, macs = report_subnet(&r, s, k, &a, buf);
-        measure(s, supernet, &a, train, val, test, calib, &av, &at);
+        int rc = measure(s, supernet, &a, train, val, test, calib, &av, &at);
+        if (rc < 0) report_fail(&r, rc);
         apq_log("%s: val %.2f%% test %.2f%% (%.2f MMACs)", names[k], 100 * av, 100 * at, macs);
         csvw_f64(w, 100 * av, "%.2f");
         csvw_f64(w, 100 * at, "%.2f");

@@ -351,14 +351,53 @@ int h5_create(const char *path, hid_t *file) {
     FILE *probe = fopen(tmp, "wb");
     if (!probe) return apq_set_error(APQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     fclose(probe);
+    /* The file is built in memory (HDF5's core driver, no backing store) and
+     * written out by h5_commit in one checked write: a full disk then fails
+     * our write(2), with its errno, never HDF5's close, whose failure leaves
+     * the library in a state that crashes at exit. */
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
         (*file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: cannot create HDF5 file", tmp);
         remove(tmp);
         *file = -1;
     }
     close_id(fapl);
+    return rc;
+}
+
+/* Close the in-memory file and write its image to tmp: flush, fsync and
+ * close checked, so "No space left on device" or "File too large" is named. */
+static int write_image(hid_t file, const char *tmp) {
+    int rc = APQ_OK;
+    void *img = NULL;
+    ssize_t size = -1;
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 || (size = H5Fget_file_image(file, NULL, 0)) < 0)
+        rc = apq_set_error(APQ_EHDF5, "%s: cannot finish the HDF5 file", tmp);
+    else if (!(img = malloc(size ? (size_t)size : 1)))
+        rc = apq_set_error(APQ_ENOMEM, "%s: out of memory (%zd bytes)", tmp, size);
+    else if (H5Fget_file_image(file, img, (size_t)size) != size)
+        rc = apq_set_error(APQ_EHDF5, "%s: cannot finish the HDF5 file", tmp);
+    if (H5Fclose(file) < 0 && rc == 0) /* memory only: a failure is HDF5's own */
+        rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed", tmp);
+    if (rc < 0) {
+        free(img);
+        return rc;
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        rc = apq_set_error(APQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    } else {
+        int err = 0;
+        if (fwrite(img, 1, (size_t)size, f) != (size_t)size || fflush(f) != 0 ||
+            fsync(fileno(f)) != 0)
+            err = errno;
+        rc = apq_fclose(f, tmp);
+        if (err && rc == 0) rc = apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
+        if (err && rc < 0) apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
+    }
+    free(img);
     return rc;
 }
 
@@ -376,23 +415,8 @@ int h5_commit(hid_t file, const char *path) {
                                                    H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
     if (open_objs > 0) /* a caller's bug; H5F_CLOSE_STRONG still closes them */
         apq_log("warning: %s: %zd HDF5 handles left open at commit", tmp, open_objs);
-    /* the metadata cache is written here: a full disk shows up at the flush */
-    errno = 0;
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
-        char cause[128];
-        rc = apq_set_error(APQ_EHDF5, "%s: writing the HDF5 file failed%s", tmp,
-                           write_cause(cause, sizeof cause, errno));
-        H5Fclose(file);
-        goto done;
-    }
-    errno = 0;
-    if (H5Fclose(file) < 0) {
-        char cause[128];
-        rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed%s", tmp,
-                           write_cause(cause, sizeof cause, errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0)
+    rc = write_image(file, tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
         rc = apq_set_error(APQ_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
 done:
     if (rc < 0) remove(tmp);
