@@ -113,10 +113,16 @@ int main(int argc, char **argv) {
     for (int i = 0; i < cfg.n; i++) {
         struct arch a;
         int dup;
+        long tries = 0;
         do { /* distinct archs */
             arch_sample(&s, &r, quant, &a);
             dup = 0;
             for (int j = 0; j < i; j++) dup |= seen[j] == arch_hash(&a);
+            if (dup && ++tries == 100000)
+                profile_die(profile_path, quant ? "sample-quant" : "sample-fp32",
+                            "n = %d: after %d distinct subnets, 100000 draws found no new one; "
+                            "the space %s holds too few for n",
+                            cfg.n, i, space_path);
         } while (dup);
         seen[i] = arch_hash(&a);
         if (quant) {

@@ -138,6 +138,18 @@ static int read_rng(hid_t f, const char *name, struct rng *r) {
     return h5_read_i32(f, name, 1, &d, (int32_t *)rng_state(r));
 }
 
+/* Whether p[0..n) holds every index 0..n-1 once (the data order indexes the images). */
+static int is_permutation(const int *p, int n) {
+    unsigned char *seen = calloc((size_t)n + 1, 1);
+    int ok = seen != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        ok = p[i] >= 0 && p[i] < n && !seen[p[i]];
+        if (ok) seen[p[i]] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
 /* Resume from path when it holds a checkpoint of these settings: 1 resumed,
  * 0 not (none, unreadable, or of other settings), APQ_EFORMAT when it is of
  * these settings but damaged (a missing or non-finite dataset). */
@@ -175,10 +187,18 @@ static int load_checkpoint(const char *path, struct supernet *sn, struct sn_ctx 
     if (rc == 0) rc = read_rng(f, "rng_dropout", &c->rng);
     if (rc == 0 && (!isfinite(st->loss_avg) || step < 0 || pos < 0 || pos > n_train))
         rc = apq_set_error(APQ_EFORMAT, "attribute step, pos or loss_avg out of range");
+    if (rc == 0 && !is_permutation(st->perm, n_train))
+        rc =
+            apq_set_error(APQ_EFORMAT, "dataset 'perm' is not a permutation of 0..%d", n_train - 1);
     h5_close(f);
     if (rc < 0) {
-        char why[768];
-        snprintf(why, sizeof why, "%s", apq_last_error());
+        char why[768]; /* the reader's detail without its file name and its own hint */
+        const char *e = apq_last_error();
+        size_t lp = strlen(path);
+        if (!strncmp(e, path, lp) && !strncmp(e + lp, ": ", 2)) e += lp + 2;
+        snprintf(why, sizeof why, "%s", e);
+        char *hint = strstr(why, "; the file is damaged");
+        if (hint) *hint = 0;
         return apq_set_error(APQ_EFORMAT,
                              "%s: damaged training checkpoint (%s); delete it to start afresh",
                              path, why);

@@ -370,6 +370,10 @@ TEST(faults_divergence_returns_status) {
     CHECK(strstr(apq_last_error(), "t.ckpt: damaged training checkpoint") &&
           strstr(apq_last_error(), "dataset 'momentum' holds NaN at index 7") &&
           strstr(apq_last_error(), "delete it to start afresh"));
+    poke(ck, "momentum", 7, 0);
+    poke(ck, "perm", 4, 32); /* an image index past the data: was read out of bounds */
+    CHECK(supernet_train(&sn, &d, &v, &cfg, &rep) == APQ_EFORMAT);
+    CHECK(strstr(apq_last_error(), "dataset 'perm' is not a permutation of 0..31") != NULL);
     /* QAT */
     struct sn_ctx c;
     struct sn_quant q;
