@@ -2,11 +2,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../util/util.h"
 
@@ -173,4 +176,44 @@ void profile_finish(struct profile *p) {
             exit(2);
         }
     free(p);
+}
+
+// ---- output folders ------------------------------------------------------------
+
+int cli_mkdirs(const char *dir) {
+    char p[4096];
+    int k = snprintf(p, sizeof p, "%s", dir);
+    if (k <= 0 || (size_t)k >= sizeof p) return apq_set_error(APQ_EIO, "%s: path too long", dir);
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c) continue;
+        char keep = *c;
+        *c = 0;
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return apq_set_error(APQ_EIO, "%s: cannot create the folder: %s", p, strerror(errno));
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            return apq_set_error(APQ_EIO, "%s: cannot create the folder: %s", p, strerror(ENOTDIR));
+        *c = keep;
+        if (!keep) return APQ_OK;
+    }
+}
+
+void cli_require_writable(const char *out) {
+    char dir[4096], probe[4200];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    snprintf(probe, sizeof probe, "%s/.apq-write-test.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        apq_die(
+            "%s: cannot write there: %s; hint: make it writable or choose another output folder",
+            dir, strerror(errno));
+    close(fd);
+    unlink(probe);
 }

@@ -52,4 +52,11 @@ const char *profile_name(const struct profile *p);
 /* Exit 2 when the section holds keys nobody read; frees p. */
 void profile_finish(struct profile *p);
 
+/* mkdir -p: APQ_OK, or APQ_EIO "<folder>: cannot create the folder: <strerror>". */
+int cli_mkdirs(const char *dir);
+/* Before a long run: exit 1 with "<folder>: cannot write there: <strerror>"
+ * unless a file can be created in the folder of `out` (a read-only or
+ * missing folder is found before hours of training, not after). */
+void cli_require_writable(const char *out);
+
 #endif

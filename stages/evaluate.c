@@ -264,6 +264,9 @@ int main(int argc, char **argv) {
         n_val = (int)profile_int(p, "val_images", 0, 0, IMAGES),
         n_test = (int)profile_int(p, "test_images", 0, 0, IMAGES);
     profile_finish(p);
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/supernet-eval.csv", out_dir);
+    cli_require_writable(probe);
     struct dataset train, val, test;
     stage_load_data(data, &s, space_path, n_train, n_val, n_test, &train, &val, &test);
 

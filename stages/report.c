@@ -284,9 +284,8 @@ int main(int argc, char **argv) {
     cli_require("device", in.device);
     struct table t;
     read_verified(in.verified, &t);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", in.out_dir);
-    if (system(cmd) != 0) apq_die("%s: cannot create the folder", in.out_dir);
+    int rc = cli_mkdirs(in.out_dir);
+    if (rc < 0) apq_die_status(rc);
     char path[1100];
     snprintf(path, sizeof path, "%s/pareto.csv", in.out_dir);
     write_csv(path, &t);

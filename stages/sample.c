@@ -91,6 +91,7 @@ int main(int argc, char **argv) {
     struct supernet sn;
     supernet_init(&sn, &s, 0, 0);
     if ((rc = supernet_load(&sn, supernet)) < 0) apq_die_status(rc);
+    cli_require_writable(out);
     struct dataset train, val;
     stage_load_data(data, &s, space_path, n_train, 0, 0, &train, &val, NULL);
     if (cfg.val_images <= 0 || cfg.val_images > val.n) cfg.val_images = val.n;

@@ -112,6 +112,7 @@ int main(int argc, char **argv) {
         cfg.phase[0].lr_end_frac = lr_end;
         snprintf(cfg.phase[0].name, sizeof cfg.phase[0].name, "scratch");
     }
+    cli_require_writable(out);
     struct dataset train, val;
     stage_load_data(data, &s, space_path, n_train, n_val, 0, &train, &val, NULL);
     if (train.n < cfg.batch)

@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
     struct supernet sn;
     supernet_init(&sn, &s, 0, 0);
     if ((rc = supernet_load(&sn, supernet)) < 0) apq_die_status(rc);
+    cli_require_writable(out);
     struct dataset train, val, test;
     stage_load_data(data, &s, space_path, n_train, n_val, n_test, &train, &val, &test);
     struct sn_ctx c;

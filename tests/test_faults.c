@@ -536,3 +536,43 @@ TEST(faults_stage_full_disk) {
     CHECK(strstr(out, "error") == last + 15);
     CHECK(same_file(lut, keep));
 }
+
+/* A read-only output folder: the rewrite fails naming the cause and the
+ * previous artifact stays. As root, permissions do not stop a write, so the
+ * folder is then a path under a regular file (ENOTDIR) instead. */
+TEST(faults_read_only_output) {
+    static char out[1 << 14];
+    char dir[600], path[800], keep[700];
+    snprintf(dir, sizeof dir, "%s/ro", test_tmpdir);
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/supernet.h5", dir);
+    snprintf(keep, sizeof keep, "%s/first.h5", test_tmpdir);
+    CHECK(write_supernet(path) == APQ_OK);
+    copy_file(path, keep);
+    if (geteuid() != 0) {
+        CHECK(chmod(dir, 0555) == 0);
+        CHECK(write_supernet(path) == APQ_EIO);
+        CHECK(strstr(apq_last_error(), "supernet.h5.tmp: cannot create: Permission denied") !=
+              NULL);
+        CHECK(same_file(path, keep));
+        chmod(dir, 0755);
+    } else {
+        fprintf(stderr, "  running as root: permissions do not stop writes; a folder that is "
+                        "a regular file instead\n");
+    }
+    char file_dir[700];
+    snprintf(file_dir, sizeof file_dir, "%s/plain", test_tmpdir);
+    copy_file(keep, file_dir);
+    snprintf(path, sizeof path, "%s/supernet.h5", file_dir);
+    CHECK(write_supernet(path) == APQ_EIO);
+    CHECK(strstr(apq_last_error(), "plain/supernet.h5.tmp: cannot create: Not a directory") !=
+          NULL);
+    /* a long stage checks its folder before it starts */
+    int st = run(out, sizeof out,
+                 "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+                 "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist --out %s",
+                 bdir(), path);
+    fprintf(stderr, "  %s", out);
+    CHECK(st == 1 && n_lines(out) == 1);
+    CHECK(strstr(out, "plain: cannot write there: Not a directory") != NULL);
+}
