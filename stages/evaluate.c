@@ -247,6 +247,8 @@ int main(int argc, char **argv) {
             named_arch(&s, k, &a);
             arch_to_string(&s, &a, buf, sizeof buf);
             printf("%s\n", buf);
+            if (fflush(stdout) != 0 || ferror(stdout))
+                apq_die("cannot write to the standard output: %s", strerror(errno));
             return 0;
         }
         fprintf(stderr, "%s: error: --print-arch takes smallest, q25, middle, q75 or largest\n",
