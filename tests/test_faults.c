@@ -312,6 +312,13 @@ TEST(faults_nonfinite_artifacts_refused) {
     CHECK(strstr(apq_last_error(), "dataset 'acc_val' holds NaN at index 3") != NULL);
     CHECK(h5_read_f64(f, "acc_val", 1, (hsize_t[]){4}, acc) == APQ_EFORMAT);
     h5_close(f);
+    /* and no writer puts one there */
+    CHECK(h5_create(path, &f) == APQ_OK);
+    acc[2] = INFINITY;
+    CHECK(h5_write_f64(f, "acc_val", 1, (hsize_t[]){4}, acc) == APQ_ENONFINITE);
+    CHECK(strstr(apq_last_error(), "refusing to write an infinity at index 2 of dataset "
+                                   "'acc_val'") != NULL);
+    h5_abort(f, path);
     nan_on_purpose(0);
 }
 

@@ -526,12 +526,32 @@ int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed
 
 // ---- datasets ------------------------------------------------------------
 
+/* Writers keep the invariant readers check: no NaN or infinity in a file. */
+static int check_finite_out(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                            const void *data, int f32) {
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    for (size_t i = 0; i < n; i++) {
+        double v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
+        if (isfinite(v)) continue;
+        char what[1200];
+        return apq_set_error(APQ_ENONFINITE,
+                             "%s: refusing to write %s at index %zu of dataset '%s': a result "
+                             "turned non-finite",
+                             h5_filename(loc), isnan(v) ? "NaN" : "an infinity", i,
+                             obj_path(loc, name, what, sizeof what));
+    }
+    return APQ_OK;
+}
+
 int h5_write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data) {
-    return write_dataset(loc, name, rank, dims, H5T_NATIVE_FLOAT, data);
+    int rc = check_finite_out(loc, name, rank, dims, data, 1);
+    return rc < 0 ? rc : write_dataset(loc, name, rank, dims, H5T_NATIVE_FLOAT, data);
 }
 
 int h5_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, const double *data) {
-    return write_dataset(loc, name, rank, dims, H5T_NATIVE_DOUBLE, data);
+    int rc = check_finite_out(loc, name, rank, dims, data, 0);
+    return rc < 0 ? rc : write_dataset(loc, name, rank, dims, H5T_NATIVE_DOUBLE, data);
 }
 
 int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, const int32_t *data) {

@@ -39,6 +39,8 @@ void h5_close(hid_t file);
 int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed,
                         const char *profile);
 
+/* Floating-point writes refuse NaN and infinities (APQ_ENONFINITE "file:
+ * refusing to write NaN at index i of dataset 'name'"): every reader refuses them. */
 int h5_write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data);
 int h5_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, const double *data);
 int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, const int32_t *data);
