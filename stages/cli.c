@@ -76,6 +76,7 @@ void cli_require(const char *name, const char *value) {
 #define PROFILE_MAX_KEYS 64
 struct profile {
     char path[512], section[64], name[64];
+    char err[256]; /* why on_kv stopped the parse */
     int n;
     struct {
         char key[64], value[256];
@@ -85,12 +86,25 @@ struct profile {
 
 static int on_kv(void *user, const char *sec, const char *k, const char *v) {
     struct profile *p = user;
+    if (!sec[0]) {
+        snprintf(p->err, sizeof p->err, "key '%s' outside any [section]", k);
+        return 0;
+    }
     if (!strcmp(sec, "profile") && !strcmp(k, "name")) {
         snprintf(p->name, sizeof p->name, "%s", v);
         return 1;
     }
     if (strcmp(sec, p->section)) return 1;
-    if (p->n >= PROFILE_MAX_KEYS) return 0;
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->kv[i].key, k)) {
+            snprintf(p->err, sizeof p->err, "[%s] key '%s' given twice", sec, k);
+            return 0;
+        }
+    if (p->n >= PROFILE_MAX_KEYS || strlen(k) >= sizeof p->kv[0].key ||
+        strlen(v) >= sizeof p->kv[0].value) {
+        snprintf(p->err, sizeof p->err, "[%s] too many keys, or a key or value too long", sec);
+        return 0;
+    }
     snprintf(p->kv[p->n].key, sizeof p->kv[p->n].key, "%s", k);
     snprintf(p->kv[p->n].value, sizeof p->kv[p->n].value, "%s", v);
     p->kv[p->n++].used = 0;
@@ -102,10 +116,20 @@ struct profile *profile_load(const char *path, const char *section) {
     snprintf(p->path, sizeof p->path, "%s", path);
     snprintf(p->section, sizeof p->section, "%s", section);
     snprintf(p->name, sizeof p->name, "unnamed");
-    int rc = ini_parse(path, on_kv, p);
-    if (rc < 0)
-        apq_die("%s: cannot open the profile; hint: profiles live in profiles/<name>.ini", path);
-    if (rc > 0) apq_die("%s:%d: syntax error", path, rc);
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        apq_die("%s: cannot read the profile: %s; hint: profiles live in profiles/<name>.ini", path,
+                f ? "not a regular file" : strerror(errno));
+    int rc = ini_parse_file(f, on_kv, p);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) apq_die("%s: cannot read the profile", path);
+    if (rc > 0) {
+        fprintf(stderr, "%s: error: %s:%d: %s\n", apq_prog, path, rc,
+                p->err[0] ? p->err : "syntax error");
+        exit(2);
+    }
     return p;
 }
 

@@ -31,8 +31,9 @@ void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const c
 void cli_require(const char *name, const char *value);
 
 struct profile; /* opaque */
-/* Load a profile .ini (exit 1 with a message on failure); `section` is the
- * stage's section name. */
+/* Load a profile .ini; `section` is the stage's section name. A missing or
+ * unreadable file exits 1; a syntax error, a key outside any section, a key
+ * given twice in the stage's section exit 2 ("<path>:<line>: ..."). */
 struct profile *profile_load(const char *path, const char *section);
 /* The value of key, or def when absent. A value that is not a number or lies
  * outside [lo, hi] (NaN and infinities included) exits 2 with

@@ -96,6 +96,9 @@ int main(int argc, char **argv) {
         }
         if (sum < 1) profile_die(profile_path, sec, "ps_steps = %s: all counts are 0", ps_text);
         sn_schedule_ps(&cfg, &s, ps, lr, warmup);
+    } else if (!schedule) {
+        profile_die(profile_path, sec, "schedule = %s: unknown schedule (choose sandwich or ps)",
+                    sched);
     } else {
         fprintf(stderr, "%s: error: unknown schedule '%s' (choose sandwich or ps)\n", apq_prog,
                 sched);
