@@ -224,6 +224,9 @@ int cli_mkdirs(const char *dir) {
 
 void cli_require_writable(const char *out) {
     char dir[4096], probe[4200];
+    struct stat st;
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+        apq_die("%s: is a folder; the output is a file name", out);
     snprintf(dir, sizeof dir, "%s", out);
     char *slash = strrchr(dir, '/');
     if (slash == dir)

@@ -218,6 +218,11 @@ TEST(faults_stage_profile_values) {
         {"[train-supernet]\nlr = nan\n", "[train-supernet] lr = nan: expected a number in"},
         {"[train-supernet]\nsteps = 10\nwarmup_steps = 10\n",
          "warmup_steps = 10 must be below steps = 10"},
+        {"[train-supernet]\nbatch = 32\nbatch = 64\n",
+         ":3: [train-supernet] key 'batch' given twice"},
+        {"batch = 32\n[train-supernet]\n", ":1: key 'batch' outside any [section]"},
+        {"[train-supernet]\nschedule = zigzag\n",
+         "[train-supernet] schedule = zigzag: unknown schedule"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         FILE *f = fopen(prof, "w");
@@ -232,6 +237,12 @@ TEST(faults_stage_profile_values) {
         CHECK(n_lines(out) == 1);
         CHECK(strstr(out, prof) && strstr(out, cases[i].want));
     }
+    /* a folder is no profile (it ran with every default and exit 0) */
+    int st = run(out, sizeof out,
+                 "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile %s "
+                 "--data /nonexistent --out %s/sn.h5",
+                 bdir(), test_tmpdir, test_tmpdir);
+    CHECK(st == 1 && n_lines(out) == 1 && strstr(out, "cannot read the profile"));
 }
 
 /* The library itself: a batch larger than the data, labels beyond the
