@@ -230,11 +230,18 @@ done:
     return rc;
 }
 
-int idx_check_fit(const char *dir, const struct dataset *train_all, int n_classes, int size,
-                  const char *space_origin) {
+int idx_check_fit(const char *dir, const struct dataset *train_all, int n_classes, int channels,
+                  int size, const char *space_origin) {
     APQ_ASSERT(dir && train_all && space_origin);
     char path[4096];
     int rc;
+    if (channels != 1) {
+        if ((rc = find_file(path, sizeof path, dir, "train-images-idx3-ubyte")) < 0) return rc;
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: IDX images have 1 channel, but the space %s expects %d "
+                             "(input_channels); hint: use a space with input_channels = 1",
+                             path, space_origin, channels);
+    }
     if (train_all->n_classes > n_classes) {
         if ((rc = find_file(path, sizeof path, dir, "train-labels-idx1-ubyte")) < 0) return rc;
         return apq_set_error(APQ_EFORMAT,

@@ -11,7 +11,7 @@
 #define VAL_SIZE   10000
 
 /* Load DIR's IDX files, check they fit the space s (read from space_path:
- * every label < classes, images input_size square) and split; n_* > 0 keeps
+ * every label < classes, 1 channel, images input_size square) and split; n_* > 0 keeps
  * only the first n_* of each split (tiny profile). Exits 1 with a one-line
  * message on bad data. */
 void stage_load_data(const char *dir, const struct space *s, const char *space_path, int n_train,

@@ -164,10 +164,13 @@ TEST(faults_data_must_fit_the_space) {
     write_idx(dir, "train", 40, 28, 17, 10);
     write_idx(dir, "t10k", 20, 28, -1, 0);
     CHECK(idx_load_dir(dir, &all, &test) == APQ_OK);
-    CHECK(idx_check_fit(dir, &all, 10, 28, "tiny.ini") == APQ_EFORMAT);
+    CHECK(idx_check_fit(dir, &all, 10, 1, 28, "tiny.ini") == APQ_EFORMAT);
     CHECK(strstr(apq_last_error(), "train-labels-idx1-ubyte: labels go up to 10, but the space "
                                    "tiny.ini has 10 classes") != NULL);
-    CHECK(idx_check_fit(dir, &all, 11, 28, "tiny.ini") == APQ_OK);
+    CHECK(idx_check_fit(dir, &all, 11, 1, 28, "tiny.ini") == APQ_OK);
+    CHECK(idx_check_fit(dir, &all, 11, 3, 28, "rgb.ini") == APQ_EFORMAT); /* read past x before */
+    CHECK(strstr(apq_last_error(), "IDX images have 1 channel, but the space rgb.ini expects 3") !=
+          NULL);
     dataset_free(&all);
     dataset_free(&test);
     /* images of another size */
@@ -176,7 +179,7 @@ TEST(faults_data_must_fit_the_space) {
     write_idx(dir, "train", 40, 32, -1, 0);
     write_idx(dir, "t10k", 20, 32, -1, 0);
     CHECK(idx_load_dir(dir, &all, &test) == APQ_OK);
-    CHECK(idx_check_fit(dir, &all, 10, 28, "tiny.ini") == APQ_EFORMAT);
+    CHECK(idx_check_fit(dir, &all, 10, 1, 28, "tiny.ini") == APQ_EFORMAT);
     CHECK(strstr(apq_last_error(), "train-images-idx3-ubyte: images are 32x32, but the space "
                                    "tiny.ini expects 28x28") != NULL);
     dataset_free(&all);
