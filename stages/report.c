@@ -287,11 +287,13 @@ int main(int argc, char **argv) {
     int rc = cli_mkdirs(in.out_dir);
     if (rc < 0) apq_die_status(rc);
     char path[1100];
+    /* the plot first: the largest file, by another program, the likeliest to
+     * fail on a full disk, and then before any other file has been replaced */
+    write_plot(in.out_dir, &t, in.device);
     snprintf(path, sizeof path, "%s/pareto.csv", in.out_dir);
     write_csv(path, &t);
     snprintf(path, sizeof path, "%s/pareto.h5", in.out_dir);
     write_h5(path, &t, in.seed, in.profile, in.device);
-    write_plot(in.out_dir, &t, in.device);
     write_readme(&in, &t); /* last: it is the make target */
     apq_log("report written to %s (%zu points)", in.out_dir, t.n);
     h5_free_strings(t.arch, t.n);
