@@ -26,6 +26,7 @@
  * writes apq.env and exits. apq.csv is not written in this mode.
  */
 #include <cblas.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,7 +147,12 @@ static void write_csv(const char *dir, const struct space *s, const struct bcase
         fprintf(f, "%s,%s,%.0f,%.6g,%.6g,%.6g,%.6g,%ld\n", k->name, buf, k->macs, k->images_per_s,
                 gflops, gflops / peak, k->seconds, k->iters);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+    int rc = apq_fclose(f, tmp);
+    if (rc < 0) {
+        remove(tmp);
+        apq_die_status(rc);
+    }
+    if (rename(tmp, path) != 0) apq_die("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 }
 
 static void write_env(const char *dir, double peak, int threads, double rss_before,
@@ -163,7 +169,12 @@ static void write_env(const char *dir, double peak, int threads, double rss_befo
     fprintf(f, "peak_rss_mb_before_training=%.1f\npeak_rss_mb_training=%.1f\n", rss_before,
             rss_train);
     fprintf(f, "git_rev=%s\n", apq_git_rev());
-    if (fclose(f) != 0 || rename(tmp, path) != 0) apq_die("%s: cannot write", path);
+    int rc = apq_fclose(f, tmp);
+    if (rc < 0) {
+        remove(tmp);
+        apq_die_status(rc);
+    }
+    if (rename(tmp, path) != 0) apq_die("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 }
 
 /* Time case k, log it, and after a training case record the peak RSS in *rss_train. */
@@ -266,7 +277,8 @@ int main(int argc, char **argv) {
     free(idx);
     dataset_free(&train);
     dataset_free(&test);
-    sn_ctx_init(&b.c, &b.sn, batch, BENCH_SEED);
+    rc = sn_ctx_init(&b.c, &b.sn, batch, BENCH_SEED);
+    if (rc < 0) apq_die_status(rc);
 
     struct arch big, small, rnd;
     int res = s.in_size;

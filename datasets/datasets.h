@@ -33,6 +33,14 @@ int idx_load(struct dataset *d, const char *images_path, const char *labels_path
 /* Load dir/train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
  * t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (also without .gz). */
 int idx_load_dir(const char *dir, struct dataset *train_all, struct dataset *test);
+/* Whether the set loaded from dir fits a network of n_classes outputs and
+ * channels x size x size inputs (the space named space_origin): APQ_EFORMAT
+ * naming the images file when channels is not 1 (IDX images are grayscale)
+ * or the images are not size x size, the labels file when a label is >=
+ * n_classes. The test split's labels never exceed the training split's
+ * (idx_load_dir). */
+int idx_check_fit(const char *dir, const struct dataset *train_all, int n_classes, int channels,
+                  int size, const char *space_origin);
 void dataset_free(struct dataset *d);
 /* Held-out split (copies): a permutation of all->n from `seed`; its first
  * n_val indices form val, the rest train (DESIGN.md §1: 50k / 10k). */

@@ -230,6 +230,35 @@ done:
     return rc;
 }
 
+int idx_check_fit(const char *dir, const struct dataset *train_all, int n_classes, int channels,
+                  int size, const char *space_origin) {
+    APQ_ASSERT(dir && train_all && space_origin);
+    char path[4096];
+    int rc;
+    if (channels != 1) {
+        if ((rc = find_file(path, sizeof path, dir, "train-images-idx3-ubyte")) < 0) return rc;
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: IDX images have 1 channel, but the space %s expects %d "
+                             "(input_channels); hint: use a space with input_channels = 1",
+                             path, space_origin, channels);
+    }
+    if (train_all->n_classes > n_classes) {
+        if ((rc = find_file(path, sizeof path, dir, "train-labels-idx1-ubyte")) < 0) return rc;
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: labels go up to %d, but the space %s has %d classes; hint: "
+                             "use a space whose classes cover every label",
+                             path, train_all->n_classes - 1, space_origin, n_classes);
+    }
+    if (train_all->h != size || train_all->w != size) {
+        if ((rc = find_file(path, sizeof path, dir, "train-images-idx3-ubyte")) < 0) return rc;
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: images are %dx%d, but the space %s expects %dx%d "
+                             "(input_size); hint: use a space made for these images",
+                             path, train_all->h, train_all->w, space_origin, size, size);
+    }
+    return APQ_OK;
+}
+
 void dataset_free(struct dataset *d) {
     if (!d) return;
     free(d->images);

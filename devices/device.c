@@ -203,11 +203,12 @@ int device_load(const char *path, struct device *d) {
                              path, strerror(err), list);
     }
     size_t n = fread(d->text, 1, sizeof d->text - 1, f);
-    int toolong = !feof(f) && fgetc(f) != EOF;
-    int rerr = ferror(f);
+    int rerr = ferror(f) ? errno : 0; /* EISDIR for a folder */
+    int toolong = !rerr && !feof(f) && fgetc(f) != EOF;
     fclose(f);
     d->text[n] = 0;
-    if (rerr) return apq_set_error(APQ_EIO, "%s: read error", path);
+    if (rerr)
+        return apq_set_error(APQ_EIO, "%s: cannot read the device file: %s", path, strerror(rerr));
     if (toolong)
         return apq_set_error(APQ_ECONFIG, "%s: longer than %zu bytes", path, sizeof d->text - 1);
 

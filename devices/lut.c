@@ -440,9 +440,11 @@ int lut_load(struct lut *t, const char *path, const struct space *s) {
     for (size_t i = 0; i < n; i++) {
         e[i].latency_ms = lat[i];
         e[i].energy_mj = en[i];
-        if (!(lat[i] >= 0) || !(en[i] >= 0)) {
-            rc = apq_set_error(APQ_EFORMAT, "%s: row %zu has latency %g, energy %g", path, i,
-                               lat[i], en[i]);
+        if (!(lat[i] > 0) || !(en[i] >= 0)) { /* every layer takes time: budgets divide by it */
+            rc = apq_set_error(APQ_EFORMAT,
+                               "%s: row %zu has latency %g, energy %g (need latency > 0, "
+                               "energy >= 0); hint: rerun make to rebuild it",
+                               path, i, lat[i], en[i]);
             goto done;
         }
         if (i && key_cmp(&e[i - 1].key, &e[i].key) >= 0) {

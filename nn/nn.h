@@ -282,9 +282,10 @@ struct arena {
     float *base;
     size_t cap, used, high; /* floats */
 };
-/* cap_floats of 2 MB aligned memory, advised as transparent huge pages; dies
- * (apq_die) when it cannot be had. arena_free releases it. */
-void arena_init(struct arena *a, size_t cap_floats);
+/* cap_floats of 2 MB aligned memory, advised as transparent huge pages.
+ * APQ_OK, or APQ_ENOMEM (a zeroed arena) when it cannot be had. arena_free
+ * releases it (also a zeroed one). */
+int arena_init(struct arena *a, size_t cap_floats);
 void arena_free(struct arena *a);
 float *arena_alloc(struct arena *a, size_t n_floats); /* 16-float aligned, uninitialised */
 void arena_reset(struct arena *a);

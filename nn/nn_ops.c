@@ -188,7 +188,7 @@ void nn_adam_step(float *w, const float *g, float *m, float *v, size_t n, float 
 
 #define ARENA_ALIGN 16 /* floats: 64 bytes */
 
-void arena_init(struct arena *a, size_t cap_floats) {
+int arena_init(struct arena *a, size_t cap_floats) {
     /* 2 MB aligned and advised as transparent huge pages (Linux: THP
      * "madvise" mode, Debian's default): the layers stream tensors of several
      * MB across many 4 KB pages. Measured 2026-11-22 (in-process A/B, batch
@@ -196,13 +196,18 @@ void arena_init(struct arena *a, size_t cap_floats) {
      * percentile; the values are unchanged. */
     const size_t huge = (size_t)2 << 20;
     size_t bytes = (cap_floats * sizeof(float) + huge - 1) / huge * huge;
+    memset(a, 0, sizeof *a);
+    if (cap_floats > (SIZE_MAX - huge) / sizeof(float))
+        return apq_set_error(APQ_ENOMEM, "out of memory: an arena of %zu floats", cap_floats);
     a->base = aligned_alloc(huge, bytes ? bytes : huge);
-    if (!a->base) apq_die("out of memory (arena of %zu floats)", cap_floats);
+    if (!a->base)
+        return apq_set_error(APQ_ENOMEM, "out of memory: an arena of %.1f MB", bytes / 1e6);
 #ifdef MADV_HUGEPAGE
     madvise(a->base, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
     a->cap = cap_floats;
     a->used = a->high = 0;
+    return APQ_OK;
 }
 
 void arena_free(struct arena *a) {

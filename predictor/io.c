@@ -1,4 +1,5 @@
 /* io.c — predictor files (predictor-*.h5) and the encode-and-predict convenience. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,7 @@ int predictor_load(struct predictor *p, const char *path, const struct space *s)
     int fp_dim = encode_fp32_dim(s), q_dim = encode_bits_dim(s);
     if ((rc = get_int(f, path, "in_dim", fp_dim, fp_dim, &in_dim)) < 0 ||
         (rc = get_int(f, path, "bit_dim", 0, q_dim, &bit_dim)) < 0 ||
-        (rc = get_int(f, path, "hidden", 1, 1 << 16, &hidden)) < 0 ||
+        (rc = get_int(f, path, "hidden", 1, PRED_MAX_HIDDEN, &hidden)) < 0 ||
         (rc = get_int(f, path, "layers", 1, PRED_MAX_LAYERS, &layers)) < 0)
         goto done;
     if (bit_dim != 0 && bit_dim != q_dim) {
@@ -149,6 +150,14 @@ int predictor_load(struct predictor *p, const char *path, const struct space *s)
         (rc = h5_attr_get_i64(f, "n_train", &ntr)) < 0 ||
         (rc = h5_attr_get_i64(f, "n_test", &nte)) < 0)
         goto done;
+    if (!isfinite(m->rmse) || !isfinite(m->tau) || ntr < 1 || nte < 0 || ntr > INT32_MAX ||
+        nte > INT32_MAX) {
+        rc = apq_set_error(APQ_EFORMAT,
+                           "%s: attributes rmse, kendall_tau, n_train or n_test out of range; the "
+                           "file is damaged, rerun make to rebuild it",
+                           path);
+        goto done;
+    }
     m->n_train = (int)ntr;
     m->n_test = (int)nte;
     if (bit_dim && h5_attr_get_f64(f, "scratch_rmse", &m->scratch_rmse) == APQ_OK &&

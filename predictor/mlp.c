@@ -47,9 +47,13 @@ static void fill_uniform(struct rng *r, float *w, size_t n, int fan_in) {
 
 int predictor_init(struct predictor *p, int in_dim, int bit_dim, int hidden, int n_layers,
                    uint64_t seed) {
-    APQ_ASSERT(in_dim > 0 && bit_dim >= 0 && hidden > 0);
-    APQ_ASSERT(n_layers >= 1 && n_layers <= PRED_MAX_LAYERS);
     memset(p, 0, sizeof *p);
+    if (in_dim < 1 || bit_dim < 0 || hidden < 1 || hidden > PRED_MAX_HIDDEN || n_layers < 1 ||
+        n_layers > PRED_MAX_LAYERS)
+        return apq_set_error(APQ_ECONFIG,
+                             "predictor: hidden = %d, layers = %d (in %d, bits %d); hidden must "
+                             "be in [1, %d] and layers in [1, %d]",
+                             hidden, n_layers, in_dim, bit_dim, PRED_MAX_HIDDEN, PRED_MAX_LAYERS);
     p->in_dim = in_dim;
     p->bit_dim = bit_dim;
     p->hidden = hidden;
@@ -295,9 +299,14 @@ static void ftz_restore(unsigned csr) {
 #endif
 }
 
-double predictor_train(struct predictor *p, const float *x, const float *y, int n,
-                       const struct pred_train_cfg *cfg, uint64_t seed) {
-    APQ_ASSERT(n > 0 && cfg->epochs >= 0 && cfg->batch > 0);
+int predictor_train(struct predictor *p, const float *x, const float *y, int n,
+                    const struct pred_train_cfg *cfg, uint64_t seed, double *last_loss) {
+    APQ_ASSERT(n > 0);
+    if (cfg->epochs < 0 || cfg->batch < 1)
+        return apq_set_error(APQ_ECONFIG,
+                             "predictor training: epochs = %d, batch = %d; need "
+                             "epochs >= 0 and batch >= 1",
+                             cfg->epochs, cfg->batch);
     int B = cfg->batch < n ? cfg->batch : n;
     size_t ld = (size_t)(p->in_dim + p->bit_dim), np = p->n_params;
     struct work w;
@@ -320,6 +329,7 @@ double predictor_train(struct predictor *p, const float *x, const float *y, int 
     unsigned csr = ftz_on();
     long steps_per_epoch = (n + B - 1) / B, total = (long)cfg->epochs * steps_per_epoch, t = 0;
     double last = 0;
+    int rc = APQ_OK;
     char extra[64];
     for (int e = 0; e < cfg->epochs; e++) {
         rng_shuffle_int(&r, perm, (size_t)n);
@@ -338,12 +348,19 @@ double predictor_train(struct predictor *p, const float *x, const float *y, int 
             adam_step(p->params, grad, m, v2, np, wd, (float)(lr / c1), (float)(1.0 / sqrt(c2)));
         }
         last = sum / n;
+        if (!isfinite(last)) {
+            rc = apq_set_error(APQ_ENONFINITE,
+                               "predictor training diverged in epoch %d of %d (loss %g); hint: "
+                               "lower lr in the profile",
+                               e + 1, cfg->epochs, last);
+            break;
+        }
         if (cfg->label) {
             snprintf(extra, sizeof extra, "train RMSE %.3f points", 100.0 * sqrt(last));
             progress_update(&prog, e + 1, extra);
         }
     }
-    if (cfg->label) {
+    if (cfg->label && rc == APQ_OK) {
         snprintf(extra, sizeof extra, "train RMSE %.3f points", 100.0 * sqrt(last));
         progress_end(&prog, extra);
     }
@@ -356,5 +373,6 @@ double predictor_train(struct predictor *p, const float *x, const float *y, int 
     free(m);
     free(grad);
     work_free(&w);
-    return last;
+    if (last_loss) *last_loss = last;
+    return rc;
 }

@@ -40,6 +40,7 @@ void encode_arch(const struct space *s, const struct arch *a, int quantized, flo
 
 // ---- the MLP -------------------------------------------------------------------
 #define PRED_MAX_LAYERS 8
+#define PRED_MAX_HIDDEN 65536
 
 /* Views into one parameter block (reference/aesthetics.md M1); the same
  * layout serves parameters, gradients and Adam moments. Row-major, PyTorch
@@ -75,7 +76,9 @@ struct predictor {
 /* Allocate and initialise like PyTorch's default: every W and b uniform in
  * ±1/sqrt(fan_in), drawn from rng stream (seed, RNG_PREDICTOR). The input
  * rows the MLP reads are in_dim + bit_dim floats: the fp32 part, then the
- * quant part. Returns APQ_OK or APQ_ENOMEM. */
+ * quant part. Returns APQ_OK, APQ_ECONFIG when in_dim < 1, bit_dim < 0,
+ * hidden is not in [1, PRED_MAX_HIDDEN] or n_layers not in
+ * [1, PRED_MAX_LAYERS], or APQ_ENOMEM; p is zeroed on failure. */
 int predictor_init(struct predictor *p, int in_dim, int bit_dim, int hidden, int n_layers,
                    uint64_t seed);
 /* The quantization-aware predictor for transfer: layers 0..n_layers-1 and
@@ -103,12 +106,15 @@ struct pred_train_cfg {
     double lr, weight_decay; /* Adam (L2 added to the gradient, as torch.optim.Adam) */
     const char *label;       /* progress-line label, NULL for none */
 };
-/* Train on n rows x[n][in_dim+bit_dim], targets y[n] (fractions): MSE, Adam
- * (betas 0.9/0.999, eps 1e-8), minibatches reshuffled every epoch from
- * (seed, RNG_DATA), per-step cosine decay of lr to 0. Deterministic for a
- * seed and thread count. Returns the last epoch's mean training loss. */
-double predictor_train(struct predictor *p, const float *x, const float *y, int n,
-                       const struct pred_train_cfg *cfg, uint64_t seed);
+/* Train on n >= 1 rows x[n][in_dim+bit_dim], targets y[n] (fractions): MSE,
+ * Adam (betas 0.9/0.999, eps 1e-8), minibatches of min(batch, n) reshuffled
+ * every epoch from (seed, RNG_DATA), per-step cosine decay of lr to 0.
+ * Deterministic for a seed and thread count. *last_loss (may be NULL) gets
+ * the last epoch's mean training loss. Returns APQ_OK, APQ_ECONFIG for
+ * epochs < 0 or batch < 1, or APQ_ENONFINITE ("predictor training diverged in
+ * epoch e") when an epoch's loss is not finite. */
+int predictor_train(struct predictor *p, const float *x, const float *y, int n,
+                    const struct pred_train_cfg *cfg, uint64_t seed, double *last_loss);
 /* Set the regressor's bias (OFA's base_acc: the mean training target). */
 void predictor_set_base(struct predictor *p, double mean_acc);
 

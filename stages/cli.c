@@ -2,10 +2,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../util/util.h"
 
@@ -72,6 +76,7 @@ void cli_require(const char *name, const char *value) {
 #define PROFILE_MAX_KEYS 64
 struct profile {
     char path[512], section[64], name[64];
+    char err[256]; /* why on_kv stopped the parse */
     int n;
     struct {
         char key[64], value[256];
@@ -81,12 +86,25 @@ struct profile {
 
 static int on_kv(void *user, const char *sec, const char *k, const char *v) {
     struct profile *p = user;
+    if (!sec[0]) {
+        snprintf(p->err, sizeof p->err, "key '%s' outside any [section]", k);
+        return 0;
+    }
     if (!strcmp(sec, "profile") && !strcmp(k, "name")) {
         snprintf(p->name, sizeof p->name, "%s", v);
         return 1;
     }
     if (strcmp(sec, p->section)) return 1;
-    if (p->n >= PROFILE_MAX_KEYS) return 0;
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->kv[i].key, k)) {
+            snprintf(p->err, sizeof p->err, "[%s] key '%s' given twice", sec, k);
+            return 0;
+        }
+    if (p->n >= PROFILE_MAX_KEYS || strlen(k) >= sizeof p->kv[0].key ||
+        strlen(v) >= sizeof p->kv[0].value) {
+        snprintf(p->err, sizeof p->err, "[%s] too many keys, or a key or value too long", sec);
+        return 0;
+    }
     snprintf(p->kv[p->n].key, sizeof p->kv[p->n].key, "%s", k);
     snprintf(p->kv[p->n].value, sizeof p->kv[p->n].value, "%s", v);
     p->kv[p->n++].used = 0;
@@ -98,10 +116,20 @@ struct profile *profile_load(const char *path, const char *section) {
     snprintf(p->path, sizeof p->path, "%s", path);
     snprintf(p->section, sizeof p->section, "%s", section);
     snprintf(p->name, sizeof p->name, "unnamed");
-    int rc = ini_parse(path, on_kv, p);
-    if (rc < 0)
-        apq_die("%s: cannot open the profile; hint: profiles live in profiles/<name>.ini", path);
-    if (rc > 0) apq_die("%s:%d: syntax error", path, rc);
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        apq_die("%s: cannot read the profile: %s; hint: profiles live in profiles/<name>.ini", path,
+                f ? "not a regular file" : strerror(errno));
+    int rc = ini_parse_file(f, on_kv, p);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) apq_die("%s: cannot read the profile", path);
+    if (rc > 0) {
+        fprintf(stderr, "%s: error: %s:%d: %s\n", apq_prog, path, rc,
+                p->err[0] ? p->err : "syntax error");
+        exit(2);
+    }
     return p;
 }
 
@@ -114,30 +142,45 @@ static const char *lookup(struct profile *p, const char *key) {
     return NULL;
 }
 
-long profile_int(struct profile *p, const char *key, long def) {
+long profile_int(struct profile *p, const char *key, long def, long lo, long hi) {
+    APQ_ASSERT(lo <= def && def <= hi);
     const char *v = lookup(p, key);
     if (!v) return def;
     char *end;
+    errno = 0;
     long x = strtol(v, &end, 10);
-    if (end == v || *end) {
-        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected an integer\n", apq_prog, p->path,
-                p->section, key, v);
+    if (end == v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected an integer in [%ld, %ld]\n",
+                apq_prog, p->path, p->section, key, v, lo, hi);
         exit(2);
     }
     return x;
 }
 
-double profile_f64(struct profile *p, const char *key, double def) {
+double profile_f64(struct profile *p, const char *key, double def, double lo, double hi) {
+    APQ_ASSERT(lo <= def && def <= hi);
     const char *v = lookup(p, key);
     if (!v) return def;
     char *end;
+    errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end) {
-        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected a number\n", apq_prog, p->path,
-                p->section, key, v);
+    if (end == v || *end || errno || !(x >= lo && x <= hi)) { /* NaN fails too */
+        fprintf(stderr, "%s: error: %s: [%s] %s = %s: expected a number in [%g, %g]\n", apq_prog,
+                p->path, p->section, key, v, lo, hi);
         exit(2);
     }
     return x;
+}
+
+void profile_die(const char *path, const char *section, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "%s: error: %s: [%s] %s\n", apq_prog, path, section, line);
+    exit(2);
 }
 
 const char *profile_str(struct profile *p, const char *key, const char *def) {
@@ -157,4 +200,47 @@ void profile_finish(struct profile *p) {
             exit(2);
         }
     free(p);
+}
+
+// ---- output folders ------------------------------------------------------------
+
+int cli_mkdirs(const char *dir) {
+    char p[4096];
+    int k = snprintf(p, sizeof p, "%s", dir);
+    if (k <= 0 || (size_t)k >= sizeof p) return apq_set_error(APQ_EIO, "%s: path too long", dir);
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c) continue;
+        char keep = *c;
+        *c = 0;
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return apq_set_error(APQ_EIO, "%s: cannot create the folder: %s", p, strerror(errno));
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            return apq_set_error(APQ_EIO, "%s: cannot create the folder: %s", p, strerror(ENOTDIR));
+        *c = keep;
+        if (!keep) return APQ_OK;
+    }
+}
+
+void cli_require_writable(const char *out) {
+    char dir[4096], probe[4200];
+    struct stat st;
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+        apq_die("%s: is a folder; the output is a file name", out);
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    snprintf(probe, sizeof probe, "%s/.apq-write-test.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        apq_die(
+            "%s: cannot write there: %s; hint: make it writable or choose another output folder",
+            dir, strerror(errno));
+    close(fd);
+    unlink(probe);
 }

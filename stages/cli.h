@@ -31,16 +31,33 @@ void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const c
 void cli_require(const char *name, const char *value);
 
 struct profile; /* opaque */
-/* Load a profile .ini (exit 1 with a message on failure); `section` is the
- * stage's section name. */
+/* Load a profile .ini; `section` is the stage's section name. A missing or
+ * unreadable file exits 1; a syntax error, a key outside any section, a key
+ * given twice in the stage's section exit 2 ("<path>:<line>: ..."). */
 struct profile *profile_load(const char *path, const char *section);
-long profile_int(struct profile *p, const char *key, long def);
-double profile_f64(struct profile *p, const char *key, double def);
+/* The value of key, or def when absent. A value that is not a number or lies
+ * outside [lo, hi] (NaN and infinities included) exits 2 with
+ * "<profile>: [section] key = v: expected an integer in [lo, hi]". Every key
+ * a stage reads has a range: no profile value can reach the library out of
+ * its domain. */
+long profile_int(struct profile *p, const char *key, long def, long lo, long hi);
+double profile_f64(struct profile *p, const char *key, double def, double lo, double hi);
+/* A value that conflicts with another key or with the data (e.g. a batch
+ * larger than the training images): "<path>: [section] <message>", exit 2. */
+void profile_die(const char *path, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
 /* The value (borrowed: valid until profile_finish) or def. */
 const char *profile_str(struct profile *p, const char *key, const char *def);
 /* The profile's name ([profile] name), for provenance. */
 const char *profile_name(const struct profile *p);
 /* Exit 2 when the section holds keys nobody read; frees p. */
 void profile_finish(struct profile *p);
+
+/* mkdir -p: APQ_OK, or APQ_EIO "<folder>: cannot create the folder: <strerror>". */
+int cli_mkdirs(const char *dir);
+/* Before a long run: exit 1 with "<folder>: cannot write there: <strerror>"
+ * unless a file can be created in the folder of `out` (a read-only or
+ * missing folder is found before hours of training, not after). */
+void cli_require_writable(const char *out);
 
 #endif

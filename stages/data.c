@@ -11,11 +11,14 @@ static void cut(struct dataset *d, int n) {
     *d = h;
 }
 
-void stage_load_data(const char *dir, int n_train, int n_val, int n_test, struct dataset *train,
-                     struct dataset *val, struct dataset *test) {
+void stage_load_data(const char *dir, const struct space *s, const char *space_path, int n_train,
+                     int n_val, int n_test, struct dataset *train, struct dataset *val,
+                     struct dataset *test) {
     struct dataset all, t;
     int rc = idx_load_dir(dir, &all, &t);
     if (rc < 0) apq_die_status(rc);
+    if ((rc = idx_check_fit(dir, &all, s->n_classes, s->in_ch, s->in_size, space_path)) < 0)
+        apq_die_status(rc);
     if (all.n <= VAL_SIZE + 1000)
         apq_die("%s: only %d training images; the held-out split needs more than %d", dir, all.n,
                 VAL_SIZE + 1000);

@@ -5,14 +5,18 @@
 #define APQ_STAGE_DATA_H
 
 #include "../datasets/datasets.h"
+#include "../supernet/space.h"
 
 #define SPLIT_SEED 20260101u /* fixed: the val split never moves with --seed */
 #define VAL_SIZE   10000
 
-/* Load DIR's IDX files and split; n_* > 0 keeps only the first n_* of each
- * split (tiny profile). Exits 1 with a one-line message on bad data. */
-void stage_load_data(const char *dir, int n_train, int n_val, int n_test, struct dataset *train,
-                     struct dataset *val, struct dataset *test);
+/* Load DIR's IDX files, check they fit the space s (read from space_path:
+ * every label < classes, 1 channel, images input_size square) and split; n_* > 0 keeps
+ * only the first n_* of each split (tiny profile). Exits 1 with a one-line
+ * message on bad data. */
+void stage_load_data(const char *dir, const struct space *s, const char *space_path, int n_train,
+                     int n_val, int n_test, struct dataset *train, struct dataset *val,
+                     struct dataset *test);
 void stage_free_data(struct dataset *train, struct dataset *val, struct dataset *test);
 
 #endif

@@ -8,6 +8,8 @@
  * Without: five extracted subnets (smallest, q25, middle, q75, largest: the
  * same quantile of every elastic dimension) -> supernet-eval.{csv,md}.
  * `--print-arch NAME` only prints that subnet's arch string (for make). */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,21 +56,30 @@ static void named_arch(const struct space *s, int k, struct arch *a) {
         arch_quantile(s, quantile[k], a);
 }
 
-/* val and test accuracy of subnet a of the supernet stored at path. */
-static void measure(const struct space *s, const char *path, const struct arch *a,
-                    const struct dataset *train, const struct dataset *val,
-                    const struct dataset *test, int calib, double *acc_val, double *acc_test) {
+/* val and test accuracy of subnet a of the supernet stored at path: APQ_OK,
+ * or the status of a file that cannot be loaded or outputs that are not
+ * finite (detail recorded). */
+static int measure(const struct space *s, const char *path, const struct arch *a,
+                   const struct dataset *train, const struct dataset *val,
+                   const struct dataset *test, int calib, double *acc_val, double *acc_test) {
     struct supernet sn;
+    struct sn_ctx c = {0};
     supernet_init(&sn, s, 0, 0);
     int rc = supernet_load(&sn, path);
-    if (rc < 0) apq_die_status(rc);
-    struct sn_ctx c;
-    sn_ctx_init(&c, &sn, 250, 1);
-    supernet_recalibrate(&sn, &c, a, NULL, train, calib);
-    *acc_val = supernet_accuracy(&sn, &c, a, NULL, val, val->n);
-    *acc_test = supernet_accuracy(&sn, &c, a, NULL, test, test->n);
+    if (rc == 0) rc = sn_ctx_init(&c, &sn, 250, 1);
+    if (rc == 0) {
+        supernet_recalibrate(&sn, &c, a, NULL, train, calib);
+        *acc_val = supernet_accuracy(&sn, &c, a, NULL, val, val->n);
+        *acc_test = supernet_accuracy(&sn, &c, a, NULL, test, test->n);
+        if (!isfinite(*acc_val) || !isfinite(*acc_test))
+            rc = apq_set_error(APQ_ENONFINITE,
+                               "%s: the subnet's outputs are not finite; hint: retrain it "
+                               "(rerun make)",
+                               path);
+    }
     sn_ctx_free(&c);
     supernet_free(&sn);
+    return rc;
 }
 
 /* A report pair OUT_DIR/BASE.csv (header row written) and OUT_DIR/BASE.md
@@ -90,14 +101,26 @@ static void report_open(struct report *r, const char *out_dir, const char *base,
     for (int j = 0; j < n_hdr; j++) csvw_str(&r->w, hdr[j]);
     csvw_end_row(&r->w);
     r->md = fopen(r->tmp, "w");
-    if (!r->md) apq_die("%s: cannot write", r->tmp);
+    if (!r->md) apq_die("%s: cannot write: %s", r->tmp, strerror(errno));
+}
+
+/* Remove both temporary files and exit with status rc's detail. */
+static void report_fail(struct report *r, int rc) {
+    csvw_abort(&r->w);
+    fclose(r->md);
+    remove(r->tmp);
+    apq_die_status(rc);
 }
 
 static void report_commit(struct report *r) {
     int rc = csvw_commit(&r->w);
-    if (rc < 0) apq_die_status(rc);
-    if (fclose(r->md) != 0 || rename(r->tmp, r->md_path) != 0)
-        apq_die("%s: cannot write", r->md_path);
+    if (rc < 0) report_fail(r, rc);
+    if ((rc = apq_fclose(r->md, r->tmp)) < 0) {
+        remove(r->tmp);
+        apq_die_status(rc);
+    }
+    if (rename(r->tmp, r->md_path) != 0)
+        apq_die("cannot rename %s to %s: %s", r->tmp, r->md_path, strerror(errno));
 }
 
 /* Named subnet k into a (its text form into buf, ARCH_STR_MAX bytes), and the
@@ -148,8 +171,9 @@ static void write_scratch_baseline(const struct space *s, const char *supernet, 
         double macs = report_subnet(&r, s, k, &a, buf);
         snprintf(path, sizeof path, "%s/%s.h5", scratch, names[k]);
         double sv, st, cv, ct;
-        measure(s, supernet, &a, train, val, test, calib, &sv, &st);
-        measure(s, path, &a, train, val, test, calib, &cv, &ct);
+        int rc = measure(s, supernet, &a, train, val, test, calib, &sv, &st);
+        if (rc == 0) rc = measure(s, path, &a, train, val, test, calib, &cv, &ct);
+        if (rc < 0) report_fail(&r, rc);
         apq_log("%s: supernet val %.2f%% test %.2f%%, scratch val %.2f%% test %.2f%%", names[k],
                 100 * sv, 100 * st, 100 * cv, 100 * ct);
         double v[5] = {100 * sv, 100 * st, 100 * cv, 100 * ct, 100 * (st - ct)};
@@ -183,7 +207,8 @@ static void write_supernet_eval(const struct space *s, const char *supernet, con
         struct arch a;
         char buf[ARCH_STR_MAX];
         double av, at, macs = report_subnet(&r, s, k, &a, buf);
-        measure(s, supernet, &a, train, val, test, calib, &av, &at);
+        int rc = measure(s, supernet, &a, train, val, test, calib, &av, &at);
+        if (rc < 0) report_fail(&r, rc);
         apq_log("%s: val %.2f%% test %.2f%% (%.2f MMACs)", names[k], 100 * av, 100 * at, macs);
         csvw_f64(w, 100 * av, "%.2f");
         csvw_f64(w, 100 * at, "%.2f");
@@ -225,6 +250,8 @@ int main(int argc, char **argv) {
             named_arch(&s, k, &a);
             arch_to_string(&s, &a, buf, sizeof buf);
             printf("%s\n", buf);
+            if (fflush(stdout) != 0 || ferror(stdout))
+                apq_die("cannot write to the standard output: %s", strerror(errno));
             return 0;
         }
         fprintf(stderr, "%s: error: --print-arch takes smallest, q25, middle, q75 or largest\n",
@@ -236,14 +263,17 @@ int main(int argc, char **argv) {
     cli_require("supernet", supernet);
     cli_require("out-dir", out_dir);
     struct profile *p = profile_load(profile_path, "evaluate");
-    int calib = (int)profile_int(p, "calib_images", 2000);
-    int n_train = (int)profile_int(p, "train_images", 0),
-        n_val = (int)profile_int(p, "val_images", 0),
-        n_test = (int)profile_int(p, "test_images", 0);
+    const int IMAGES = 10000000; /* more than any IDX set holds */
+    int calib = (int)profile_int(p, "calib_images", 2000, 1, IMAGES);
+    int n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES),
+        n_val = (int)profile_int(p, "val_images", 0, 0, IMAGES),
+        n_test = (int)profile_int(p, "test_images", 0, 0, IMAGES);
     profile_finish(p);
-    if (calib < 1) apq_die("%s: [evaluate] calib_images must be >= 1", profile_path);
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/supernet-eval.csv", out_dir);
+    cli_require_writable(probe);
     struct dataset train, val, test;
-    stage_load_data(data, n_train, n_val, n_test, &train, &val, &test);
+    stage_load_data(data, &s, space_path, n_train, n_val, n_test, &train, &val, &test);
 
     if (scratch)
         write_scratch_baseline(&s, supernet, scratch, out_dir, profile_path, seed, calib, &train,

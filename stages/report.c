@@ -3,6 +3,7 @@
  * Every searched budget's verified subnet is one row, sorted by latency; the
  * column on_front marks the rows no other row beats on both latency and
  * val accuracy. Columns are documented in reports/README.md. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,18 @@ static void write_h5(const char *path, const struct table *t, long seed, const c
     if ((rc = h5_commit(f, path)) < 0) apq_die_status(rc);
 }
 
+/* Whether path is a whole PNG file: it ends with the IEND chunk. gnuplot
+ * exits 0 even when the disk fills while it writes, leaving a cut-off file. */
+static int png_complete(const char *path) {
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    unsigned char tail[12];
+    FILE *f = fopen(path, "rb");
+    int ok =
+        f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 && !memcmp(tail, iend, 12);
+    if (f) fclose(f);
+    return ok;
+}
+
 /* Accuracy against latency and against energy: predicted, val and test. */
 static void write_plot(const char *dir, const struct table *t, const char *device) {
     char dat[1100], gp[1100], png[1100], tmp[1200], cmd[2600];
@@ -147,19 +160,19 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
     snprintf(png, sizeof png, "%s/pareto.png", dir);
     snprintf(tmp, sizeof tmp, "%s/pareto.png.tmp.%ld", dir, pid);
     FILE *f = fopen(dat, "w");
-    if (!f) apq_die("%s: cannot write", dat);
+    if (!f) apq_die("%s: cannot write: %s", dat, strerror(errno));
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];
         fprintf(f, "%.6g %.6g %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
                 t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i]);
     }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
+    int rc = apq_fclose(f, dat);
+    if (rc < 0) {
         remove(dat);
-        apq_die("%s: cannot write", dat);
+        apq_die_status(rc);
     }
     f = fopen(gp, "w");
-    if (!f) apq_die("%s: cannot write", gp);
+    if (!f) apq_die("%s: cannot write: %s", gp, strerror(errno));
     fprintf(f,
             "set terminal pngcairo size 1200,500 font 'sans,10'\nset output '%s'\n"
             "set multiplot layout 1,2 title 'apq Pareto points on %s'\n"
@@ -171,11 +184,10 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             "plot '%s' u 2:3 w p pt 6 t 'predicted', '' u 2:4 w p pt 7 t 'val (QAT)', "
             "'' u 2:5 w p pt 5 t 'test (QAT)'\nunset multiplot\n",
             tmp, device, dat, dat);
-    bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
+    if ((rc = apq_fclose(f, gp)) < 0) {
         remove(dat);
         remove(gp);
-        apq_die("%s: cannot write", gp);
+        apq_die_status(rc);
     }
     snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
     int st = system(cmd);
@@ -192,7 +204,13 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             apq_die("gnuplot was killed by signal %d drawing %s", WTERMSIG(st), png);
         apq_die("cannot run gnuplot to draw %s", png);
     }
-    if (rename(tmp, png) != 0) apq_die("%s: cannot rename into place", png);
+    if (!png_complete(tmp)) {
+        remove(tmp);
+        apq_die("%s: gnuplot wrote an incomplete file (is the disk full?); the previous "
+                "pareto.png is kept",
+                tmp);
+    }
+    if (rename(tmp, png) != 0) apq_die("cannot rename %s to %s: %s", tmp, png, strerror(errno));
 }
 
 /* Numeric attributes of an artifact for the README, formatted "%.4g" after
@@ -240,7 +258,7 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     const char(*a)[32] = in->a;
     FILE *f = fopen(tmp, "w");
-    if (!f) apq_die("%s: cannot write", tmp);
+    if (!f) apq_die("%s: cannot write: %s", tmp, strerror(errno));
     time_t now = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -276,11 +294,12 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     }
     fprintf(f, "\n![accuracy against latency and energy](pareto.png)\n\n"
                "Files: `pareto.csv` and `pareto.h5` hold the same table; `pareto.png` the plot.\n");
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+    int rc = apq_fclose(f, tmp);
+    if (rc < 0) {
         remove(tmp);
-        apq_die("%s: cannot write", path);
+        apq_die_status(rc);
     }
+    if (rename(tmp, path) != 0) apq_die("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 }
 
 int main(int argc, char **argv) {
@@ -306,16 +325,17 @@ int main(int argc, char **argv) {
     cli_require("device", in.device);
     struct table t;
     read_verified(in.verified, in.seed, &t);
-    read_summaries(&in);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", in.out_dir);
-    if (system(cmd) != 0) apq_die("%s: cannot create the folder", in.out_dir);
+    read_summaries(&in); /* every input read before any output is replaced */
+    int rc = cli_mkdirs(in.out_dir);
+    if (rc < 0) apq_die_status(rc);
     char path[1100];
+    /* the plot first: the largest file, by another program, the likeliest to
+     * fail on a full disk, and then before any other file has been replaced */
+    write_plot(in.out_dir, &t, in.device);
     snprintf(path, sizeof path, "%s/pareto.csv", in.out_dir);
     write_csv(path, &t);
     snprintf(path, sizeof path, "%s/pareto.h5", in.out_dir);
     write_h5(path, &t, in.seed, in.profile, in.device);
-    write_plot(in.out_dir, &t, in.device);
     write_readme(&in, &t); /* last: it is the make target */
     apq_log("report written to %s (%zu points)", in.out_dir, t.n);
     h5_free_strings(t.arch, t.n);

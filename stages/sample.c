@@ -6,6 +6,7 @@
  * from the supernet's weights, BN recalibration, accuracy on val
  * (reference/apq.md §5-6) → samples-quant.h5. The program's name picks the mode.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,23 +70,20 @@ int main(int argc, char **argv) {
     cli_require("out", out);
 
     struct profile *p = profile_load(profile_path, quant ? "sample-quant" : "sample-fp32");
+    const int IMAGES = 10000000; /* more than any IDX set holds */
     struct sample_cfg cfg = {
-        .n = (int)profile_int(p, "n", quant ? 50 : 200),
-        .calib_images = (int)profile_int(p, "calib_images", 1000),
-        .val_images = (int)profile_int(p, "val_images", 2000),
-        .qat_steps = quant ? (int)profile_int(p, "qat_steps", 20) : 0,
-        .qat_batch = quant ? (int)profile_int(p, "qat_batch", 64) : 0,
-        .qat_lr = quant ? profile_f64(p, "qat_lr", 0.005) : 0,
+        .n = (int)profile_int(p, "n", quant ? 50 : 200, 10, 1000000),
+        .calib_images = (int)profile_int(p, "calib_images", 1000, 1, IMAGES),
+        .val_images = (int)profile_int(p, "val_images", 2000, 0, IMAGES),
+        .qat_steps = quant ? (int)profile_int(p, "qat_steps", 20, 0, 1000000) : 0,
+        .qat_batch = quant ? (int)profile_int(p, "qat_batch", 64, 1, 4096) : 0,
+        .qat_lr = quant ? profile_f64(p, "qat_lr", 0.005, 1e-8, 10) : 0,
     };
-    int batch = (int)profile_int(p, "batch", 250);
-    int n_train = (int)profile_int(p, "train_images", 0);
+    int batch = (int)profile_int(p, "batch", 250, 1, 4096);
+    int n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES);
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
     profile_finish(p);
-    if (cfg.n < 1 || cfg.calib_images < 1 || batch < 1 ||
-        (quant && (cfg.qat_batch < 1 || cfg.qat_steps < 0)))
-        apq_die("%s: [%s] needs n, calib_images, batch (and qat_batch) >= 1", profile_path,
-                quant ? "sample-quant" : "sample-fp32");
 
     struct space s;
     int rc = space_load(space_path, &s);
@@ -93,13 +91,14 @@ int main(int argc, char **argv) {
     struct supernet sn;
     supernet_init(&sn, &s, 0, 0);
     if ((rc = supernet_load(&sn, supernet)) < 0) apq_die_status(rc);
+    cli_require_writable(out);
     struct dataset train, val;
-    stage_load_data(data, n_train, 0, 0, &train, &val, NULL);
+    stage_load_data(data, &s, space_path, n_train, 0, 0, &train, &val, NULL);
     if (cfg.val_images <= 0 || cfg.val_images > val.n) cfg.val_images = val.n;
 
     int max_batch = batch > cfg.qat_batch ? batch : cfg.qat_batch;
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, max_batch, (uint64_t)seed);
+    if ((rc = sn_ctx_init(&c, &sn, max_batch, (uint64_t)seed)) < 0) apq_die_status(rc);
     float *snapshot = apq_falloc(sn.n_params); /* QAT edits weights: restored per sample */
     memcpy(snapshot, sn.params, sizeof(float) * sn.n_params);
     struct rng r;
@@ -115,20 +114,32 @@ int main(int argc, char **argv) {
     for (int i = 0; i < cfg.n; i++) {
         struct arch a;
         int dup;
+        long tries = 0;
         do { /* distinct archs */
             arch_sample(&s, &r, quant, &a);
             dup = 0;
             for (int j = 0; j < i; j++) dup |= seen[j] == arch_hash(&a);
+            if (dup && ++tries == 100000)
+                profile_die(profile_path, quant ? "sample-quant" : "sample-fp32",
+                            "n = %d: after %d distinct subnets, 100000 draws found no new one; "
+                            "the space %s holds too few for n",
+                            cfg.n, i, space_path);
         } while (dup);
         seen[i] = arch_hash(&a);
         if (quant) {
             memcpy(sn.params, snapshot, sizeof(float) * sn.n_params);
             qat_calibrate(&sn, &c, &a, &q, &train, cfg.calib_images);
-            qat_finetune(&sn, &c, &a, &q, &train, cfg.qat_steps, cfg.qat_batch, (float)cfg.qat_lr,
-                         (uint64_t)seed * 1000003u + (uint64_t)i);
+            rc = qat_finetune(&sn, &c, &a, &q, &train, cfg.qat_steps, cfg.qat_batch,
+                              (float)cfg.qat_lr, (uint64_t)seed * 1000003u + (uint64_t)i);
+            if (rc < 0) apq_die("sample %d of %d: %s", i + 1, cfg.n, apq_last_error());
         }
         supernet_recalibrate(&sn, &c, &a, quant ? &q : NULL, &train, cfg.calib_images);
         acc[i] = supernet_accuracy(&sn, &c, &a, quant ? &q : NULL, &val, cfg.val_images);
+        if (!isfinite(acc[i]))
+            apq_die("sample %d of %d: the subnet's outputs are not finite (%s diverged); hint: "
+                    "%s",
+                    i + 1, cfg.n, quant ? "QAT" : "the supernet",
+                    quant ? "lower qat_lr in the profile" : "retrain the supernet (rerun make)");
         archs[i] = apq_xmalloc(ARCH_STR_MAX);
         arch_to_string(&s, &a, archs[i], ARCH_STR_MAX);
         macs[i] = arch_macs(&s, &a) / 1e6;

@@ -174,22 +174,23 @@ int main(int argc, char **argv) {
 
     struct profile *prof = profile_load(profile_path, "search");
     struct evo_cfg c = evo_cfg_default();
-    c.population = (int)profile_int(prof, "population", c.population);
-    c.parents = (int)profile_int(prof, "parents", c.parents);
-    c.mutants = (int)profile_int(prof, "mutants", c.mutants);
-    c.crossovers = (int)profile_int(prof, "crossovers", c.crossovers);
-    c.generations = (int)profile_int(prof, "generations", c.generations);
-    c.mutate_prob = profile_f64(prof, "mutate_prob", c.mutate_prob);
-    int n_budgets = (int)profile_int(prof, "n_budgets", 8);
+    const int MAXPOP = 100000; /* candidates per generation */
+    c.population = (int)profile_int(prof, "population", c.population, 1, MAXPOP);
+    c.parents = (int)profile_int(prof, "parents", c.parents, 1, MAXPOP);
+    c.mutants = (int)profile_int(prof, "mutants", c.mutants, 0, MAXPOP);
+    c.crossovers = (int)profile_int(prof, "crossovers", c.crossovers, 0, MAXPOP);
+    c.generations = (int)profile_int(prof, "generations", c.generations, 0, 1000000);
+    c.mutate_prob = profile_f64(prof, "mutate_prob", c.mutate_prob, 0, 1);
+    int n_budgets = (int)profile_int(prof, "n_budgets", 8, 1, 1000);
     char profile[64];
     snprintf(profile, sizeof profile, "%s", profile_name(prof));
     profile_finish(prof);
-    if (c.population < 1 || c.parents < 1 || c.mutants < 0 || c.crossovers < 0 ||
-        c.mutants + c.crossovers < 1 || c.generations < 0 || !(c.mutate_prob >= 0) ||
-        c.mutate_prob > 1 || n_budgets < 1 || n_budgets > 1000)
-        apq_die("%s: [search] needs population, parents >= 1, mutants + crossovers >= 1, "
-                "generations >= 0, mutate_prob in [0,1], n_budgets in 1..1000",
-                profile_path);
+    if (c.mutants + c.crossovers < 1)
+        profile_die(profile_path, "search", "mutants = %d and crossovers = %d: need at least one",
+                    c.mutants, c.crossovers);
+    if (c.parents > c.population)
+        profile_die(profile_path, "search", "parents = %d exceeds population = %d", c.parents,
+                    c.population);
 
     struct space s;
     struct predictor p;

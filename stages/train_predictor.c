@@ -124,7 +124,8 @@ static double mean(const float *y, int n) {
 static void train_score(struct predictor *p, const struct samples *tr, const struct samples *te,
                         const struct pred_train_cfg *cfg, uint64_t seed, double *rmse,
                         double *tau) {
-    predictor_train(p, tr->x, tr->y, tr->n, cfg, seed);
+    int rc = predictor_train(p, tr->x, tr->y, tr->n, cfg, seed, NULL);
+    if (rc < 0) apq_die_status(rc);
     predictor_score(p, te->x, te->y, te->n, rmse, tau);
 }
 
@@ -154,21 +155,16 @@ int main(int argc, char **argv) {
     struct profile *prof =
         profile_load(profile_path, transfer ? "transfer-predictor" : "train-predictor");
     struct pred_train_cfg cfg = {
-        .epochs = (int)profile_int(prof, "epochs", 300),
-        .batch = (int)profile_int(prof, "batch", 256),
-        .lr = profile_f64(prof, "lr", 1e-3),
-        .weight_decay = profile_f64(prof, "weight_decay", 1e-4),
+        .epochs = (int)profile_int(prof, "epochs", 300, 1, 1000000),
+        .batch = (int)profile_int(prof, "batch", 256, 1, 4096),
+        .lr = profile_f64(prof, "lr", 1e-3, 1e-8, 10),
+        .weight_decay = profile_f64(prof, "weight_decay", 1e-4, 0, 1),
     };
-    int hidden = transfer ? 0 : (int)profile_int(prof, "hidden", 400);
-    int layers = transfer ? 0 : (int)profile_int(prof, "layers", 3);
+    int hidden = transfer ? 0 : (int)profile_int(prof, "hidden", 400, 1, 4096);
+    int layers = transfer ? 0 : (int)profile_int(prof, "layers", 3, 1, PRED_MAX_LAYERS);
     char profile[64];
     snprintf(profile, sizeof profile, "%s", profile_name(prof));
     profile_finish(prof);
-    if (cfg.epochs < 1 || cfg.batch < 1 || !(cfg.lr > 0) || cfg.weight_decay < 0 ||
-        (!transfer && (hidden < 1 || layers < 1 || layers > PRED_MAX_LAYERS)))
-        apq_die("%s: [%s] needs epochs >= 1, batch >= 1, lr > 0, weight_decay >= 0%s", profile_path,
-                transfer ? "transfer-predictor" : "train-predictor",
-                transfer ? "" : ", hidden >= 1, layers in 1..8");
 
     struct space s;
     int rc = space_load(space_path, &s);

@@ -3,6 +3,7 @@
  * its quantizers, fine-tune it briefly with QAT on train, recalibrate BN, and
  * measure val and test accuracy → verified.h5. The only stage that reads the
  * test split; nothing downstream makes a decision from it. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,20 +40,18 @@ int main(int argc, char **argv) {
     cli_require("search", search);
     cli_require("out", out);
     struct profile *p = profile_load(profile_path, "verify");
-    int qat_steps = (int)profile_int(p, "qat_steps", 100),
-        qat_batch = (int)profile_int(p, "qat_batch", 64);
-    double qat_lr = profile_f64(p, "qat_lr", 0.005);
-    int calib = (int)profile_int(p, "calib_images", 2000),
-        batch = (int)profile_int(p, "batch", 250);
-    int n_val = (int)profile_int(p, "val_images", 0),
-        n_test = (int)profile_int(p, "test_images", 0);
-    int n_train = (int)profile_int(p, "train_images", 0);
+    const int IMAGES = 10000000; /* more than any IDX set holds */
+    int qat_steps = (int)profile_int(p, "qat_steps", 100, 0, 1000000),
+        qat_batch = (int)profile_int(p, "qat_batch", 64, 1, 4096);
+    double qat_lr = profile_f64(p, "qat_lr", 0.005, 1e-8, 10);
+    int calib = (int)profile_int(p, "calib_images", 2000, 1, IMAGES),
+        batch = (int)profile_int(p, "batch", 250, 1, 4096);
+    int n_val = (int)profile_int(p, "val_images", 0, 0, IMAGES),
+        n_test = (int)profile_int(p, "test_images", 0, 0, IMAGES);
+    int n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES);
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
     profile_finish(p);
-    if (calib < 1 || batch < 1 || qat_batch < 1 || qat_steps < 0)
-        apq_die("%s: [verify] needs calib_images, batch, qat_batch >= 1 and qat_steps >= 0",
-                profile_path);
 
     struct space s;
     int rc = space_load(space_path, &s);
@@ -84,10 +83,12 @@ int main(int argc, char **argv) {
     struct supernet sn;
     supernet_init(&sn, &s, 0, 0);
     if ((rc = supernet_load(&sn, supernet)) < 0) apq_die_status(rc);
+    cli_require_writable(out);
     struct dataset train, val, test;
-    stage_load_data(data, n_train, n_val, n_test, &train, &val, &test);
+    stage_load_data(data, &s, space_path, n_train, n_val, n_test, &train, &val, &test);
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, batch > qat_batch ? batch : qat_batch, (uint64_t)seed);
+    if ((rc = sn_ctx_init(&c, &sn, batch > qat_batch ? batch : qat_batch, (uint64_t)seed)) < 0)
+        apq_die_status(rc);
     float *snapshot = apq_falloc(sn.n_params);
     memcpy(snapshot, sn.params, sizeof(float) * sn.n_params);
     double *acc_val = apq_xcalloc(n, sizeof(double)), *acc_test = apq_xcalloc(n, sizeof(double));
@@ -108,11 +109,15 @@ int main(int argc, char **argv) {
         struct sn_quant q;
         memcpy(sn.params, snapshot, sizeof(float) * sn.n_params);
         qat_calibrate(&sn, &c, &a, &q, &train, calib);
-        qat_finetune(&sn, &c, &a, &q, &train, qat_steps, qat_batch, (float)qat_lr,
-                     (uint64_t)seed * 7919u + i);
+        if ((rc = qat_finetune(&sn, &c, &a, &q, &train, qat_steps, qat_batch, (float)qat_lr,
+                               (uint64_t)seed * 7919u + i)) < 0)
+            apq_die("subnet %zu of %zu: %s", i + 1, n, apq_last_error());
         supernet_recalibrate(&sn, &c, &a, &q, &train, calib);
         acc_val[i] = supernet_accuracy(&sn, &c, &a, &q, &val, val.n);
         acc_test[i] = supernet_accuracy(&sn, &c, &a, &q, &test, test.n);
+        if (!isfinite(acc_val[i]) || !isfinite(acc_test[i]))
+            apq_die("subnet %zu of %zu: outputs not finite after QAT; hint: lower qat_lr in %s",
+                    i + 1, n, profile_path);
         apq_log("%s: predicted %.2f%%, val %.2f%%, test %.2f%% (%.3f ms)", archs[i],
                 100 * col[2][i], 100 * acc_val[i], 100 * acc_test[i], col[3][i]);
         progress_update(&pr, (long)i + 1, NULL);

@@ -10,6 +10,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,10 +103,17 @@ static size_t arena_bound(const struct supernet *sn, int n) {
     return total + (size_t)n * s->in_size * s->in_size * 4 + (1u << 20);
 }
 
-void sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uint64_t seed) {
+int sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uint64_t seed) {
     memset(c, 0, sizeof *c);
+    APQ_ASSERT(max_batch >= 1);
+    int rc = arena_init(&c->arena, arena_bound(sn, max_batch));
+    if (rc < 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", apq_last_error());
+        return apq_set_error(rc, "%s for batch %d; hint: lower the batch in the profile", why,
+                             max_batch);
+    }
     c->max_batch = max_batch;
-    arena_init(&c->arena, arena_bound(sn, max_batch));
     c->cap_ops = 1024;
     c->ops = apq_xcalloc((size_t)c->cap_ops, sizeof *c->ops);
     const struct space *s = &sn->s;
@@ -116,6 +124,7 @@ void sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uin
     c->calib_var = apq_xcalloc(sn->n_bufs, sizeof(double));
     rng_init(&c->rng, seed, RNG_DROPOUT);
     c->nodes = apq_xcalloc(1, sizeof(struct tape_nodes));
+    return APQ_OK;
 }
 
 void sn_ctx_free(struct sn_ctx *c) {

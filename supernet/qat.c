@@ -30,8 +30,8 @@ void qat_calibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a, 
     supernet_recalibrate(sn, c, a, q, calib, n_images);
 }
 
-void qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
-                  const struct dataset *train, int steps, int batch, float lr, uint64_t seed) {
+int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
+                 const struct dataset *train, int steps, int batch, float lr, uint64_t seed) {
     int nc = sn->s.n_classes, res = a->res;
     APQ_ASSERT(batch <= c->max_batch);
     struct rng r;
@@ -44,13 +44,21 @@ void qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, s
     memset(sn->mom, 0, sizeof(float) * sn->n_params);
     memset(q->a_mom, 0, sizeof q->a_mom);
     c->dropout = 0;
+    int rc = APQ_OK;
     for (int step = 0; step < steps; step++) {
         for (int i = 0; i < batch; i++) idx[i] = (int)rng_int(&r, (unsigned long)train->n);
         sn_input_batch(x, lab, tmp, train, idx, batch, res, 1, &r);
         memset(sn->grads, 0, sizeof(float) * sn->n_params);
         memset(q->a_grad, 0, sizeof q->a_grad);
         const float *logits = supernet_forward(sn, c, a, q, x, batch, SN_TRAIN);
-        nn_softmax_ce(dlogits, logits, lab, NULL, batch, nc, 0.1f);
+        float loss = nn_softmax_ce(dlogits, logits, lab, NULL, batch, nc, 0.1f);
+        if (!isfinite(loss)) {
+            rc = apq_set_error(APQ_ENONFINITE,
+                               "QAT diverged at step %d of %d (loss %g); hint: lower qat_lr in "
+                               "the profile",
+                               step, steps, loss);
+            break;
+        }
         supernet_backward(sn, c, dlogits);
         float lr_t = 0.5f * lr * (1.0f + cosf((float)M_PI * step / steps));
         sn_sgd_update(sn, lr_t, 0.9f, 4e-5f);
@@ -66,4 +74,5 @@ void qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, s
     free(idx);
     free(lab);
     rng_free(&r);
+    return rc;
 }

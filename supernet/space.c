@@ -2,6 +2,7 @@
 #include "space.h"
 
 #include <ini.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,10 +268,12 @@ int space_load(const char *path, struct space *s) {
                              path);
     char *buf = apq_xmalloc(SPACE_TEXT_MAX);
     size_t n = fread(buf, 1, SPACE_TEXT_MAX - 1, f);
-    int toolong = !feof(f) && fgetc(f) != EOF;
+    int err = ferror(f) ? errno : 0; /* EISDIR for a folder */
+    int toolong = !err && !feof(f) && fgetc(f) != EOF;
     fclose(f);
     buf[n] = 0;
-    int rc = toolong
+    int rc = err ? apq_set_error(APQ_EIO, "%s: cannot read the space file: %s", path, strerror(err))
+             : toolong
                  ? apq_set_error(APQ_ECONFIG, "%s: longer than %d bytes", path, SPACE_TEXT_MAX - 1)
                  : space_parse(buf, path, s);
     free(buf);

@@ -18,7 +18,7 @@
  * (OIHW, [out,in]); see docs/formats.md.
  *
  *   struct supernet sn; supernet_init(&sn, &space, seed);
- *   struct sn_ctx ctx;  sn_ctx_init(&ctx, &sn, batch);
+ *   struct sn_ctx ctx;  rc = sn_ctx_init(&ctx, &sn, batch, seed);  // APQ_ENOMEM
  *   float *logits = supernet_forward(&sn, &ctx, &arch, NULL, x, n, SN_TRAIN);
  *   nn_softmax_ce(dlogits, logits, y, NULL, n, 10, 0.1f);
  *   supernet_backward(&sn, &ctx, dlogits);   // accumulates into sn.grads
@@ -125,7 +125,10 @@ struct sn_ctx {
     struct sn_quant *quant; /* quantization state of the last forward (NULL on fp32) */
     int quant_calibrate;    /* SN_CALIB: set quant ranges from this batch instead of quantizing */
 };
-void sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uint64_t seed);
+/* A context for batches of up to max_batch (>= 1) images: APQ_OK, or
+ * APQ_ENOMEM when its arena cannot be had ("...; hint: lower the batch in
+ * the profile"), c then zeroed. sn_ctx_free on a zeroed context is a no-op. */
+int sn_ctx_init(struct sn_ctx *c, const struct supernet *sn, int max_batch, uint64_t seed);
 void sn_ctx_free(struct sn_ctx *c);
 
 /* Forward a batch x [n][res][res][in_ch] (already at the arch's resolution,
@@ -151,7 +154,8 @@ void sn_input_batch(float *x, int *labels, float *tmp, const struct dataset *d, 
  * channels a uses. */
 void supernet_recalibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
                           struct sn_quant *q, const struct dataset *calib, int n_images);
-/* Top-1 accuracy (fraction) of subnet a on the first n_images of d (eval BN). */
+/* Top-1 accuracy (fraction) of subnet a on the first n_images of d (eval BN);
+ * NAN when the network's outputs are not finite (diverged weights). */
 double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
                          struct sn_quant *q, const struct dataset *d, int n_images);
 
@@ -226,9 +230,14 @@ struct sn_train_report {
  * largest only. With ckpt_path, the full training state (weights, momentum,
  * BN buffers, teacher, data order, RNG states) is saved every ckpt_every
  * steps and a matching checkpoint is resumed, ending bit-identical to an
- * uninterrupted run. Shows a progress line. Returns APQ_OK, or a negative
- * status when a checkpoint cannot be written (the detail names it); a
- * checkpoint of other settings is ignored with a log line. */
+ * uninterrupted run. Shows a progress line. Returns APQ_OK or a negative
+ * status with its detail line: APQ_ECONFIG when cfg->batch is not in
+ * [1, train->n]; APQ_EFORMAT when a label of train or val is >= the space's
+ * classes, or when a checkpoint of these settings is damaged (a checkpoint of
+ * other settings is ignored with a log line); APQ_ENOMEM for the arena;
+ * APQ_ENONFINITE when a step's loss or the final accuracy is not finite
+ * ("training diverged at step N"); an I/O status when a checkpoint cannot be
+ * written. */
 int supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
                    const struct sn_train_cfg *cfg, struct sn_train_report *rep);
 
@@ -244,9 +253,11 @@ void qat_calibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a, 
                    const struct dataset *calib, int n_images);
 /* Quantization-aware fine-tuning of subnet a for `steps` SGD steps of `batch`
  * images from train (lr cosine to 0, momentum 0.9 Nesterov, label smoothing 0.1);
- * updates sn's weights in place (callers snapshot/restore the supernet). */
-void qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
-                  const struct dataset *train, int steps, int batch, float lr, uint64_t seed);
+ * updates sn's weights in place (callers snapshot/restore the supernet).
+ * APQ_OK, or APQ_ENONFINITE ("QAT diverged at step i ...") when a step's
+ * loss is not finite; the weights are then unusable. */
+int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
+                 const struct dataset *train, int steps, int batch, float lr, uint64_t seed);
 
 /* ---- checkpoints -------------------------------------------------------------- */
 /* supernet.h5 (docs/formats.md): attributes space (.ini text), space_hash,

@@ -31,13 +31,16 @@ double supernet_accuracy(struct supernet *sn, struct sn_ctx *c, const struct arc
         for (int i = 0; i < n; i++) idx[i] = off + i;
         sn_input_batch(x, lab, tmp, d, idx, n, res, 0, NULL);
         const float *logits = supernet_forward(sn, c, a, q, x, n, SN_EVAL);
+        for (int i = 0; i < n * nc && correct >= 0; i++)
+            if (!isfinite(logits[i])) correct = -1; /* diverged: no accuracy to speak of */
+        if (correct < 0) break;
         correct += nn_count_correct(logits, lab, n, nc);
     }
     free(x);
     free(tmp);
     free(idx);
     free(lab);
-    return (double)correct / n_images;
+    return correct < 0 ? NAN : (double)correct / n_images;
 }
 
 /* Warm-up, then cosine from the peak lr to lr*lr_end_frac (ofa.md §6.1; BigNAS
@@ -135,7 +138,21 @@ static int read_rng(hid_t f, const char *name, struct rng *r) {
     return h5_read_i32(f, name, 1, &d, (int32_t *)rng_state(r));
 }
 
-/* Resume from path when it holds a checkpoint of these settings: 1 resumed, 0 not. */
+/* Whether p[0..n) holds every index 0..n-1 once (the data order indexes the images). */
+static int is_permutation(const int *p, int n) {
+    unsigned char *seen = calloc((size_t)n + 1, 1);
+    int ok = seen != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        ok = p[i] >= 0 && p[i] < n && !seen[p[i]];
+        if (ok) seen[p[i]] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
+/* Resume from path when it holds a checkpoint of these settings: 1 resumed,
+ * 0 not (none, unreadable, or of other settings), APQ_EFORMAT when it is of
+ * these settings but damaged (a missing or non-finite dataset). */
 static int load_checkpoint(const char *path, struct supernet *sn, struct sn_ctx *c,
                            struct train_state *st, uint64_t hash, int n_train) {
     hid_t f;
@@ -168,10 +185,24 @@ static int load_checkpoint(const char *path, struct supernet *sn, struct sn_ctx 
     if (rc == 0) rc = read_rng(f, "rng_data", &st->rdata);
     if (rc == 0) rc = read_rng(f, "rng_sample", &st->rsample);
     if (rc == 0) rc = read_rng(f, "rng_dropout", &c->rng);
+    if (rc == 0 && (!isfinite(st->loss_avg) || step < 0 || pos < 0 || pos > n_train))
+        rc = apq_set_error(APQ_EFORMAT, "attribute step, pos or loss_avg out of range");
+    if (rc == 0 && !is_permutation(st->perm, n_train))
+        rc =
+            apq_set_error(APQ_EFORMAT, "dataset 'perm' is not a permutation of 0..%d", n_train - 1);
     h5_close(f);
-    if (rc < 0)
-        apq_die("%s: damaged training checkpoint (%s); delete it to start afresh", path,
-                apq_last_error());
+    if (rc < 0) {
+        char why[768]; /* the reader's detail without its file name and its own hint */
+        const char *e = apq_last_error();
+        size_t lp = strlen(path);
+        if (!strncmp(e, path, lp) && !strncmp(e + lp, ": ", 2)) e += lp + 2;
+        snprintf(why, sizeof why, "%s", e);
+        char *hint = strstr(why, "; the file is damaged");
+        if (hint) *hint = 0;
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: damaged training checkpoint (%s); delete it to start afresh",
+                             path, why);
+    }
     st->step = step;
     st->pos = pos;
     return 1;
@@ -292,15 +323,39 @@ static float train_step(struct supernet *sn, struct sn_ctx *c, const struct sn_t
     return loss0;
 }
 
+/* The data fit the space and the batch: APQ_ECONFIG / APQ_EFORMAT otherwise. */
+static int check_inputs(const struct space *s, const struct dataset *train,
+                        const struct dataset *val, const struct sn_train_cfg *cfg) {
+    if (cfg->batch < 1 || cfg->batch > train->n)
+        return apq_set_error(APQ_ECONFIG,
+                             "batch %d does not fit the %d training images; hint: lower the "
+                             "batch or raise train_images",
+                             cfg->batch, train->n);
+    if (cfg->calib_images < 1 || val->n < 1)
+        return apq_set_error(APQ_ECONFIG, "needs calib_images >= 1 and validation images");
+    const struct dataset *d[2] = {train, val};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < d[k]->n; i++)
+            if (d[k]->labels[i] >= s->n_classes)
+                return apq_set_error(APQ_EFORMAT,
+                                     "%s image %d has label %d, but the space '%s' has %d "
+                                     "classes",
+                                     k ? "validation" : "training", i, d[k]->labels[i], s->name,
+                                     s->n_classes);
+    return APQ_OK;
+}
+
 int supernet_train(struct supernet *sn, const struct dataset *train, const struct dataset *val,
                    const struct sn_train_cfg *cfg, struct sn_train_report *rep) {
     const struct space *s = &sn->s;
     int B = cfg->batch, nc = s->n_classes, max_res = s->res[s->n_res - 1];
-    APQ_ASSERT(cfg->n_phases > 0 && B <= train->n);
+    APQ_ASSERT(cfg->n_phases > 0);
+    int rc = check_inputs(s, train, val, cfg);
+    if (rc < 0) return rc;
     long total = 0;
     for (int i = 0; i < cfg->n_phases; i++) total += cfg->phase[i].steps;
     struct sn_ctx c;
-    sn_ctx_init(&c, sn, B, cfg->seed);
+    if ((rc = sn_ctx_init(&c, sn, B, cfg->seed)) < 0) return rc;
     struct train_state st = {0};
     rng_init(&st.rdata, cfg->seed, RNG_DATA);
     rng_init(&st.rsample, cfg->seed, RNG_SAMPLE);
@@ -309,13 +364,20 @@ int supernet_train(struct supernet *sn, const struct dataset *train, const struc
     st.pos = train->n; /* forces a shuffle at the first step */
     uint64_t hash = cfg_hash(cfg, s, train->n);
     memset(sn->mom, 0, sizeof(float) * sn->n_params);
-    int resumed = cfg->ckpt_path && load_checkpoint(cfg->ckpt_path, sn, &c, &st, hash, train->n);
+    int resumed = cfg->ckpt_path ? load_checkpoint(cfg->ckpt_path, sn, &c, &st, hash, train->n) : 0;
+    float *x = NULL, *tmp = NULL, *soft = NULL, *dlogits = NULL;
+    int *lab = NULL;
+    if (resumed < 0) {
+        rc = resumed;
+        goto done;
+    }
     rep->resumed_from = resumed ? st.step : 0;
     if (resumed) apq_log("resuming %s at step %ld of %ld", cfg->ckpt_path, st.step, total);
-    float *x = apq_falloc((size_t)B * max_res * max_res),
-          *tmp = apq_falloc((size_t)B * train->h * train->w);
-    float *soft = apq_falloc((size_t)B * nc), *dlogits = apq_falloc((size_t)2 * B * nc);
-    int *lab = apq_xmalloc(sizeof(int) * (size_t)B);
+    x = apq_falloc((size_t)B * max_res * max_res);
+    tmp = apq_falloc((size_t)B * train->h * train->w);
+    soft = apq_falloc((size_t)B * nc);
+    dlogits = apq_falloc((size_t)2 * B * nc);
+    lab = apq_xmalloc(sizeof(int) * (size_t)B);
     struct apq_progress pr;
     progress_init(&pr, "train-supernet", "steps", total);
     double cost[SN_MAX_PHASES];
@@ -325,7 +387,6 @@ int supernet_train(struct supernet *sn, const struct dataset *train, const struc
     progress_work(&pr, work_before(cfg, cost, st.step), work_total);
     double t0 = apq_time();
     long images = 0, first = st.step;
-    int rc = APQ_OK;
     for (; st.step < total; st.step++) {
         long t;
         int pi = phase_of(cfg, st.step, &t);
@@ -341,9 +402,13 @@ int supernet_train(struct supernet *sn, const struct dataset *train, const struc
         st.pos += B;
         float lr = lr_at(cfg, pi, t);
         float loss0 = train_step(sn, &c, cfg, ph, &st, x, lab, res, soft, dlogits);
-        if (!isfinite(loss0))
-            apq_die("training diverged at step %ld (loss %g); lower the lr in the profile", st.step,
-                    loss0);
+        if (!isfinite(loss0)) {
+            rc = apq_set_error(APQ_ENONFINITE,
+                               "training diverged at step %ld (loss %g); hint: lower the lr in "
+                               "the profile",
+                               st.step, loss0);
+            goto done;
+        }
         sn_sgd_update(sn, lr, cfg->momentum, cfg->weight_decay);
         images += (long)B * ph->n_sub;
         st.loss_avg = st.step ? 0.98 * st.loss_avg + 0.02 * loss0 : loss0;
@@ -377,6 +442,12 @@ int supernet_train(struct supernet *sn, const struct dataset *train, const struc
     rep->acc_smallest = supernet_accuracy(sn, &c, &small, NULL, val, cfg->eval_images);
     supernet_recalibrate(sn, &c, &big, NULL, train, cfg->calib_images);
     rep->acc_largest = supernet_accuracy(sn, &c, &big, NULL, val, cfg->eval_images);
+    if (!isfinite(rep->acc_smallest) || !isfinite(rep->acc_largest)) {
+        rc = apq_set_error(APQ_ENONFINITE,
+                           "training diverged: the trained supernet gives non-finite outputs; "
+                           "hint: lower the lr in the profile");
+        goto done;
+    }
     apq_log("arena high-water mark %.1f MB of %.1f MB", c.arena.high * 4.0 / 1e6,
             c.arena.cap * 4.0 / 1e6);
 done:

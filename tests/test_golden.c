@@ -99,7 +99,7 @@ TEST(golden_logits) {
     CHECK(h5_read_f32(g.f, "logits_train", 3, dims, want_t) == APQ_OK);
     CHECK(h5_read_f32(g.f, "logits_eval", 3, dims, want_e) == APQ_OK);
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, g.n, 1);
+    CHECK(sn_ctx_init(&c, &sn, g.n, 1) == APQ_OK);
     float *x = malloc(sizeof(float) * (size_t)g.n * g.h * g.w);
     for (size_t i = 0; i < n_arch; i++) {
         struct arch a;
@@ -199,7 +199,7 @@ static void compare_gradients(struct supernet *sn, const struct golden *g, const
                               double want_loss) {
     const struct space *s = &sn->s;
     struct sn_ctx c;
-    sn_ctx_init(&c, sn, g->n, 1);
+    CHECK(sn_ctx_init(&c, sn, g->n, 1) == APQ_OK);
     float *x = malloc(sizeof(float) * (size_t)g->n * g->h * g->w);
     float *dl = malloc(sizeof(float) * (size_t)g->n * s->n_classes);
     int *y = malloc(sizeof(int) * (size_t)g->n);

@@ -1034,7 +1034,7 @@ TEST(nn_adam_steps) {
 
 TEST(nn_arena_alignment_high_water) {
     struct arena a;
-    arena_init(&a, 1000);
+    CHECK(arena_init(&a, 1000) == APQ_OK);
     float *p = arena_alloc(&a, 5), *q = arena_alloc(&a, 17), *s = arena_alloc(&a, 16);
     CHECK((uintptr_t)p % 64 == 0 && (uintptr_t)q % 64 == 0 && (uintptr_t)s % 64 == 0);
     CHECK(q == p + 16 && s == q + 32);

@@ -473,8 +473,8 @@ static int make_and_kill(const char *args, const char *target, double delay, con
  * duration into a run (a resumed run is shorter, and may finish first), a
  * plain make after each kill; the final artifact must be
  * the uninterrupted run's, bit for bit. `ref_dir` holds that run's runs/
- * (moved aside from `dir`, so recorded paths agree). The first kill waits
- * for file `after` (NULL: none) to appear. Returns the number of kills that
+ * (moved aside from `dir`, so recorded paths agree). The first kill comes
+ * 0-50 ms after file `after` (NULL: none) appears. Returns the number of kills that
  * hit a running stage. */
 static int kill_and_resume(const char *args, const char *dir, const char *ref_dir,
                            const char *artifact, double duration, const char *after,
@@ -486,7 +486,9 @@ static int kill_and_resume(const char *args, const char *dir, const char *ref_di
     rng_init(&r, (uint64_t)getpid() ^ (uint64_t)(apq_time() * 1e6), RNG_SAMPLE);
     int kills = 0;
     for (int i = 0; i < 5; i++) {
-        const double at = duration * (0.15 + 0.3 * rng_uniform(&r));
+        /* the first kill 0-50 ms after `after` appears, the others at random */
+        const double at =
+            i || !after ? duration * (0.15 + 0.3 * rng_uniform(&r)) : 0.05 * rng_uniform(&r);
         const int killed = make_and_kill(args, target, at, i ? NULL : after, log);
         fprintf(stderr, "  %s: SIGKILL at %.2f s: %s\n", artifact, at,
                 killed ? "killed" : "had finished");

@@ -166,7 +166,8 @@ TEST(pred_train_fits_synthetic) {
     predictor_set_base(&p, mean);
     double before = predictor_loss_grad(&p, xtr, ytr, ntr, NULL);
     struct pred_train_cfg cfg = {.epochs = 60, .batch = 64, .lr = 1e-3, .weight_decay = 1e-4};
-    double after = predictor_train(&p, xtr, ytr, ntr, &cfg, 5);
+    double after = 0;
+    CHECK(predictor_train(&p, xtr, ytr, ntr, &cfg, 5, &after) == APQ_OK);
     double rmse, tau;
     predictor_score(&p, xte, yte, n - ntr, &rmse, &tau);
     fprintf(stderr, "  loss %.3g -> %.3g, held-out RMSE %.2f points, tau %.3f\n", before, after,
@@ -182,8 +183,8 @@ TEST(pred_train_fits_synthetic) {
     struct predictor p3;
     CHECK(predictor_init(&p3, dim, 0, 128, 3, 5) == APQ_OK);
     predictor_set_base(&p3, mean);
-    predictor_train(&p2, xtr, ytr, ntr, &cfg, 9);
-    predictor_train(&p3, xtr, ytr, ntr, &cfg, 9);
+    CHECK(predictor_train(&p2, xtr, ytr, ntr, &cfg, 9, NULL) == APQ_OK);
+    CHECK(predictor_train(&p3, xtr, ytr, ntr, &cfg, 9, NULL) == APQ_OK);
     CHECK(!memcmp(p2.params, p3.params, p2.n_params * sizeof(float)));
     predictor_free(&p);
     predictor_free(&p2);

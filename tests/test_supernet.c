@@ -32,7 +32,7 @@ static double loss_of(struct supernet *sn, struct sn_ctx *c, const struct arch *
 static void check_subnet_grad(struct supernet *sn, const struct arch *a, uint64_t seed) {
     const int n = 4;
     struct sn_ctx c;
-    sn_ctx_init(&c, sn, n, 1);
+    CHECK(sn_ctx_init(&c, sn, n, 1) == APQ_OK);
     struct rng r;
     rng_init(&r, seed, RNG_DATA);
     float *x = malloc(sizeof(float) * n * a->res * a->res), dl[4 * 10];
@@ -115,7 +115,7 @@ static void step_setup(struct step_run *t, uint64_t seed, int smallest) {
         arch_sample(&s, &r, 0, &t->a);
     t->a.res = 28;
     t->n = 128, t->nc = s.n_classes;
-    sn_ctx_init(&t->c, &t->sn, t->n, 1);
+    CHECK(sn_ctx_init(&t->c, &t->sn, t->n, 1) == APQ_OK);
     t->x = malloc(sizeof(float) * t->n * 28 * 28), t->dl = malloc(sizeof(float) * t->n * t->nc);
     t->y = malloc(sizeof(int) * t->n);
     random_batch(t->x, t->y, t->n, 28, &r);
@@ -265,7 +265,7 @@ TEST(sn_elastic_kernel_centre) {
     a.ks[0] = 3;
     const int n = 2;
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, n, 1);
+    CHECK(sn_ctx_init(&c, &sn, n, 1) == APQ_OK);
     struct rng r;
     rng_init(&r, 9, RNG_DATA);
     float x[2 * 16 * 16], dl[20];
@@ -344,7 +344,7 @@ TEST(sn_recalibration_matches_batch_stats) {
     for (int i = 0; i < 16 * 28 * 28; i++) d.images[i] = (uint8_t)rng_int(&r, 256);
     for (int i = 0; i < 16; i++) d.labels[i] = (uint8_t)(i % 10);
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, 16, 1);
+    CHECK(sn_ctx_init(&c, &sn, 16, 1) == APQ_OK);
     struct rng ra;
     rng_init(&ra, 8, RNG_SAMPLE);
     for (int t = 0; t < 3; t++) {
@@ -392,7 +392,7 @@ TEST(sn_sort_channels_preserves_largest) {
     supernet_init(&sn, &s, 31, 0);
     for (size_t i = 0; i < sn.n_bufs; i++) sn.bufs[i] = 0.5f + 0.001f * (float)(i % 97);
     struct sn_ctx c;
-    sn_ctx_init(&c, &sn, 4, 1);
+    CHECK(sn_ctx_init(&c, &sn, 4, 1) == APQ_OK);
     struct rng r;
     rng_init(&r, 4, RNG_DATA);
     struct arch big, narrow;

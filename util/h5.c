@@ -12,6 +12,7 @@
 #include "h5.h"
 
 #include <errno.h>
+#include <math.h>
 #include <hdf5_hl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,37 @@ static const char *dims_str(char *buf, size_t size, int rank, const hsize_t *dim
         k += (size_t)snprintf(buf + k, size - k, "%s%llu", i ? "," : "",
                               (unsigned long long)dims[i]);
     if (k < size) snprintf(buf + k, size - k, "]");
+    return buf;
+}
+
+/* APQ_EFORMAT when one of the n values (floats when f32, else doubles) is
+ * NaN or infinite: a parameter or table entry no stage ever writes, so the
+ * file is damaged (a bit flip, a foreign writer, a diverged run saved). */
+static int check_finite(hid_t loc, const char *name, const void *data, size_t n, int f32) {
+    for (size_t i = 0; i < n; i++) {
+        double v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
+        if (isfinite(v)) continue;
+        char what[1200];
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: dataset '%s' holds %s at index %zu; the file is damaged, rerun "
+                             "make to rebuild it",
+                             h5_filename(loc), obj_path(loc, name, what, sizeof what),
+                             isnan(v) ? "NaN"
+                             : v > 0  ? "+inf"
+                                      : "-inf",
+                             i);
+    }
+    return APQ_OK;
+}
+
+/* The cause of a failed HDF5 write for messages: HDF5 reports no errno of
+ * its own, but its POSIX driver leaves the write(2) error in errno, which the
+ * callers clear before the call (": No space left on device"; "" if none). */
+static const char *write_cause(char *buf, size_t size, int err) {
+    if (err)
+        snprintf(buf, size, ": %s", strerror(err));
+    else
+        buf[0] = 0;
     return buf;
 }
 
@@ -128,9 +160,13 @@ static int write_dataset(hid_t loc, const char *name, int rank, const hsize_t *d
     if (H5LTpath_valid(loc, name, 0) > 0)
         return apq_set_error(APQ_EHDF5, "%s: dataset '%s' already exists", h5_filename(loc),
                              obj_path(loc, name, what, sizeof what));
-    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0)
-        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'", h5_filename(loc),
-                             obj_path(loc, name, what, sizeof what));
+    errno = 0;
+    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0) {
+        char cause[128];
+        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'%s", h5_filename(loc),
+                             obj_path(loc, name, what, sizeof what),
+                             write_cause(cause, sizeof cause, errno));
+    }
     return APQ_OK;
 }
 
@@ -192,9 +228,16 @@ static int read_dataset(hid_t loc, const char *name, int rank, const hsize_t *di
                            dims_str(a, sizeof a, got_rank, got), dims_str(b, sizeof b, rank, dims));
         goto done;
     }
-    if (H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    if (H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: cannot read dataset '%s'", h5_filename(loc),
                            obj_path(loc, name, what, sizeof what));
+        goto done;
+    }
+    if (cls == H5T_FLOAT) {
+        size_t n = 1;
+        for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+        rc = check_finite(loc, name, out, n, H5Tequal(memtype, H5T_NATIVE_FLOAT) > 0);
+    }
 done:
     close_id(ds);
     return rc;
@@ -227,6 +270,7 @@ static int read_alloc(hid_t loc, const char *name, hid_t memtype, size_t elem, v
         rc = apq_set_error(APQ_EHDF5, "%s: cannot read dataset '%s'", h5_filename(loc), what);
         goto done;
     }
+    if ((rc = check_finite(loc, name, buf, (size_t)dims[0], elem == sizeof(float))) < 0) goto done;
     *out = buf;
     *n = (size_t)dims[0];
     buf = NULL;
@@ -309,14 +353,53 @@ int h5_create(const char *path, hid_t *file) {
     FILE *probe = fopen(tmp, "wb");
     if (!probe) return apq_set_error(APQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     fclose(probe);
+    /* The file is built in memory (HDF5's core driver, no backing store) and
+     * written out by h5_commit in one checked write: a full disk then fails
+     * our write(2), with its errno, never HDF5's close, whose failure leaves
+     * the library in a state that crashes at exit. */
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
         (*file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: cannot create HDF5 file", tmp);
         remove(tmp);
         *file = -1;
     }
     close_id(fapl);
+    return rc;
+}
+
+/* Close the in-memory file and write its image to tmp: flush, fsync and
+ * close checked, so "No space left on device" or "File too large" is named. */
+static int write_image(hid_t file, const char *tmp) {
+    int rc = APQ_OK;
+    void *img = NULL;
+    ssize_t size = -1;
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 || (size = H5Fget_file_image(file, NULL, 0)) < 0)
+        rc = apq_set_error(APQ_EHDF5, "%s: cannot finish the HDF5 file", tmp);
+    else if (!(img = malloc(size ? (size_t)size : 1)))
+        rc = apq_set_error(APQ_ENOMEM, "%s: out of memory (%zd bytes)", tmp, size);
+    else if (H5Fget_file_image(file, img, (size_t)size) != size)
+        rc = apq_set_error(APQ_EHDF5, "%s: cannot finish the HDF5 file", tmp);
+    if (H5Fclose(file) < 0 && rc == 0) /* memory only: a failure is HDF5's own */
+        rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed", tmp);
+    if (rc < 0) {
+        free(img);
+        return rc;
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        rc = apq_set_error(APQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    } else {
+        int err = 0;
+        if (fwrite(img, 1, (size_t)size, f) != (size_t)size || fflush(f) != 0 ||
+            fsync(fileno(f)) != 0)
+            err = errno;
+        rc = apq_fclose(f, tmp);
+        if (err && rc == 0) rc = apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
+        if (err && rc < 0) apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
+    }
+    free(img);
     return rc;
 }
 
@@ -334,11 +417,8 @@ int h5_commit(hid_t file, const char *path) {
                                                    H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
     if (open_objs > 0) /* a caller's bug; H5F_CLOSE_STRONG still closes them */
         apq_log("warning: %s: %zd HDF5 handles left open at commit", tmp, open_objs);
-    if (H5Fclose(file) < 0) {
-        rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed", tmp);
-        goto done;
-    }
-    if (rename(tmp, path) != 0)
+    rc = write_image(file, tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
         rc = apq_set_error(APQ_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
 done:
     if (rc < 0) remove(tmp);
@@ -449,12 +529,32 @@ int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed
 
 // ---- datasets ------------------------------------------------------------
 
+/* Writers keep the invariant readers check: no NaN or infinity in a file. */
+static int check_finite_out(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                            const void *data, int f32) {
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    for (size_t i = 0; i < n; i++) {
+        double v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
+        if (isfinite(v)) continue;
+        char what[1200];
+        return apq_set_error(APQ_ENONFINITE,
+                             "%s: refusing to write %s at index %zu of dataset '%s': a result "
+                             "turned non-finite",
+                             h5_filename(loc), isnan(v) ? "NaN" : "an infinity", i,
+                             obj_path(loc, name, what, sizeof what));
+    }
+    return APQ_OK;
+}
+
 int h5_write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data) {
-    return write_dataset(loc, name, rank, dims, H5T_NATIVE_FLOAT, data);
+    int rc = check_finite_out(loc, name, rank, dims, data, 1);
+    return rc < 0 ? rc : write_dataset(loc, name, rank, dims, H5T_NATIVE_FLOAT, data);
 }
 
 int h5_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, const double *data) {
-    return write_dataset(loc, name, rank, dims, H5T_NATIVE_DOUBLE, data);
+    int rc = check_finite_out(loc, name, rank, dims, data, 0);
+    return rc < 0 ? rc : write_dataset(loc, name, rank, dims, H5T_NATIVE_DOUBLE, data);
 }
 
 int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, const int32_t *data) {

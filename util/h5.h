@@ -42,6 +42,8 @@ void h5_close(hid_t file);
 int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed,
                         const char *profile);
 
+/* Floating-point writes refuse NaN and infinities (APQ_ENONFINITE "file:
+ * refusing to write NaN at index i of dataset 'name'"): every reader refuses them. */
 int h5_write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data);
 int h5_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, const double *data);
 int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, const int32_t *data);
@@ -49,7 +51,10 @@ int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, con
 int h5_write_strings(hid_t loc, const char *name, const char *const *strs, size_t n);
 
 /* Read a dataset whose shape must equal dims[0..rank-1]; otherwise
- * APQ_EFORMAT "file: dataset 'name' has shape [..], expected [..]". */
+ * APQ_EFORMAT "file: dataset 'name' has shape [..], expected [..]".
+ * Floating-point reads (here and the _alloc variants) also reject NaN and
+ * infinities, which no stage writes: APQ_EFORMAT "file: dataset 'name' holds
+ * NaN at index i; the file is damaged, rerun make to rebuild it". */
 int h5_read_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, float *out);
 int h5_read_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, double *out);
 int h5_read_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, int32_t *out);

@@ -14,7 +14,7 @@ static uint64_t mix64(uint64_t x) {
 
 void rng_init(struct rng *r, uint64_t seed, uint64_t stream) {
     gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!g) apq_die("out of memory (gsl_rng_alloc)");
+    if (!g) apq_oom("gsl_rng_alloc"); /* the program-level policy, util.h */
     /* mt19937 takes an unsigned long seed; 0 means GSL's default, avoid it */
     unsigned long s = (unsigned long)(mix64(seed ^ mix64(stream)) & 0xffffffffUL);
     gsl_rng_set(g, s ? s : 4357);

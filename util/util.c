@@ -1,6 +1,7 @@
 /* util.c — errors, logging, runtime setup (OpenBLAS kernel, threads), timing. */
 #include "util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -34,6 +35,8 @@ const char *apq_strerror(int status) {
         return "artifact does not match this space";
     case APQ_EINFEASIBLE:
         return "infeasible budget";
+    case APQ_ENONFINITE:
+        return "non-finite value (diverged)";
     default:
         return "unknown error";
     }
@@ -84,23 +87,53 @@ void apq_assert_fail(const char *file, int line, const char *cond) {
     abort();
 }
 
+void apq_oom(const char *what) {
+    apq_die("out of memory (%s)", what);
+}
+
 void *apq_xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
-    if (!p) apq_die("out of memory (%zu bytes)", bytes);
+    if (!p) {
+        char what[64];
+        snprintf(what, sizeof what, "%zu bytes", bytes);
+        apq_oom(what);
+    }
     return p;
 }
 
 void *apq_xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) apq_die("out of memory (%zu x %zu bytes)", n, size);
+    if (!p) {
+        char what[64];
+        snprintf(what, sizeof what, "%zu x %zu bytes", n, size);
+        apq_oom(what);
+    }
     return p;
 }
 
 float *apq_falloc(size_t n_floats) {
     size_t bytes = (n_floats * sizeof(float) + 63) / 64 * 64;
     void *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) apq_die("out of memory (%zu floats)", n_floats);
+    if (!p) {
+        char what[64];
+        snprintf(what, sizeof what, "%zu floats", n_floats);
+        apq_oom(what);
+    }
     return p;
+}
+
+int apq_fclose(FILE *f, const char *path) {
+    errno = 0;
+    int bad = fflush(f) != 0, err = errno;
+    bad |= ferror(f) != 0;
+    errno = 0;
+    if (fclose(f) != 0) {
+        bad = 1;
+        if (!err) err = errno;
+    }
+    if (!bad) return APQ_OK;
+    return apq_set_error(APQ_EIO, "%s: write failed: %s", path,
+                         err ? strerror(err) : "an earlier write failed (disk full?)");
 }
 
 double apq_time(void) {

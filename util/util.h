@@ -15,17 +15,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum apq_status {
     APQ_OK = 0,
-    APQ_EIO = -1,        /* open/read/write/rename failed */
-    APQ_EFORMAT = -2,    /* file content malformed, truncated, wrong version or shape */
-    APQ_ECONFIG = -3,    /* bad .ini value, unknown key, bad arch string */
-    APQ_ENOMEM = -4,     /* allocation failed */
-    APQ_EHDF5 = -5,      /* the HDF5 library reported an error */
-    APQ_EUSAGE = -6,     /* bad command line (stages exit 2) */
-    APQ_EMISMATCH = -7,  /* artifact made for another space / encoding */
-    APQ_EINFEASIBLE = -8 /* a budget no candidate can meet */
+    APQ_EIO = -1,         /* open/read/write/rename failed */
+    APQ_EFORMAT = -2,     /* file content malformed, truncated, wrong version or shape */
+    APQ_ECONFIG = -3,     /* bad .ini value, unknown key, bad arch string */
+    APQ_ENOMEM = -4,      /* allocation failed */
+    APQ_EHDF5 = -5,       /* the HDF5 library reported an error */
+    APQ_EUSAGE = -6,      /* bad command line (stages exit 2) */
+    APQ_EMISMATCH = -7,   /* artifact made for another space / encoding */
+    APQ_EINFEASIBLE = -8, /* a budget no candidate can meet */
+    APQ_ENONFINITE = -9   /* a loss or accuracy turned NaN or infinite (training diverged) */
 };
 
 /* Static text for a status code; never NULL. */
@@ -54,12 +56,26 @@ void apq_die_status(int status) __attribute__((noreturn));
     } while (0)
 void apq_assert_fail(const char *file, int line, const char *cond) __attribute__((noreturn));
 
-/* malloc/calloc that abort with a message on failure (for program-level
- * allocations that cannot be recovered from; size in bytes). */
+/* Allocation policy. Out of memory for a working buffer is a program-level
+ * failure, not an input error: the helpers below print "<prog>: error: out of
+ * memory (...)" and exit 1 through apq_oom, from library code too. They are
+ * for buffers of bounded size (a batch, a table of samples, a GSL generator).
+ * The one allocation a profile can make large, the per-step arena (its
+ * batch), uses plain malloc and returns APQ_ENOMEM with a detail line instead
+ * (arena_init, sn_ctx_init, supernet_train), as does the predictor's weight
+ * block (predictor_init); the stages bound every profile size they read.
+ * Sizes in bytes. */
 void *apq_xmalloc(size_t bytes);
 void *apq_xcalloc(size_t n, size_t size);
 /* 64-byte-aligned allocation for float arrays; free with free(). */
 float *apq_falloc(size_t n_floats);
+/* The policy itself: "out of memory (<what>)", exit 1. */
+void apq_oom(const char *what) __attribute__((noreturn));
+
+/* Flush and close f, written to `path`: APQ_OK, or APQ_EIO "path: write
+ * failed: <strerror>" when any write on f or the close failed (a full disk,
+ * EFBIG, EIO). f is closed in every case. */
+int apq_fclose(FILE *f, const char *path);
 
 /* Runtime setup, first thing in every program's main:
  *  - sets apq_prog from argv[0];
