@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,9 @@ int apq_runtime_init(int argc, char **argv, int threads) {
         const char *s = strrchr(argv[0], '/');
         apq_prog = s ? s + 1 : argv[0];
     }
+    /* A file-size limit (ulimit -f) is then a write error, "File too large",
+     * which the writers report naming the file, not a silent kill. */
+    signal(SIGXFSZ, SIG_IGN);
     if (threads <= 0) {
         int rc = apq_threads_from_env(&threads);
         if (rc < 0) return rc;

@@ -84,7 +84,9 @@ int apq_fclose(FILE *f, const char *path);
  *    OpenBLAS sees it at load time (DESIGN.md §8); a value the user set is kept;
  *  - sets the thread count of OpenBLAS and OpenMP to `threads` (0 = the
  *    APQ_THREADS environment variable, else the number of online CPUs);
- *  - logs the OpenBLAS kernel in use.
+ *  - logs the OpenBLAS kernel in use;
+ *  - ignores SIGXFSZ, so that a file-size limit is a write error (EFBIG)
+ *    that the writers report, not a kill.
  * Returns the thread count in use (>= 1), or APQ_EUSAGE with a detail line
  * when APQ_THREADS is not a whole number from 1 to 1024 (the caller exits 2
  * with apq_die_status); nothing is set up then. */
