@@ -356,9 +356,14 @@ int h5_create(const char *path, hid_t *file) {
     /* The file is built in memory (HDF5's core driver, no backing store) and
      * written out by h5_commit in one checked write: a full disk then fails
      * our write(2), with its errno, never HDF5's close, whose failure leaves
-     * the library in a state that crashes at exit. */
+     * the library in a state that crashes at exit. It is written in the HDF5
+     * 1.8 file format (read by HDF5 >= 1.8 and h5py), whose superblock and
+     * object headers carry checksums: a damaged file is an HDF5 error when
+     * it is opened or read, where the 1.6 format's unchecked metadata can
+     * crash the library (fuzz/README.md). */
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
         H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
         (*file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: cannot create HDF5 file", tmp);
@@ -367,6 +372,76 @@ int h5_create(const char *path, hid_t *file) {
     }
     close_id(fapl);
     return rc;
+}
+
+/* Bob Jenkins' lookup3 hash (hashlittle, byte by byte), the checksum of the
+ * HDF5 file format's metadata (HDF5 File Format Specification, "Metadata
+ * Checksums"); verified against a superblock HDF5 wrote itself. */
+#define ROT32(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
+static uint32_t lookup3(const uint8_t *k, size_t length, uint32_t initval) {
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeef + (uint32_t)length + initval;
+    for (; length > 12; length -= 12, k += 12) {
+        a += k[0] + ((uint32_t)k[1] << 8) + ((uint32_t)k[2] << 16) + ((uint32_t)k[3] << 24);
+        b += k[4] + ((uint32_t)k[5] << 8) + ((uint32_t)k[6] << 16) + ((uint32_t)k[7] << 24);
+        c += k[8] + ((uint32_t)k[9] << 8) + ((uint32_t)k[10] << 16) + ((uint32_t)k[11] << 24);
+        a -= c, a ^= ROT32(c, 4), c += b;
+        b -= a, b ^= ROT32(a, 6), a += c;
+        c -= b, c ^= ROT32(b, 8), b += a;
+        a -= c, a ^= ROT32(c, 16), c += b;
+        b -= a, b ^= ROT32(a, 19), a += c;
+        c -= b, c ^= ROT32(b, 4), b += a;
+    }
+    switch (length) { /* the last 0-12 bytes */
+    case 12:
+        c += (uint32_t)k[11] << 24; /* fall through */
+    case 11:
+        c += (uint32_t)k[10] << 16; /* fall through */
+    case 10:
+        c += (uint32_t)k[9] << 8; /* fall through */
+    case 9:
+        c += k[8]; /* fall through */
+    case 8:
+        b += (uint32_t)k[7] << 24; /* fall through */
+    case 7:
+        b += (uint32_t)k[6] << 16; /* fall through */
+    case 6:
+        b += (uint32_t)k[5] << 8; /* fall through */
+    case 5:
+        b += k[4]; /* fall through */
+    case 4:
+        a += (uint32_t)k[3] << 24; /* fall through */
+    case 3:
+        a += (uint32_t)k[2] << 16; /* fall through */
+    case 2:
+        a += (uint32_t)k[1] << 8; /* fall through */
+    case 1:
+        a += k[0];
+        break;
+    case 0:
+        return c;
+    }
+    c ^= b, c -= ROT32(b, 14);
+    a ^= c, a -= ROT32(c, 11);
+    b ^= a, b -= ROT32(a, 25);
+    c ^= b, c -= ROT32(b, 16);
+    a ^= c, a -= ROT32(c, 4);
+    b ^= a, b -= ROT32(a, 14);
+    c ^= b, c -= ROT32(b, 24);
+    return c;
+}
+
+/* HDF5 1.10's H5Fget_file_image clears a version 2+ superblock's status
+ * flags (set while the file is open for writing) in the image without
+ * updating the superblock's checksum, so the image would not open. Recompute
+ * it: the checksum follows the signature (8 bytes), 4 one-byte fields and 4
+ * addresses of img[9] bytes each, as a little-endian lookup3 of them. */
+static void fix_superblock_checksum(uint8_t *img, size_t size) {
+    if (size < 12 || memcmp(img, "\x89HDF\r\n\x1a\n", 8) != 0 || img[8] < 2) return;
+    const size_t n = 12 + 4 * (size_t)img[9];
+    if (n + 4 > size) return;
+    const uint32_t sum = lookup3(img, n, 0);
+    for (int i = 0; i < 4; i++) img[n + i] = (uint8_t)(sum >> (8 * i));
 }
 
 /* Close the in-memory file and write its image to tmp: flush, fsync and
@@ -381,6 +456,7 @@ static int write_image(hid_t file, const char *tmp) {
         rc = apq_set_error(APQ_ENOMEM, "%s: out of memory (%zd bytes)", tmp, size);
     else if (H5Fget_file_image(file, img, (size_t)size) != size)
         rc = apq_set_error(APQ_EHDF5, "%s: cannot finish the HDF5 file", tmp);
+    if (rc == 0) fix_superblock_checksum(img, (size_t)size);
     if (H5Fclose(file) < 0 && rc == 0) /* memory only: a failure is HDF5's own */
         rc = apq_set_error(APQ_EHDF5, "%s: closing the HDF5 file failed", tmp);
     if (rc < 0) {
