@@ -8,14 +8,24 @@
 .SUFFIXES:
 .DEFAULT_GOAL := all
 
+# Flags: the project's own (APQ_*) are always applied; a user's CPPFLAGS, CFLAGS,
+# LDFLAGS and LDLIBS come after them on every compile and link line, so
+# `make CFLAGS=-O1` keeps -std=c11, -fopenmp and the include paths and its -O1 wins,
+# and `make CFLAGS=-fsanitize=address` reaches the link too.
+# SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 CC      ?= gcc
 MARCH   ?= native
-CFLAGS  ?= -O3 -march=$(MARCH)
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wpedantic -Wno-unused-parameter \
-           -I/usr/include/hdf5/serial -I. -MMD -MP -DAPQ_SRC_DIR='"$(CURDIR)"'
-LDLIBS  := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5_serial_hl -lhdf5_serial \
-           -lgsl -lopenblas -lcsv -linih -lz -lm -fopenmp
-B       ?= build
+ifeq ($(SANITIZE),1)
+SAN_FLAGS := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+APQ_CFLAGS  = -O3 -march=$(MARCH) -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wpedantic \
+              -Wno-unused-parameter -I/usr/include/hdf5/serial -I. -MMD -MP \
+              -DAPQ_SRC_DIR='"$(CURDIR)"' $(SAN_FLAGS)
+APQ_LDFLAGS = -L/usr/lib/x86_64-linux-gnu/hdf5/serial -fopenmp $(SAN_FLAGS)
+APQ_LDLIBS := -lhdf5_serial_hl -lhdf5_serial -lgsl -lopenblas -lcsv -linih -lz -lm
+COMPILE = $(CC) $(APQ_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+LINK    = $(CC) $(APQ_LDFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(APQ_LDLIBS) $(LDLIBS)
+B       ?= $(if $(filter 1,$(SANITIZE)),build-san,build)
 
 # ---- modules: one folder each, every .c in it ---------------------------
 objs = $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c))
@@ -41,7 +51,7 @@ deps:
 
 $(B)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(COMPILE) -c $< -o $@
 
 # ---- stage programs (each links only the modules it runs) ---------------
 NET_O := $(B)/stages/data.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
@@ -58,7 +68,7 @@ $(B)/apq-build-lut:          $(B)/stages/build_lut.o $(B)/stages/cli.o $(UTIL_O)
 $(B)/apq-search:             $(B)/stages/search.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
 $(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(SEARCH_O)
 $(addprefix $(B)/apq-,$(STAGES)):
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(LINK)
 programs: $(addprefix $(B)/apq-,$(STAGES))
 
 # ---- PyTorch side by side (issue #3) -------------------------------------------
@@ -68,7 +78,7 @@ programs: $(addprefix $(B)/apq-,$(STAGES))
 $(B)/apq-bench: $(B)/bench/bench.o $(NET_O)
 $(B)/apq-golden-supernet: $(B)/bench/golden_supernet.o $(NET_O)
 $(B)/apq-bench $(B)/apq-golden-supernet:
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(LINK)
 bench: $(B)/apq-bench
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
 	bash bench/run.sh $(B)/apq-bench
@@ -99,9 +109,9 @@ $(B)/tests/list.h: $(TEST_SRC) FORCE
 FORCE:
 $(B)/tests/run.o: tests/run.c $(B)/tests/list.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(B)/tests -c $< -o $@
+	$(COMPILE) -I$(B)/tests -c $< -o $@
 $(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(TEST_LIB_O)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(LINK)
 
 # Unit tests first, then the whole pipeline on PROFILE=tiny (tests/test_pipeline.c
 # runs `make PROFILE=tiny` into a scratch folder and checks every artifact).
