@@ -1,6 +1,7 @@
 # apq — build the programs and run the pipeline (pipeline.mk).
 #   make                 the whole pipeline for DEVICE (default bitfusion), PROFILE (default quick)
 #   make test            unit tests + the whole pipeline on PROFILE=tiny
+#   make test SANITIZE=1 the same with ASan + UBSan, built into build-san/ (test-unit: without the pipeline)
 #   make deps            install the Debian packages apq needs
 # Non-recursive (reference/aesthetics.md L1): one make, one graph.
 
@@ -15,8 +16,8 @@
 # SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 CC      ?= gcc
 MARCH   ?= native
-ifeq ($(SANITIZE),1)
-SAN_FLAGS := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(SANITIZE),1) # -O1: under ASan it builds 4x faster than -O3 and the tests run 1.7x slower
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 APQ_CFLAGS  = -O3 -march=$(MARCH) -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wpedantic \
               -Wno-unused-parameter -I/usr/include/hdf5/serial -I. -MMD -MP \
@@ -117,6 +118,15 @@ $(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(TEST_LIB_O)
 # runs `make PROFILE=tiny` into a scratch folder and checks every artifact).
 test: $(B)/apq-test programs
 	APQ_BUILD_DIR=$(B) ./$(B)/apq-test $(if $(T),-t $(T))
+# The unit tests alone (every test but pipeline_*, no stage programs): the quick
+# sanitized pass, `make test-unit SANITIZE=1`.
+test-unit: $(B)/apq-test
+	APQ_BUILD_DIR=$(B) ./$(B)/apq-test -x pipeline_ $(if $(T),-t $(T))
+ifeq ($(SANITIZE),1)
+# Stop at the first report, with a stack; LeakSanitizer stays on (it is ASan's default).
+export ASAN_OPTIONS ?= abort_on_error=0:detect_leaks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+endif
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -126,7 +136,7 @@ format-check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps programs test bench ab goldens format format-check clean
+.PHONY: all deps programs test test-unit bench ab goldens format format-check clean
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
 -include pipeline.mk

@@ -1,6 +1,7 @@
 /* run.c — the test runner: runs every TEST() collected into build/tests/list.h
- * (or those whose name contains the -t argument) and ends with the line
- * "N passed, N failed"; exit status 1 when any test failed. */
+ * (or those whose name contains the -t argument, minus those whose name contains
+ * the -x argument) and ends with the line "N passed, N failed"; exit status 1
+ * when any test failed. */
 #include <fenv.h>
 #include <math.h>
 #include <stdio.h>
@@ -39,12 +40,14 @@ static const struct {
 };
 
 int main(int argc, char **argv) {
-    const char *filter = NULL;
+    const char *filter = NULL, *exclude = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc)
             filter = argv[++i];
+        else if (!strcmp(argv[i], "-x") && i + 1 < argc)
+            exclude = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [-t name-substring]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t name-substring] [-x name-substring]\n", argv[0]);
             return 2;
         }
     }
@@ -54,6 +57,7 @@ int main(int argc, char **argv) {
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         if (filter && !strstr(tests[i].name, filter)) continue;
+        if (exclude && strstr(tests[i].name, exclude)) continue;
         snprintf(test_tmpdir, sizeof test_tmpdir, "%s/%s", base, tests[i].name);
         mkdir(test_tmpdir, 0700);
         test_failed_checks = 0;
