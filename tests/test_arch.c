@@ -111,6 +111,30 @@ TEST(arch_bad_strings) {
                            &a) == APQ_OK);
 }
 
+/* Found by fuzz/fuzz_arch.c: every accepted text is canonical (it prints back
+ * byte for byte), so numbers with a leading zero or beyond the field's width
+ * (res and mid are 16-bit, k 8-bit: 65564 would wrap to 28) are refused. */
+TEST(arch_noncanonical_numbers) {
+    struct space s = load_default();
+    struct arch a;
+    const char *tail = "_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288";
+    const char *bad[] = {"r028_k3m48.k3m72",     "r28_k03m48.k3m72",  "r28_k3m048.k3m72",
+                         "r65564_k3m48.k3m72",   "r28_k259m48.k3m72", "r28_k3m65584.k3m72",
+                         "r28_k3m48.k3m72q08888"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[ARCH_STR_MAX];
+        snprintf(text, sizeof text, "%s%s", bad[i], tail);
+        int rc = arch_from_string(&s, text, &a);
+        if (rc == APQ_OK) fprintf(stderr, "  accepted '%s'\n", text);
+        CHECK(rc == APQ_ECONFIG);
+    }
+    char text[ARCH_STR_MAX], back[ARCH_STR_MAX];
+    snprintf(text, sizeof text, "r28_k3m48.k3m72%s", tail);
+    CHECK(arch_from_string(&s, text, &a) == APQ_OK);
+    arch_to_string(&s, &a, back, sizeof back);
+    CHECK(!strcmp(text, back));
+}
+
 TEST(arch_canonical_equal) {
     struct space s = load_default();
     struct arch a, b;
