@@ -128,6 +128,48 @@ export ASAN_OPTIONS ?= abort_on_error=0:detect_leaks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
+# ---- fuzzing (fuzz/README.md) -------------------------------------------------
+# make fuzz [FUZZ_SECONDS=60] [FUZZ=arch] [FUZZ_ARGS=-runs=1000000]: every harness
+# fuzz/fuzz_<name>.c (libFuzzer; clang -fsanitize=fuzzer,address,undefined, the
+# library built the same way into build-fuzz/) for FUZZ_SECONDS each on
+# fuzz/corpus/<name>/, with the flags in fuzz/<name>.options if any; fails on
+# the first crash, leak or sanitizer report (the input lands in
+# build-fuzz/crash-<name>-*). New inputs go to build-fuzz/corpus/<name>/.
+FB           := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ         ?= $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CFLAGS   = -O1 -g -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE -Wall -Wextra \
+                -Wno-unused-parameter -Wno-unused-function -I/usr/include/hdf5/serial -I. -MMD -MP \
+                -DAPQ_SRC_DIR='"$(CURDIR)"' -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_O   := $(patsubst %.c,$(FB)/%.o,$(wildcard $(addsuffix /*.c,util datasets nn quant supernet \
+                predictor devices search)) stages/cli.c)
+FUZZ_STAMP   := $(FB)/.deps-ok
+$(FUZZ_STAMP): scripts/deps.sh
+	@EXTRA_PKGS="clang libclang-rt-14-dev libomp-14-dev" bash scripts/deps.sh
+	@mkdir -p $(FB) && touch $@
+$(FB)/%.o: %.c | $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+# An archive: a harness that compiles a library file into itself (to reach its
+# statics or to tune it) overrides that member.
+$(FB)/libapq.a: $(FUZZ_LIB_O)
+	rm -f $@ && ar rcs $@ $^
+$(FB)/fuzz_%: $(FB)/fuzz/fuzz_%.o $(FB)/libapq.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
+	    -L/usr/lib/x86_64-linux-gnu/hdf5/serial $(APQ_LDLIBS) $(LDLIBS)
+fuzz-build: $(FUZZ:%=$(FB)/fuzz_%)
+fuzz: fuzz-build
+	@set -e; for h in $(FUZZ); do \
+	    mkdir -p $(FB)/corpus/$$h; echo "fuzz_$$h: $(FUZZ_SECONDS) s on fuzz/corpus/$$h"; \
+	    $(FB)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix=$(FB)/crash-$$h- \
+	        $$(cat fuzz/$$h.options 2>/dev/null) $(FUZZ_ARGS) $(FB)/corpus/$$h fuzz/corpus/$$h \
+	        > $(FB)/fuzz_$$h.log 2>&1 || { \
+	        tail -n 40 $(FB)/fuzz_$$h.log; echo "fuzz_$$h failed: the input is $(FB)/crash-$$h-*" >&2; exit 1; }; \
+	    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec)' $(FB)/fuzz_$$h.log; \
+	done
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 format-check:
@@ -136,7 +178,7 @@ format-check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps programs test test-unit bench ab goldens format format-check clean
+.PHONY: all deps programs test test-unit fuzz fuzz-build bench ab goldens format format-check clean
 
--include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
+-include $(wildcard $(B)/*/*.d $(B)/*/*/*.d $(FB)/*/*.d)
 -include pipeline.mk
