@@ -42,6 +42,27 @@ TEST(space_bad_files) {
     CHECK(strstr(apq_last_error(), "missing") != NULL);
 }
 
+/* Found by fuzz/fuzz_space.c: the arch stores mid channels in 16 bits, so a
+ * space whose mid range reaches past 65535 (first_block 4096 x ratio 16) is
+ * refused by name instead of wrapping every largest arch's mid to 0. */
+TEST(space_mid_beyond_arch_field) {
+    const char *text = "[space]\nname = wide\ninput_channels = 1\ninput_size = 28\n"
+                       "classes = 10\nresolutions = 12\nkernels = 3\nbits = 8\nfixed_bits = 8\n"
+                       "mid_ratio_min = 3\nmid_ratio_max = %d\nmid_step = 8\n[stem]\n"
+                       "first_conv = 8\nfirst_conv_kernel = 3\nfirst_block = 4096\n"
+                       "feature_mix = 64\n[stage1]\nwidth = 16\nstride = 2\ndepth = 1\n";
+    char buf[1024];
+    struct space s;
+    snprintf(buf, sizeof buf, text, 16); /* mid up to 65536 */
+    CHECK(space_parse(buf, "wide.ini", &s) == APQ_ECONFIG);
+    CHECK(strstr(apq_last_error(), "wide.ini") && strstr(apq_last_error(), "65535"));
+    snprintf(buf, sizeof buf, text, 15); /* mid up to 61440: fits */
+    CHECK(space_parse(buf, "wide.ini", &s) == APQ_OK);
+    struct arch a;
+    arch_largest(&s, 0, &a);
+    CHECK(a.mid[0] == 61440 && arch_check(&s, &a) == APQ_OK);
+}
+
 /* MAC counts worked out by hand for the largest and smallest subnets. */
 TEST(arch_macs_extremes) {
     struct space s = load_default();
