@@ -33,6 +33,7 @@
  * space_hash differs from the space it is used with (APQ_EMISMATCH).
  */
 #ifdef _OPENMP
+#include <math.h>
 #include <omp.h>
 #endif
 #include <stdio.h>
@@ -440,9 +441,11 @@ int lut_load(struct lut *t, const char *path, const struct space *s) {
     for (size_t i = 0; i < n; i++) {
         e[i].latency_ms = lat[i];
         e[i].energy_mj = en[i];
-        if (!(lat[i] >= 0) || !(en[i] >= 0)) {
-            rc = apq_set_error(APQ_EFORMAT, "%s: row %zu has latency %g, energy %g", path, i,
-                               lat[i], en[i]);
+        if (!(isfinite(lat[i]) && lat[i] >= 0 && isfinite(en[i]) && en[i] >= 0)) {
+            rc = apq_set_error(APQ_EFORMAT,
+                               "%s: row %zu has latency %g ms, energy %g mJ (need finite, >= 0); "
+                               "hint: rebuild it with apq-build-lut",
+                               path, i, lat[i], en[i]);
             goto done;
         }
         if (i && key_cmp(&e[i - 1].key, &e[i].key) >= 0) {

@@ -8,6 +8,7 @@
  * energies are CACTI rows, leakage a fit; reference/apq.md §8.4); every value
  * that does not reproduce says so next to its check.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +619,28 @@ TEST(lut_save_load_roundtrip) {
     h5_close(f);
     lut_free(&t);
     lut_free(&u);
+}
+
+/* Found by fuzz/fuzz_h5.c: a lut.h5 row with an infinite energy loaded, and
+ * every arch using that layer then cost inf mJ. Non-finite rows are refused. */
+TEST(lut_load_refuses_non_finite) {
+    struct space s;
+    struct device d;
+    struct lut t, u;
+    build_tiny(&t, &s, &d);
+    char path[700];
+    snprintf(path, sizeof path, "%s/lut-inf.h5", test_tmpdir);
+    for (int k = 0; k < 2; k++) {
+        float keep = k ? t.e[3].latency_ms : t.e[3].energy_mj;
+        *(k ? &t.e[3].latency_ms : &t.e[3].energy_mj) = INFINITY;
+        CHECK(lut_save(&t, path, 42, "tiny") == APQ_OK);
+        CHECK(lut_load(&u, path, &s) == APQ_EFORMAT);
+        CHECK(strstr(apq_last_error(), "lut-inf.h5") && strstr(apq_last_error(), "row 3") &&
+              strstr(apq_last_error(), "inf"));
+        CHECK(u.e == NULL && u.n == 0);
+        *(k ? &t.e[3].latency_ms : &t.e[3].energy_mj) = keep;
+    }
+    lut_free(&t);
 }
 
 TEST(lut_wrong_space) {
