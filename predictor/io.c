@@ -1,4 +1,5 @@
 /* io.c — predictor files (predictor-*.h5) and the encode-and-predict convenience. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,8 +141,17 @@ int predictor_load(struct predictor *p, const char *path, const struct space *s)
     p->space_hash = s->hash;
     struct tensor t[2 * PRED_MAX_LAYERS + 4];
     int nt = tensors(p, t);
-    for (int i = 0; i < nt; i++)
+    for (int i = 0; i < nt; i++) {
         if ((rc = h5_read_f32(f, t[i].name, t[i].rank, t[i].dims, t[i].data)) < 0) goto done;
+        size_t n = t[i].rank == 2 ? t[i].dims[0] * t[i].dims[1] : t[i].dims[0];
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(t[i].data[j])) {
+                rc = apq_set_error(APQ_EFORMAT,
+                                   "%s: %s[%zu] = %g is not finite; hint: rerun make to retrain it",
+                                   path, t[i].name, j, t[i].data[j]);
+                goto done;
+            }
+    }
     struct pred_metrics *m = &p->metrics;
     int64_t ntr, nte;
     if ((rc = h5_attr_get_f64(f, "rmse", &m->rmse)) < 0 ||

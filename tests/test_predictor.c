@@ -274,6 +274,23 @@ TEST(pred_load_refuses_other_space) {
     predictor_free(&q);
 }
 
+/* A predictor whose weights are not finite predicts NaN for every arch: the
+ * reader refuses it, naming the tensor (fuzz/fuzz_h5.c asserts a loaded
+ * predictor predicts a finite accuracy). */
+TEST(pred_load_refuses_non_finite) {
+    struct space s = pred_space("fmnist-mbv2");
+    struct predictor q, r;
+    make_quant(&s, &q);
+    char path[600];
+    snprintf(path, sizeof path, "%s/nan.h5", test_tmpdir);
+    q.params[q.n_params - 1] = NAN; /* the regressor's bias */
+    CHECK(predictor_save(&q, &s, path, 4, "tiny") == APQ_OK);
+    CHECK(predictor_load(&r, path, &s) == APQ_EFORMAT);
+    CHECK(strstr(apq_last_error(), "nan.h5") && strstr(apq_last_error(), "not finite"));
+    CHECK(r.params == NULL);
+    predictor_free(&q);
+}
+
 // ---- metrics -------------------------------------------------------------------------
 
 TEST(pred_kendall_tau) {
