@@ -134,7 +134,9 @@ endif
 # library built the same way into build-fuzz/) for FUZZ_SECONDS each on
 # fuzz/corpus/<name>/, with the flags in fuzz/<name>.options if any; fails on
 # the first crash, leak or sanitizer report (the input lands in
-# build-fuzz/crash-<name>-*). New inputs go to build-fuzz/corpus/<name>/.
+# build-fuzz/crash-<name>-*). fuzz_h5 runs in fork mode and keeps going after a
+# crash; fuzz/triage.sh then fails the run for any crash outside Debian's HDF5.
+# New inputs go to build-fuzz/corpus/<name>/.
 FB           := build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
@@ -167,7 +169,9 @@ fuzz: fuzz-build
 	        $$(cat fuzz/$$h.options 2>/dev/null) $(FUZZ_ARGS) $(FB)/corpus/$$h fuzz/corpus/$$h \
 	        > $(FB)/fuzz_$$h.log 2>&1 || { \
 	        tail -n 40 $(FB)/fuzz_$$h.log; echo "fuzz_$$h failed: the input is $(FB)/crash-$$h-*" >&2; exit 1; }; \
-	    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec)' $(FB)/fuzz_$$h.log; \
+	    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec)' \
+	        $(FB)/fuzz_$$h.log || grep -E '^#[0-9]+: cov' $(FB)/fuzz_$$h.log | tail -n 1; \
+	    bash fuzz/triage.sh $$h; \
 	done
 
 format:
