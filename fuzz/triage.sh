@@ -23,5 +23,5 @@ for f in build-fuzz/crash-"$h"-*; do
         echo "apq's: $f: ${frame:-no stack (a property or a leak: replay it)}" >&2
     fi
 done
-echo "fuzz_$h: $ours crash(es) in apq, $hdf5 inside HDF5"
+[ $((ours + hdf5)) -eq 0 ] || echo "fuzz_$h: $ours crash(es) in apq, $hdf5 inside HDF5"
 [ "$ours" -eq 0 ]
