@@ -13,7 +13,7 @@ for f in build-fuzz/crash-"$h"-*; do
     fi
     # the first stack frame that is not libc, the sanitizer runtime or libFuzzer
     frame=$(grep -E '^ +#[0-9]+ ' <<< "$out" |
-        grep -vE 'libc\.so|/sysdeps/|__interceptor_|__asan|__sanitizer|__ubsan|fuzzer::|in abort |in raise |pthread_kill' |
+        grep -vE 'libc\.so|/sysdeps/|__interceptor_|__asan|__sanitizer|__ubsan|fuzzer::|in abort |in raise |pthread_kill| in (malloc|calloc|realloc|free|memcpy|memmove|memset) ' |
         head -n 1)
     if grep -q 'libhdf5' <<< "$frame"; then
         hdf5=$((hdf5 + 1))
