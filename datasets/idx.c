@@ -38,8 +38,10 @@ static int gz_fail(gzFile gz, const char *path, const char *what) {
                          msg && msg[0] ? msg : "unknown zlib error");
 }
 
-/* Read exactly `len` bytes; a short read is APQ_EFORMAT "truncated". */
-static int read_exact(gzFile gz, const char *path, const char *what, uint8_t *buf, size_t len) {
+/* Read exactly `len` bytes, the part [before, before + len) of `total`; a
+ * short read is APQ_EFORMAT "truncated". */
+static int read_exact_at(gzFile gz, const char *path, const char *what, uint8_t *buf, size_t len,
+                         size_t before, size_t total) {
     size_t got = 0;
     while (got < len) {
         size_t want = len - got < (1u << 30) ? len - got : (1u << 30);
@@ -53,8 +55,39 @@ static int read_exact(gzFile gz, const char *path, const char *what, uint8_t *bu
     if (got < len && zerr != Z_OK && zerr != Z_BUF_ERROR) return gz_fail(gz, path, what);
     if (got < len)
         return apq_set_error(APQ_EFORMAT, "%s: truncated: expected %zu bytes of %s, got %zu", path,
-                             len, what, got);
+                             total, what, before + got);
     return APQ_OK;
+}
+
+static int read_exact(gzFile gz, const char *path, const char *what, uint8_t *buf, size_t len) {
+    return read_exact_at(gz, path, what, buf, len, 0, len);
+}
+
+/* Read exactly `len` bytes into *out (malloc'ed), growing the buffer as data
+ * arrive, so a header that claims more than the file holds is "truncated"
+ * without first allocating what it claims. */
+static int read_alloc(gzFile gz, const char *path, const char *what, size_t len, uint8_t **out) {
+    uint8_t *buf = NULL;
+    size_t got = 0, cap = 0;
+    int rc = APQ_OK;
+    while (got < len && rc == APQ_OK) {
+        cap = cap ? (cap < len / 2 ? 2 * cap : len) : (len < (1u << 16) ? len : (1u << 16));
+        uint8_t *grown = realloc(buf, cap);
+        if (!grown) {
+            rc =
+                apq_set_error(APQ_ENOMEM, "%s: out of memory for %zu bytes of %s", path, len, what);
+            break;
+        }
+        buf = grown;
+        rc = read_exact_at(gz, path, what, buf + got, cap - got, got, len);
+        got = cap;
+    }
+    if (rc < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    *out = buf;
+    return rc;
 }
 
 static uint32_t be32(const uint8_t *p) {
@@ -115,11 +148,7 @@ static int idx_read(const char *path, uint32_t magic, uint32_t *dims, uint8_t **
         }
     size_t total = 1;
     for (int i = 0; i < ndim; i++) total *= dims[i];
-    if (!(buf = malloc(total))) {
-        rc = apq_set_error(APQ_ENOMEM, "%s: out of memory for %zu bytes of %s", path, total, what);
-        goto done;
-    }
-    if ((rc = read_exact(gz, path, what, buf, total)) < 0) goto done;
+    if ((rc = read_alloc(gz, path, what, total, &buf)) < 0) goto done;
     /* one more byte: catches data beyond the header's count and gzip's CRC check */
     int k = gzread(gz, &extra, 1), zerr = Z_OK;
     gzerror(gz, &zerr);

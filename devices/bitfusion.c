@@ -263,6 +263,12 @@ int bitfusion_layer_stats(const struct device *d, const struct layer_desc *l, st
     if (l->cin < 1 || l->cout < 1 || l->h_in < 1 || l->h_out < 1 || l->k < 1 || l->stride < 1)
         return apq_set_error(APQ_ECONFIG, "%s: %s layer with a non-positive size", d->name,
                              kind_name(l->kind));
+    if (bitfusion_pf(d, l->w_bits, l->a_bits) < 1)
+        return apq_set_error(APQ_ECONFIG,
+                             "%s: pmax = %d is below the %d-bit operands of a %s layer; hint: "
+                             "raise pmax in the device file or drop those bits from the space",
+                             d->name, d->pmax, l->w_bits > l->a_bits ? l->w_bits : l->a_bits,
+                             kind_name(l->kind));
     struct bf_problem p = {.K = l->k,
                            .O = l->h_out,
                            .S = l->stride,

@@ -33,6 +33,7 @@
  * space_hash differs from the space it is used with (APQ_EMISMATCH).
  */
 #ifdef _OPENMP
+#include <math.h>
 #include <omp.h>
 #endif
 #include <stdio.h>
@@ -440,10 +441,11 @@ int lut_load(struct lut *t, const char *path, const struct space *s) {
     for (size_t i = 0; i < n; i++) {
         e[i].latency_ms = lat[i];
         e[i].energy_mj = en[i];
-        if (!(lat[i] > 0) || !(en[i] >= 0)) { /* every layer takes time: budgets divide by it */
+        if (!(isfinite(lat[i]) && lat[i] > 0 && isfinite(en[i]) && en[i] >= 0)) {
+            /* every layer takes time: budgets divide by it */
             rc = apq_set_error(APQ_EFORMAT,
-                               "%s: row %zu has latency %g, energy %g (need latency > 0, "
-                               "energy >= 0); hint: rerun make to rebuild it",
+                               "%s: row %zu has latency %g ms, energy %g mJ (need finite, latency "
+                               "> 0, energy >= 0); hint: rerun make to rebuild it",
                                path, i, lat[i], en[i]);
             goto done;
         }

@@ -141,7 +141,7 @@ int predictor_load(struct predictor *p, const char *path, const struct space *s)
     p->space_hash = s->hash;
     struct tensor t[2 * PRED_MAX_LAYERS + 4];
     int nt = tensors(p, t);
-    for (int i = 0; i < nt; i++)
+    for (int i = 0; i < nt; i++) /* h5_read_f32 refuses NaN and infinities */
         if ((rc = h5_read_f32(f, t[i].name, t[i].rank, t[i].dims, t[i].data)) < 0) goto done;
     struct pred_metrics *m = &p->metrics;
     int64_t ntr, nte;

@@ -77,11 +77,14 @@ int arch_to_string(const struct space *s, const struct arch *a, char *buf, size_
     return (int)n;
 }
 
-static int read_uint(const char **p, int *v) {
+/* A decimal in canonical form (no sign, no leading zero) of at most max, so
+ * that the text prints back as read; 0 when there is none. */
+static int read_uint(const char **p, int *v, int max) {
     const char *q = *p;
-    if (*q < '0' || *q > '9') return 0;
+    if (*q < '0' || *q > '9' || (q[0] == '0' && q[1] >= '0' && q[1] <= '9')) return 0;
     long x = 0;
-    while (*q >= '0' && *q <= '9' && x < 100000) x = x * 10 + (*q++ - '0');
+    while (*q >= '0' && *q <= '9')
+        if ((x = x * 10 + (*q++ - '0')) > max) return 0;
     *v = (int)x;
     *p = q;
     return 1;
@@ -92,7 +95,7 @@ int arch_from_string(const struct space *s, const char *text, struct arch *a) {
     const char *p = text;
     int v, quant = -1;
 #define FAIL(why) return apq_set_error(APQ_ECONFIG, "bad arch '%.200s': %s", text, why)
-    if (*p++ != 'r' || !read_uint(&p, &v)) FAIL("expected r<resolution> at the start");
+    if (*p++ != 'r' || !read_uint(&p, &v, UINT16_MAX)) FAIL("expected r<resolution> at the start");
     a->res = (uint16_t)v;
     for (int st = 0; st < s->n_stages; st++) {
         if (*p++ != '_') FAIL("expected '_' before each stage");
@@ -100,8 +103,8 @@ int arch_from_string(const struct space *s, const char *text, struct arch *a) {
         for (;;) {
             int i = s->stage[st].first_block + d, k, m;
             if (d >= s->stage[st].max_depth) FAIL("a stage has more blocks than its max depth");
-            if (*p++ != 'k' || !read_uint(&p, &k)) FAIL("expected k<kernel>");
-            if (*p++ != 'm' || !read_uint(&p, &m)) FAIL("expected m<mid channels>");
+            if (*p++ != 'k' || !read_uint(&p, &k, UINT8_MAX)) FAIL("expected k<kernel>");
+            if (*p++ != 'm' || !read_uint(&p, &m, UINT16_MAX)) FAIL("expected m<mid channels>");
             a->ks[i] = (uint8_t)k;
             a->mid[i] = (uint16_t)m;
             int q = *p == 'q';

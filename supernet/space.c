@@ -214,6 +214,11 @@ static int derive(struct space *s, const char *origin) {
             b->residual = b->stride == 1 && b->cin == b->cout;
             b->mid_min = s->mid_ratio_min * cin;
             b->mid_max = s->mid_ratio_max * cin;
+            if (b->mid_max > UINT16_MAX) /* struct arch holds mid in 16 bits */
+                return apq_set_error(APQ_ECONFIG,
+                                     "%s: stage%d: mid channels up to %d (mid_ratio_max x %d input "
+                                     "channels) exceed 65535",
+                                     origin, st + 1, b->mid_max, cin);
             if (b->mid_min % s->mid_step || b->mid_max % s->mid_step)
                 return apq_set_error(APQ_ECONFIG,
                                      "%s: stage%d: mid range %d..%d is not on the %d grid", origin,

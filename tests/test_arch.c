@@ -42,6 +42,27 @@ TEST(space_bad_files) {
     CHECK(strstr(apq_last_error(), "missing") != NULL);
 }
 
+/* Found by fuzz/fuzz_space.c: the arch stores mid channels in 16 bits, so a
+ * space whose mid range reaches past 65535 (first_block 4096 x ratio 16) is
+ * refused by name instead of wrapping every largest arch's mid to 0. */
+TEST(space_mid_beyond_arch_field) {
+    const char *text = "[space]\nname = wide\ninput_channels = 1\ninput_size = 28\n"
+                       "classes = 10\nresolutions = 12\nkernels = 3\nbits = 8\nfixed_bits = 8\n"
+                       "mid_ratio_min = 3\nmid_ratio_max = %d\nmid_step = 8\n[stem]\n"
+                       "first_conv = 8\nfirst_conv_kernel = 3\nfirst_block = 4096\n"
+                       "feature_mix = 64\n[stage1]\nwidth = 16\nstride = 2\ndepth = 1\n";
+    char buf[1024];
+    struct space s;
+    snprintf(buf, sizeof buf, text, 16); /* mid up to 65536 */
+    CHECK(space_parse(buf, "wide.ini", &s) == APQ_ECONFIG);
+    CHECK(strstr(apq_last_error(), "wide.ini") && strstr(apq_last_error(), "65535"));
+    snprintf(buf, sizeof buf, text, 15); /* mid up to 61440: fits */
+    CHECK(space_parse(buf, "wide.ini", &s) == APQ_OK);
+    struct arch a;
+    arch_largest(&s, 0, &a);
+    CHECK(a.mid[0] == 61440 && arch_check(&s, &a) == APQ_OK);
+}
+
 /* MAC counts worked out by hand for the largest and smallest subnets. */
 TEST(arch_macs_extremes) {
     struct space s = load_default();
@@ -109,6 +130,30 @@ TEST(arch_bad_strings) {
     }
     CHECK(arch_from_string(&s, "r28_k3m48.k3m72_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288",
                            &a) == APQ_OK);
+}
+
+/* Found by fuzz/fuzz_arch.c: every accepted text is canonical (it prints back
+ * byte for byte), so numbers with a leading zero or beyond the field's width
+ * (res and mid are 16-bit, k 8-bit: 65564 would wrap to 28) are refused. */
+TEST(arch_noncanonical_numbers) {
+    struct space s = load_default();
+    struct arch a;
+    const char *tail = "_k3m72.k3m96_k3m96.k3m192_k3m192.k3m288_k3m288";
+    const char *bad[] = {"r028_k3m48.k3m72",     "r28_k03m48.k3m72",  "r28_k3m048.k3m72",
+                         "r65564_k3m48.k3m72",   "r28_k259m48.k3m72", "r28_k3m65584.k3m72",
+                         "r28_k3m48.k3m72q08888"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[ARCH_STR_MAX];
+        snprintf(text, sizeof text, "%s%s", bad[i], tail);
+        int rc = arch_from_string(&s, text, &a);
+        if (rc == APQ_OK) fprintf(stderr, "  accepted '%s'\n", text);
+        CHECK(rc == APQ_ECONFIG);
+    }
+    char text[ARCH_STR_MAX], back[ARCH_STR_MAX];
+    snprintf(text, sizeof text, "r28_k3m48.k3m72%s", tail);
+    CHECK(arch_from_string(&s, text, &a) == APQ_OK);
+    arch_to_string(&s, &a, back, sizeof back);
+    CHECK(!strcmp(text, back));
 }
 
 TEST(arch_canonical_equal) {

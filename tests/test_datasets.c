@@ -203,6 +203,32 @@ TEST(data_load_errors) {
     CHECK(d.images == NULL && d.labels == NULL);
 }
 
+/* Found by fuzz/fuzz_idx.c: a 32-byte file whose header claims 2^31 - 1
+ * images of 1024 x 1024 is truncated, and says so, without first allocating
+ * the 2 PiB it claims (the reader grows its buffer with the data it reads). */
+TEST(data_load_huge_claim) {
+    char img[600], lab[600], bad[600];
+    struct dataset d;
+    tmp_path(img, sizeof img, "i.idx");
+    tmp_path(lab, sizeof lab, "l.idx");
+    write_set(img, lab, 0, 6, 4, 4, 2);
+    uint8_t px[16] = {0};
+    for (int gz = 0; gz < 2; gz++) {
+        tmp_path(bad, sizeof bad, gz ? "huge.gz" : "huge.idx");
+        write_idx(bad, gz, 0x803, (uint32_t[]){0x7fffffff, 1024, 1024}, 3, px, sizeof px);
+        CHECK(idx_load(&d, bad, lab) == APQ_EFORMAT);
+        CHECK(has(bad) && has("truncated") && has("got 16"));
+        CHECK(d.images == NULL && d.n == 0);
+    }
+    /* a file of many growth steps (64 KiB, doubling) still loads whole */
+    tmp_path(bad, sizeof bad, "big.gz");
+    tmp_path(lab, sizeof lab, "big-l.gz");
+    write_set(bad, lab, 1, 3000, 28, 28, 10);
+    CHECK(idx_load(&d, bad, lab) == APQ_OK);
+    CHECK(d.n == 3000 && d.images[2999 * 784 + 783] == (uint8_t)((7 * 2999 + 783 + 1) % 256));
+    dataset_free(&d);
+}
+
 TEST(data_load_dir) {
     char a[700], b[700], dir[600];
     snprintf(dir, sizeof dir, "%s/fm", test_tmpdir);

@@ -8,6 +8,7 @@
  * energies are CACTI rows, leakage a fit; reference/apq.md §8.4); every value
  * that does not reproduce says so next to its check.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,22 @@ TEST(dev_bitfusion_rejects_fp32) {
  * Energy is not monotone in bits for depthwise layers (APQ's own LUT has
  * (488 ch, 14x14, k7, s1) at 0.851 mJ for W8A8 and 0.978 mJ for W4A8); only
  * pointwise/linear/conv layers are checked for W4A4 < W8A8 energy. */
+/* Found by fuzz/fuzz_device.c: pmax below an operand's bits gives 0 products
+ * per Fusion Unit per cycle, and the tiling divided by it (SIGFPE). The layer
+ * is refused with a message naming pmax; layers within pmax still cost. */
+TEST(dev_bitfusion_pmax_below_bits) {
+    struct device d = load_bitfusion();
+    d.pmax = 6;
+    double ms = -1, mj = -1;
+    struct layer_desc l8 = layer(LAYER_PW, 16, 32, 14, 1, 1, 8, 8);
+    CHECK(device_layer_cost(&d, &l8, &ms, &mj) == APQ_ECONFIG);
+    CHECK(strstr(apq_last_error(), "pmax") != NULL);
+    struct layer_desc l4 = layer(LAYER_DW, 16, 16, 14, 3, 1, 4, 8);
+    CHECK(device_layer_cost(&d, &l4, &ms, &mj) == APQ_ECONFIG);
+    l4 = layer(LAYER_PW, 16, 32, 14, 1, 1, 4, 4);
+    CHECK(device_layer_cost(&d, &l4, &ms, &mj) == APQ_OK && ms > 0 && mj > 0);
+}
+
 TEST(dev_bitfusion_bits_monotone) {
     struct space s = load_space("supernet/spaces/fmnist-mbv2.ini");
     struct device d = load_bitfusion();

@@ -346,3 +346,23 @@ TEST(h5_checksummed_format) {
     fprintf(stderr, "  %d of %d damaged copies refused\n", refused, tried);
     CHECK(refused == tried);
 }
+
+/* Found by fuzz/fuzz_h5.c: a samples file whose acc_val is a compact dataset
+ * of shape [10] holding 0 bytes (tests/fuzz/samples-compact-empty.h5, 4.8 KB,
+ * minimised from the fuzzer's input) made HDF5 1.10's H5Dread memcpy from
+ * NULL: apq-train-predictor died of SIGSEGV. The readers check that a
+ * contiguous or compact dataset holds exactly its shape's bytes first. */
+TEST(h5_damaged_storage_refused) {
+    const char *path = APQ_SRC_DIR "/tests/fuzz/samples-compact-empty.h5";
+    hid_t f;
+    CHECK(h5_open_read(path, "samples", 1, &f) == APQ_OK);
+    double *v = NULL;
+    size_t n = 0;
+    CHECK(h5_read_f64_alloc(f, "acc_val", &v, &n) == APQ_EFORMAT);
+    CHECK(error_names("samples-compact-empty.h5") && strstr(apq_last_error(), "acc_val") &&
+          strstr(apq_last_error(), "holds 0 bytes") && strstr(apq_last_error(), "10 x 8"));
+    CHECK(v == NULL && n == 0);
+    double w[10];
+    CHECK(h5_read_f64(f, "acc_val", 1, (hsize_t[]){10}, w) == APQ_EFORMAT);
+    h5_close(f);
+}

@@ -170,6 +170,34 @@ static int write_dataset(hid_t loc, const char *name, int rank, const hsize_t *d
     return APQ_OK;
 }
 
+/* A contiguous or compact dataset of fixed-size elements must hold exactly
+ * its shape's bytes: HDF5 1.10 reads past a short one, or from NULL for an
+ * empty compact one (SIGSEGV in H5Dread; found by fuzz/fuzz_h5.c). */
+static int check_storage(hid_t loc, hid_t ds, hid_t type, hid_t space, const char *what) {
+    hid_t plist = H5Dget_create_plist(ds);
+    H5D_layout_t layout = plist < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(plist);
+    close_id(plist);
+    htri_t vlen = H5Tis_variable_str(type);
+    H5D_space_status_t status;
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    size_t size = H5Tget_size(type);
+    if (layout == H5D_LAYOUT_ERROR || vlen < 0 || H5Dget_space_status(ds, &status) < 0 ||
+        count < 0 || !size)
+        return apq_set_error(APQ_EFORMAT, "%s: cannot query dataset '%s' (damaged file?)",
+                             h5_filename(loc), what);
+    if ((layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) || vlen ||
+        (layout == H5D_CONTIGUOUS && status != H5D_SPACE_STATUS_ALLOCATED))
+        return APQ_OK; /* chunked (may be compressed), variable-length, or never written */
+    hsize_t have = H5Dget_storage_size(ds);
+    if ((hsize_t)count > UINT64_MAX / size || have != (hsize_t)count * size)
+        return apq_set_error(APQ_EFORMAT,
+                             "%s: dataset '%s' holds %llu bytes, its shape needs %llu x %zu; "
+                             "hint: the file is damaged, delete it and run make",
+                             h5_filename(loc), what, (unsigned long long)have,
+                             (unsigned long long)count, size);
+    return APQ_OK;
+}
+
 /* Open dataset `name` whose type class must be `cls`; *rank/dims get its shape
  * (dims has room for H5S_MAX_RANK entries). */
 static int open_dataset(hid_t loc, const char *name, H5T_class_t cls, hid_t *ds, int *rank,
@@ -200,6 +228,8 @@ static int open_dataset(hid_t loc, const char *name, H5T_class_t cls, hid_t *ds,
                            : cls == H5T_INTEGER ? "integer"
                                                 : "string";
         rc = apq_set_error(APQ_EFORMAT, "%s: dataset '%s' is not %s", h5_filename(loc), what, want);
+    } else {
+        rc = check_storage(loc, *ds, type, space, what);
     }
 done:
     close_id(type);
@@ -261,7 +291,7 @@ static int read_alloc(hid_t loc, const char *name, hid_t memtype, size_t elem, v
                            h5_filename(loc), what, rank);
         goto done;
     }
-    if (!(buf = malloc(dims[0] ? (size_t)dims[0] * elem : 1))) {
+    if (dims[0] > SIZE_MAX / elem || !(buf = malloc(dims[0] ? (size_t)dims[0] * elem : 1))) {
         rc = apq_set_error(APQ_ENOMEM, "%s: dataset '%s': out of memory (%llu values)",
                            h5_filename(loc), what, (unsigned long long)dims[0]);
         goto done;
