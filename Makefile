@@ -121,11 +121,12 @@ test: $(B)/apq-test programs
 	APQ_BUILD_DIR=$(B) ./$(B)/apq-test $(if $(T),-t $(T))
 # The unit tests alone (every test but pipeline_*, no stage programs): the quick
 # sanitized pass, `make test-unit SANITIZE=1`.
-test-unit: $(B)/apq-test
+test-unit: $(B)/apq-test programs
 	APQ_BUILD_DIR=$(B) ./$(B)/apq-test -x pipeline_ $(if $(T),-t $(T))
 ifeq ($(SANITIZE),1)
 # Stop at the first report, with a stack; LeakSanitizer stays on (it is ASan's default).
 export ASAN_OPTIONS ?= abort_on_error=0:detect_leaks=1
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
