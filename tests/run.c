@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -24,6 +25,35 @@ double test_max_rel_err(const float *got, const float *want, long n) {
         if (!(d <= err)) err = d; /* NaN propagates */
     }
     return err / scale;
+}
+
+const char *test_build_dir(void) {
+    const char *b = getenv("APQ_BUILD_DIR");
+    return b ? b : "build";
+}
+
+int test_vsh(int quiet, char *out, size_t n, const char *fmt, va_list ap) {
+    char cmd[8192];
+    int len =
+        snprintf(cmd, sizeof cmd, "cd '%s' && ( %s", APQ_SRC_DIR, quiet ? "APQ_QUIET=1 " : "");
+    len += vsnprintf(cmd + len, sizeof cmd - (size_t)len, fmt, ap);
+    if (len + 10 >= (int)sizeof cmd) return -1;
+    snprintf(cmd + len, sizeof cmd - (size_t)len, " ) 2>&1");
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = 0;
+    char buf[4096];
+    for (size_t k; (k = fread(buf, 1, sizeof buf, p)) > 0;) /* all of it: no SIGPIPE */
+        for (size_t i = 0; i < k && out && got + 1 < n; i++) out[got++] = buf[i];
+    if (out && n) out[got] = 0;
+    int st = pclose(p);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int test_n_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
 }
 
 #define X(name) void test_##name(void);

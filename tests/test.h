@@ -19,6 +19,7 @@
 #define APQ_TEST_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 extern int test_failed_checks; /* reset by the runner before each test */
@@ -55,6 +56,16 @@ extern char test_tmpdir[512];
             test_failed_checks++;                                                                  \
         }                                                                                          \
     } while (0)
+
+/* The build folder of the programs under test ($APQ_BUILD_DIR, else "build"). */
+const char *test_build_dir(void);
+/* Run a shell command (printf format) in the source tree, with APQ_QUIET=1
+ * when quiet (no start-up log lines); its stdout and stderr, truncated to
+ * n - 1 bytes, into out (NUL-terminated; out may be NULL). Returns the
+ * command's exit status, -1 when it could not run or died of a signal. */
+int test_vsh(int quiet, char *out, size_t n, const char *fmt, va_list ap);
+/* The number of '\n' in s. */
+int test_n_lines(const char *s);
 
 /* Max over i of |got[i]-want[i]| / max(max_j |want[j]|, 1e-12): error relative
  * to the array's scale, so near-zero entries do not dominate. */

@@ -23,33 +23,14 @@
 #include "../util/csvio.h"
 #include "../util/h5.h"
 
-static const char *bdir(void) {
-    const char *b = getenv("APQ_BUILD_DIR");
-    return b ? b : "build";
-}
-
-/* Run a shell command in the source tree, stderr and stdout into out; the exit status. */
+/* Run a shell command in the source tree (test_vsh, quiet); the exit status. */
 static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int run(char *out, size_t n, const char *fmt, ...) {
-    char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    int len = snprintf(cmd, sizeof cmd, "cd '%s' && ( APQ_QUIET=1 ", APQ_SRC_DIR);
-    len += vsnprintf(cmd + len, sizeof cmd - (size_t)len, fmt, ap);
+    int st = test_vsh(1, out, n, fmt, ap);
     va_end(ap);
-    snprintf(cmd + len, sizeof cmd - (size_t)len, " ) 2>&1");
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int n_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
+    return st;
 }
 
 /* The whole file (malloc'ed, *n bytes), NULL when unreadable. */
@@ -198,10 +179,10 @@ TEST(faults_stage_label_beyond_classes) {
     int st = run(out, sizeof out,
                  "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
                  "profiles/tiny.ini --data %s --out %s/sn.h5",
-                 bdir(), dir, test_tmpdir);
+                 test_build_dir(), dir, test_tmpdir);
     fprintf(stderr, "  %s", out);
     CHECK(st == 1);
-    CHECK(n_lines(out) == 1);
+    CHECK(test_n_lines(out) == 1);
     CHECK(strstr(out, "train-labels-idx1-ubyte: labels go up to 10") != NULL);
 }
 
@@ -234,18 +215,18 @@ TEST(faults_stage_profile_values) {
         int st = run(out, sizeof out,
                      "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile %s "
                      "--data /nonexistent --out %s/sn.h5",
-                     bdir(), prof, test_tmpdir);
+                     test_build_dir(), prof, test_tmpdir);
         fprintf(stderr, "  %s", out);
         CHECK(st == 2);
-        CHECK(n_lines(out) == 1);
+        CHECK(test_n_lines(out) == 1);
         CHECK(strstr(out, prof) && strstr(out, cases[i].want));
     }
     /* a folder is no profile (it ran with every default and exit 0) */
     int st = run(out, sizeof out,
                  "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile %s "
                  "--data /nonexistent --out %s/sn.h5",
-                 bdir(), test_tmpdir, test_tmpdir);
-    CHECK(st == 1 && n_lines(out) == 1 && strstr(out, "cannot read the profile"));
+                 test_build_dir(), test_tmpdir, test_tmpdir);
+    CHECK(st == 1 && test_n_lines(out) == 1 && strstr(out, "cannot read the profile"));
 }
 
 /* The library itself: a batch larger than the data, labels beyond the
@@ -352,9 +333,9 @@ TEST(faults_stage_nan_supernet) {
     int st = run(out, sizeof out,
                  "%s/apq-sample-fp32 --space supernet/spaces/tiny.ini --profile "
                  "profiles/tiny.ini --data /nonexistent --supernet %s --out %s/s.h5",
-                 bdir(), path, test_tmpdir);
+                 test_build_dir(), path, test_tmpdir);
     fprintf(stderr, "  %s", out);
-    CHECK(st == 1 && n_lines(out) == 1);
+    CHECK(st == 1 && test_n_lines(out) == 1);
     CHECK(strstr(out, "dataset 'classifier/weight' holds NaN at index 0") != NULL);
     nan_on_purpose(0);
 }
@@ -554,11 +535,11 @@ TEST(faults_stage_full_disk) {
     snprintf(keep, sizeof keep, "%s/lut.first", test_tmpdir);
     const char *cmd = "%s/apq-build-lut --space supernet/spaces/tiny.ini --profile "
                       "profiles/tiny.ini --device devices/bitfusion.ini --out %s";
-    CHECK(run(out, sizeof out, cmd, bdir(), lut) == 0);
+    CHECK(run(out, sizeof out, cmd, test_build_dir(), lut) == 0);
     copy_file(lut, keep);
     char limited_cmd[1200];
     snprintf(limited_cmd, sizeof limited_cmd, "trap '' XFSZ; ulimit -f 16; %s", cmd);
-    int st = run(out, sizeof out, limited_cmd, bdir(), lut);
+    int st = run(out, sizeof out, limited_cmd, test_build_dir(), lut);
     fprintf(stderr, "  %s", out);
     CHECK(st == 1);
     size_t len = strlen(out);
@@ -605,8 +586,8 @@ TEST(faults_read_only_output) {
     int st = run(out, sizeof out,
                  "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
                  "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist --out %s",
-                 bdir(), path);
+                 test_build_dir(), path);
     fprintf(stderr, "  %s", out);
-    CHECK(st == 1 && n_lines(out) == 1);
+    CHECK(st == 1 && test_n_lines(out) == 1);
     CHECK(strstr(out, "plain: cannot write there: Not a directory") != NULL);
 }

@@ -15,43 +15,21 @@
 #include "../util/csvio.h"
 #include "../util/h5.h"
 
-static const char *bdir(void) {
-    const char *b = getenv("APQ_BUILD_DIR");
-    return b ? b : "build";
-}
-
-/* Run a shell command in the source tree; returns its exit status, output in out. */
+/* Run a shell command in the source tree (test_vsh); the exit status. */
 static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#include <stdarg.h>
 static int run(char *out, size_t n, const char *fmt, ...) {
-    char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    int len = snprintf(cmd, sizeof cmd, "cd '%s' && ( ", APQ_SRC_DIR);
-    len += vsnprintf(cmd + len, sizeof cmd - (size_t)len, fmt, ap);
+    int st = test_vsh(0, out, n, fmt, ap);
     va_end(ap);
-    snprintf(cmd + len, sizeof cmd - (size_t)len, " ) 2>&1");
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t got = 0;
-    if (out && n) out[0] = 0;
-    char buf[4096];
-    while (fgets(buf, sizeof buf, p)) {
-        size_t l = strlen(buf);
-        if (out && got + l + 1 < n) {
-            memcpy(out + got, buf, l + 1);
-            got += l;
-        }
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return st;
 }
 
 static char runs[600], reports[600];
 
 static int make_tiny(char *out, size_t n, const char *extra) {
-    return run(out, n, "make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s %s", bdir(), runs, reports,
-               extra);
+    return run(out, n, "make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s %s", test_build_dir(), runs,
+               reports, extra);
 }
 
 static void check_finite_col(hid_t f, const char *path, const char *name, size_t n, double lo,
@@ -264,7 +242,7 @@ TEST(pipeline_tiny_supernet_eval) {
 TEST(pipeline_bad_input) {
     static char out[1 << 14];
     char tmp[700];
-    const char *b = bdir();
+    const char *b = test_build_dir();
     CHECK(run(out, sizeof out, "make -s PROFILE=tiny DEVICE=nosuchdevice RUNS=%s/r", test_tmpdir) ==
           2);
     CHECK(strstr(out, "unknown device 'nosuchdevice'") != NULL);
@@ -411,7 +389,7 @@ TEST(pipeline_tiny_deterministic) {
     snprintf(r1, sizeof r1, "%s/first", test_tmpdir);
     for (int k = 0; k < 2; k++) {
         int st = run(out, sizeof out, "make -s B=%s PROFILE=tiny RUNS=%s/runs REPORTS=%s/reports",
-                     bdir(), r, r);
+                     test_build_dir(), r, r);
         if (st) fprintf(stderr, "%s", out);
         CHECK(st == 0);
         if (st) return;
@@ -518,8 +496,8 @@ TEST(pipeline_kill_and_resume) {
               "sed 's/^checkpoint_every = 0$/checkpoint_every = 5/' profiles/tiny.ini > %s && "
               "grep -q '^checkpoint_every = 5$' %s",
               prof, prof) == 0);
-    snprintf(args, sizeof args, "B=%s PROFILE=tiny PROF=%s RUNS=%s/runs REPORTS=%s/reports", bdir(),
-             prof, dir, dir);
+    snprintf(args, sizeof args, "B=%s PROFILE=tiny PROF=%s RUNS=%s/runs REPORTS=%s/reports",
+             test_build_dir(), prof, dir, dir);
     /* each stage, and what it needs made first (uninterrupted) */
     const char *stages[4] = {"supernet.h5", "samples-fp32.h5", "samples-quant.h5",
                              "bitfusion/verified.h5"};
@@ -571,11 +549,6 @@ static int tiny_tree(void) {
 }
 
 /* Lines in out, and whether exactly one of them holds `want`. */
-static int n_lines(const char *out) {
-    int n = 0;
-    for (const char *c = out; *c; c++) n += *c == '\n';
-    return n;
-}
 
 /* The `seed` attribute of an HDF5 artifact (-1 when unreadable). */
 static long long h5_seed(const char *path) {
@@ -595,7 +568,7 @@ TEST(pipeline_bad_options) {
     static char out[1 << 16];
     char arg[4096];
     CHECK(make_tiny(out, sizeof out, "PREDICTOR=/nonexistent/p.h5") == 2);
-    CHECK(n_lines(out) == 1 && strstr(out, "PREDICTOR=/nonexistent/p.h5: no such file"));
+    CHECK(test_n_lines(out) == 1 && strstr(out, "PREDICTOR=/nonexistent/p.h5: no such file"));
     /* the fp32 predictor where the quantization-aware one belongs: apq-search refuses it */
     snprintf(arg, sizeof arg, "PREDICTOR=%s/tiny/predictor-fp32.h5", runs);
     CHECK(make_tiny(out, sizeof out, arg) == 2);
@@ -613,7 +586,7 @@ TEST(pipeline_bad_options) {
         int st = make_tiny(out, sizeof out, bad[i]);
         char var[32];
         snprintf(var, sizeof var, "%.*s=", (int)strcspn(bad[i], "="), bad[i]);
-        int ok = st == 2 && n_lines(out) == 1 && strstr(out, var) && !strstr(out, "apq-");
+        int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, var) && !strstr(out, "apq-");
         if (!ok) fprintf(stderr, "  make %s: exit %d: %s", bad[i], st, out);
         CHECK(ok);
     }
@@ -621,7 +594,7 @@ TEST(pipeline_bad_options) {
     CHECK(make_tiny(out, sizeof out, "-n LATENCY_MS='0.05 0.06, 0.07'") == 0);
     CHECK(strstr(out, "apq-search") && strstr(out, "--latency-ms 0.05,0.06,0.07 "));
     /* the stage programs check the same when called directly */
-    const char *b = bdir();
+    const char *b = test_build_dir();
     const char *bad_search[] = {"--latency-ms 0",       "--latency-ms nan", "--latency-ms inf",
                                 "--latency-ms '0.1 x'", "--energy-mj -0.5", "--energy-mj 0"};
     for (size_t i = 0; i < sizeof bad_search / sizeof bad_search[0]; i++) {
@@ -629,14 +602,14 @@ TEST(pipeline_bad_options) {
                      b, bad_search[i]);
         char opt[32]; /* "--latency-ms" */
         snprintf(opt, sizeof opt, "%.*s", (int)strcspn(bad_search[i], " "), bad_search[i]);
-        int ok = st == 2 && n_lines(out) == 1 && strstr(out, opt);
+        int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, opt);
         if (!ok) fprintf(stderr, "  apq-search %s: exit %d: %s", bad_search[i], st, out);
         CHECK(ok);
     }
     const char *threads[] = {"0", "x", "-4", "3x", "1025", " 2"};
     for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
         int st = run(out, sizeof out, "APQ_THREADS='%s' %s/apq-search --help", threads[i], b);
-        int ok = st == 2 && n_lines(out) == 1 && strstr(out, "APQ_THREADS=") &&
+        int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, "APQ_THREADS=") &&
                  strstr(out, "from 1 to 1024");
         if (!ok) fprintf(stderr, "  APQ_THREADS='%s': exit %d: %s", threads[i], st, out);
         CHECK(ok);
@@ -682,7 +655,7 @@ TEST(pipeline_two_makes_at_once) {
                  "m='make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s'; "
                  "$m LATENCY_MS=0.05 > %s 2>&1 & $m LATENCY_MS=0.06 > %s 2>&1; s2=$?; "
                  "wait $!; s1=$?; echo $s1 $s2",
-                 bdir(), runs, reports, a, b);
+                 test_build_dir(), runs, reports, a, b);
     CHECK(st == 0 && !strcmp(out, "0 0\n"));
     int waited = 0;
     const char *logs[2] = {a, b};
@@ -776,17 +749,17 @@ TEST(pipeline_inputs_noticed) {
     CHECK(make_tiny(out, sizeof out, "-n") == 0 && strstr(out, "apq-train-supernet"));
 
     /* the report refuses artifacts of another seed, and inputs it cannot read */
-    const char *b = bdir();
+    const char *b = test_build_dir();
     snprintf(arg, sizeof arg,
              "--verified %s/tiny/bitfusion/verified.h5 --supernet %s/tiny/supernet.h5 "
              "--predictor-quant %s/tiny/predictor-quant.h5 --profile tiny --device bitfusion "
              "--out-dir %s/rep",
              runs, runs, runs, test_tmpdir);
     CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 3", b, arg) == 1);
-    CHECK(n_lines(out) == 1 && strstr(out, "verified.h5 was made with seed 2, not --seed 3"));
+    CHECK(test_n_lines(out) == 1 && strstr(out, "verified.h5 was made with seed 2, not --seed 3"));
     CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 2 --predictor-fp32 /no/p.h5", b,
               arg) == 1);
-    CHECK(n_lines(out) == 1 && strstr(out, "/no/p.h5"));
+    CHECK(test_n_lines(out) == 1 && strstr(out, "/no/p.h5"));
     snprintf(dir, sizeof dir, "%s/rep/README.md", test_tmpdir);
     CHECK(access(dir, F_OK) != 0);
 }
