@@ -226,6 +226,7 @@ TEST(faults_stage_profile_values) {
                  "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile %s "
                  "--data /nonexistent --out %s/sn.h5",
                  test_build_dir(), test_tmpdir, test_tmpdir);
+    if (!(st == 1 && test_n_lines(out) == 1)) fprintf(stderr, "  exit %d:\n%s", st, out);
     CHECK(st == 1 && test_n_lines(out) == 1 && strstr(out, "cannot read the profile"));
 }
 
