@@ -59,10 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const char *key = p->kv[i].key;
             switch ((how + i) % 3) {
             case 0:
-                profile_int(p, key, 0);
+                profile_int(p, key, 0, -1000000, 1000000); /* ranges as the stages give */
                 break;
             case 1:
-                profile_f64(p, key, 0);
+                profile_f64(p, key, 0, -1e6, 1e6);
                 break;
             default:
                 if (!profile_str(p, key, NULL)) fuzz_fail("key '%s' stored but not found", key);
