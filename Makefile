@@ -118,11 +118,11 @@ $(B)/apq-test: $(B)/tests/run.o $(TEST_O) $(TEST_LIB_O)
 # Unit tests first, then the whole pipeline on PROFILE=tiny (tests/test_pipeline.c
 # runs `make PROFILE=tiny` into a scratch folder and checks every artifact).
 test: $(B)/apq-test programs
-	APQ_BUILD_DIR=$(B) ./$(B)/apq-test $(if $(T),-t $(T))
+	SANITIZE=$(SANITIZE) APQ_BUILD_DIR=$(B) ./$(B)/apq-test $(if $(T),-t $(T))
 # The unit tests alone (every test but pipeline_*, no stage programs): the quick
 # sanitized pass, `make test-unit SANITIZE=1`.
 test-unit: $(B)/apq-test programs
-	APQ_BUILD_DIR=$(B) ./$(B)/apq-test -x pipeline_ $(if $(T),-t $(T))
+	SANITIZE=$(SANITIZE) APQ_BUILD_DIR=$(B) ./$(B)/apq-test -x pipeline_ $(if $(T),-t $(T))
 ifeq ($(SANITIZE),1)
 # Stop at the first report, with a stack; LeakSanitizer stays on (it is ASan's default).
 export ASAN_OPTIONS ?= abort_on_error=0:detect_leaks=1
@@ -179,7 +179,7 @@ fuzz: fuzz-build
 # The unit tests under every OpenBLAS kernel a user may have (unset, Haswell,
 # SkylakeX with AVX-512, Prescott) at 1 and 2 threads (scripts/test-kernels.sh).
 test-kernels: $(B)/apq-test
-	APQ_BUILD_DIR=$(B) bash scripts/test-kernels.sh ./$(B)/apq-test
+	SANITIZE=$(SANITIZE) APQ_BUILD_DIR=$(B) bash scripts/test-kernels.sh ./$(B)/apq-test
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

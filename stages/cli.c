@@ -118,16 +118,24 @@ struct profile *profile_load(const char *path, const char *section) {
     snprintf(p->name, sizeof p->name, "unnamed");
     FILE *f = fopen(path, "r");
     struct stat st;
-    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        const char *why = f ? "not a regular file" : strerror(errno);
+        if (f) fclose(f);
+        free(p); /* nothing left behind for a leak checker */
         apq_die("%s: cannot read the profile: %s; hint: profiles live in profiles/<name>.ini", path,
-                f ? "not a regular file" : strerror(errno));
+                why);
+    }
     int rc = ini_parse_file(f, on_kv, p);
     int bad = ferror(f);
     fclose(f);
-    if (bad) apq_die("%s: cannot read the profile", path);
+    if (bad) {
+        free(p);
+        apq_die("%s: cannot read the profile", path);
+    }
     if (rc > 0) {
         fprintf(stderr, "%s: error: %s:%d: %s\n", apq_prog, path, rc,
                 p->err[0] ? p->err : "syntax error");
+        free(p);
         exit(2);
     }
     return p;

@@ -33,9 +33,12 @@ const char *test_build_dir(void) {
 }
 
 int test_vsh(int quiet, char *out, size_t n, const char *fmt, va_list ap) {
+    /* a make running this runner (make -j2 test) must not reach the makes the
+     * tests run: its jobserver and flags are not theirs (SANITIZE comes
+     * through the environment, from the Makefile's test recipes) */
     char cmd[8192];
-    int len =
-        snprintf(cmd, sizeof cmd, "cd '%s' && ( %s", APQ_SRC_DIR, quiet ? "APQ_QUIET=1 " : "");
+    int len = snprintf(cmd, sizeof cmd, "cd '%s' && unset MAKEFLAGS MFLAGS MAKELEVEL && ( %s",
+                       APQ_SRC_DIR, quiet ? "APQ_QUIET=1 " : "");
     len += vsnprintf(cmd + len, sizeof cmd - (size_t)len, fmt, ap);
     if (len + 10 >= (int)sizeof cmd) return -1;
     snprintf(cmd + len, sizeof cmd - (size_t)len, " ) 2>&1");
