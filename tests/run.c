@@ -53,6 +53,18 @@ int test_vsh(int quiet, char *out, size_t n, const char *fmt, va_list ap) {
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+struct dataset test_synthetic_dataset(int n, uint64_t seed) {
+    struct dataset d = {.n = n, .h = 28, .w = 28, .n_classes = 10};
+    d.images = apq_xmalloc((size_t)n * 28 * 28);
+    d.labels = apq_xmalloc((size_t)n);
+    struct rng r;
+    rng_init(&r, seed, RNG_DATA);
+    for (int i = 0; i < n * 28 * 28; i++) d.images[i] = (uint8_t)rng_int(&r, 256);
+    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_int(&r, 10);
+    rng_free(&r);
+    return d;
+}
+
 int test_n_lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';

@@ -20,7 +20,10 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "../datasets/datasets.h"
 
 extern int test_failed_checks; /* reset by the runner before each test */
 /* A fresh scratch directory for the current test (created by the runner). */
@@ -66,6 +69,9 @@ const char *test_build_dir(void);
 int test_vsh(int quiet, char *out, size_t n, const char *fmt, va_list ap);
 /* The number of '\n' in s. */
 int test_n_lines(const char *s);
+/* n random 28x28 images (uniform bytes) with random labels 0..9, from seed
+ * (RNG_DATA stream); free with dataset_free. */
+struct dataset test_synthetic_dataset(int n, uint64_t seed);
 
 /* Max over i of |got[i]-want[i]| / max(max_j |want[j]|, 1e-12): error relative
  * to the array's scale, so near-zero entries do not dominate. */

@@ -99,18 +99,6 @@ static struct space tiny(void) {
     return s;
 }
 
-static struct dataset synthetic(int n, uint64_t seed) {
-    struct dataset d = {.n = n, .h = 28, .w = 28, .n_classes = 10};
-    d.images = malloc((size_t)n * 28 * 28);
-    d.labels = malloc((size_t)n);
-    struct rng r;
-    rng_init(&r, seed, RNG_DATA);
-    for (int i = 0; i < n * 28 * 28; i++) d.images[i] = (uint8_t)rng_int(&r, 256);
-    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_int(&r, 10);
-    rng_free(&r);
-    return d;
-}
-
 // ---- data that do not fit the space -------------------------------------------------
 
 /* A plain IDX pair of n images of size x size into dir/<prefix>-*; label[bad] = bad_label. */
@@ -235,7 +223,7 @@ TEST(faults_stage_profile_values) {
  * supernet/train.c:299). */
 TEST(faults_train_rejects_unfit_data) {
     struct space s = tiny();
-    struct dataset d = synthetic(16, 1), v = synthetic(8, 2);
+    struct dataset d = test_synthetic_dataset(16, 1), v = test_synthetic_dataset(8, 2);
     struct sn_train_cfg cfg = {.batch = 32, .momentum = 0.9f, .calib_images = 8, .seed = 1};
     sn_schedule_sandwich(&cfg, &s, 0, 2, 0.05f, 0, 0, 0);
     struct supernet sn;
@@ -346,7 +334,7 @@ TEST(faults_stage_nan_supernet) {
 TEST(faults_divergence_returns_status) {
     nan_on_purpose(1);
     struct space s = tiny();
-    struct dataset d = synthetic(32, 1), v = synthetic(8, 2);
+    struct dataset d = test_synthetic_dataset(32, 1), v = test_synthetic_dataset(8, 2);
     struct sn_train_cfg cfg = {
         .batch = 8, .momentum = 0.9f, .calib_images = 8, .seed = 1, .ckpt_every = 2};
     sn_schedule_sandwich(&cfg, &s, 0, 6, 0.05f, 0, 0, 0);

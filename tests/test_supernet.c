@@ -372,18 +372,6 @@ TEST(sn_recalibration_matches_batch_stats) {
     supernet_free(&sn);
 }
 
-static struct dataset synthetic_data(int n, uint64_t seed) {
-    struct dataset d = {.n = n, .h = 28, .w = 28, .n_classes = 10};
-    d.images = malloc((size_t)n * 28 * 28);
-    d.labels = malloc((size_t)n);
-    struct rng r;
-    rng_init(&r, seed, RNG_DATA);
-    for (int i = 0; i < n * 28 * 28; i++) d.images[i] = (uint8_t)rng_int(&r, 256);
-    for (int i = 0; i < n; i++) d.labels[i] = (uint8_t)rng_int(&r, 10);
-    rng_free(&r);
-    return d;
-}
-
 /* Re-sorting middle channels permutes them consistently: the largest subnet
  * computes the same logits (train and eval BN), a narrower one does not. */
 TEST(sn_sort_channels_preserves_largest) {
@@ -463,7 +451,7 @@ TEST(sn_sample_elastic_respects_phase) {
  * across a phase boundary with a channel sort and teacher distillation. */
 TEST(sn_train_resume_bit_exact) {
     struct space s = tiny_space();
-    struct dataset d = synthetic_data(96, 5), v = synthetic_data(16, 6);
+    struct dataset d = test_synthetic_dataset(96, 5), v = test_synthetic_dataset(16, 6);
     struct sn_train_cfg cfg = {.batch = 8,
                                .momentum = 0.9f,
                                .weight_decay = 3e-5f,
