@@ -96,7 +96,7 @@ static void report_open(struct report *r, const char *out_dir, const char *base,
     int rc;
     snprintf(csv, sizeof csv, "%s/%s.csv", out_dir, base);
     snprintf(r->md_path, sizeof r->md_path, "%s/%s.md", out_dir, base);
-    snprintf(r->tmp, sizeof r->tmp, "%s.tmp.%ld", r->md_path, (long)getpid());
+    apq_tmp_path(r->tmp, sizeof r->tmp, r->md_path);
     if ((rc = csvw_open(&r->w, csv, NULL)) < 0) apq_die_status(rc);
     for (int j = 0; j < n_hdr; j++) csvw_str(&r->w, hdr[j]);
     csvw_end_row(&r->w);

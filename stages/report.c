@@ -158,7 +158,7 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
     snprintf(dat, sizeof dat, "%s/.pareto.dat.tmp.%ld", dir, pid);
     snprintf(gp, sizeof gp, "%s/.pareto.gp.tmp.%ld", dir, pid);
     snprintf(png, sizeof png, "%s/pareto.png", dir);
-    snprintf(tmp, sizeof tmp, "%s/pareto.png.tmp.%ld", dir, pid);
+    apq_tmp_path(tmp, sizeof tmp, png);
     FILE *f = fopen(dat, "w");
     if (!f) apq_die("%s: cannot write: %s", dat, strerror(errno));
     for (size_t r = 0; r < t->n; r++) {
@@ -255,7 +255,7 @@ static void read_summaries(struct inputs *in) {
 static void write_readme(const struct inputs *in, const struct table *t) {
     char path[1100], tmp[1200];
     snprintf(path, sizeof path, "%s/README.md", in->out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    apq_tmp_path(tmp, sizeof tmp, path);
     const char(*a)[32] = in->a;
     FILE *f = fopen(tmp, "w");
     if (!f) apq_die("%s: cannot write: %s", tmp, strerror(errno));

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util.h"
 
@@ -29,8 +28,7 @@ int csvw_open(struct csvw *w, const char *path, const char *comment_line) {
     memset(w, 0, sizeof *w);
     APQ_ASSERT(!comment_line || !strpbrk(comment_line, "\r\n"));
     int k1 = snprintf(w->path, sizeof w->path, "%s", path);
-    int k2 = snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid()); /* per process */
-    if (k1 < 0 || (size_t)k1 >= sizeof w->path || k2 < 0 || (size_t)k2 >= sizeof w->tmp)
+    if (k1 < 0 || (size_t)k1 >= sizeof w->path || !apq_tmp_path(w->tmp, sizeof w->tmp, path))
         return w->err = apq_set_error(APQ_EIO, "%s: path too long", path);
     if (!(w->f = fopen(w->tmp, "wb")))
         return w->err = apq_set_error(APQ_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));

@@ -34,14 +34,6 @@ static void h5_quiet(void) {
 #endif
 }
 
-/* "<path>.tmp.<pid>" into buf; 0 when it does not fit. The pid makes the
- * name unique per process, so two programs writing the same artifact at
- * once never write into one file (the last rename wins, whole). */
-static int tmp_name(char *buf, size_t size, const char *path) {
-    int k = snprintf(buf, size, "%s.tmp.%ld", path, (long)getpid());
-    return k > 0 && (size_t)k < size;
-}
-
 /* The object path of `name` below loc, for messages ("group/name", or name). */
 static const char *obj_path(hid_t loc, const char *name, char *buf, size_t size) {
     char base[512] = "";
@@ -68,35 +60,33 @@ static const char *dims_str(char *buf, size_t size, int rank, const hsize_t *dim
     return buf;
 }
 
-/* APQ_EFORMAT when one of the n values (floats when f32, else doubles) is
- * NaN or infinite: a parameter or table entry no stage ever writes, so the
- * file is damaged (a bit flip, a foreign writer, a diverged run saved). */
-static int check_finite(hid_t loc, const char *name, const void *data, size_t n, int f32) {
-    for (size_t i = 0; i < n; i++) {
-        double v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
-        if (isfinite(v)) continue;
-        char what[1200];
-        return apq_set_error(APQ_EFORMAT,
-                             "%s: dataset '%s' holds %s at index %zu; the file is damaged, rerun "
-                             "make to rebuild it",
-                             h5_filename(loc), obj_path(loc, name, what, sizeof what),
-                             isnan(v) ? "NaN"
-                             : v > 0  ? "+inf"
-                                      : "-inf",
-                             i);
+/* Index of the first NaN or infinity among n values (floats when f32, else
+ * doubles), its value in *v; n when all are finite. */
+static size_t first_nonfinite(const void *data, size_t n, int f32, double *v) {
+    size_t i = 0;
+    for (; i < n; i++) {
+        *v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
+        if (!isfinite(*v)) break;
     }
-    return APQ_OK;
+    return i;
 }
 
-/* The cause of a failed HDF5 write for messages: HDF5 reports no errno of
- * its own, but its POSIX driver leaves the write(2) error in errno, which the
- * callers clear before the call (": No space left on device"; "" if none). */
-static const char *write_cause(char *buf, size_t size, int err) {
-    if (err)
-        snprintf(buf, size, ": %s", strerror(err));
-    else
-        buf[0] = 0;
-    return buf;
+/* APQ_EFORMAT when one of the n values read is NaN or infinite: a parameter
+ * or table entry no stage ever writes, so the file is damaged (a bit flip, a
+ * foreign writer, a diverged run saved). */
+static int check_finite(hid_t loc, const char *name, const void *data, size_t n, int f32) {
+    double v;
+    const size_t i = first_nonfinite(data, n, f32, &v);
+    if (i == n) return APQ_OK;
+    char what[1200];
+    return apq_set_error(APQ_EFORMAT,
+                         "%s: dataset '%s' holds %s at index %zu; the file is damaged, rerun "
+                         "make to rebuild it",
+                         h5_filename(loc), obj_path(loc, name, what, sizeof what),
+                         isnan(v) ? "NaN"
+                         : v > 0  ? "+inf"
+                                  : "-inf",
+                         i);
 }
 
 static void close_id(hid_t id) {
@@ -160,13 +150,9 @@ static int write_dataset(hid_t loc, const char *name, int rank, const hsize_t *d
     if (H5LTpath_valid(loc, name, 0) > 0)
         return apq_set_error(APQ_EHDF5, "%s: dataset '%s' already exists", h5_filename(loc),
                              obj_path(loc, name, what, sizeof what));
-    errno = 0;
-    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0) {
-        char cause[128];
-        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'%s", h5_filename(loc),
-                             obj_path(loc, name, what, sizeof what),
-                             write_cause(cause, sizeof cause, errno));
-    }
+    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0) /* in memory: h5_create */
+        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'", h5_filename(loc),
+                             obj_path(loc, name, what, sizeof what));
     return APQ_OK;
 }
 
@@ -378,7 +364,8 @@ int h5_create(const char *path, hid_t *file) {
     int rc = APQ_OK;
     hid_t fapl = -1;
     *file = -1;
-    if (!tmp_name(tmp, sizeof tmp, path)) return apq_set_error(APQ_EIO, "%s: path too long", path);
+    if (!apq_tmp_path(tmp, sizeof tmp, path))
+        return apq_set_error(APQ_EIO, "%s: path too long", path);
     /* a plain fopen first, for an errno-based message (HDF5 does not keep errno) */
     FILE *probe = fopen(tmp, "wb");
     if (!probe) return apq_set_error(APQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
@@ -502,8 +489,7 @@ static int write_image(hid_t file, const char *tmp) {
             fsync(fileno(f)) != 0)
             err = errno;
         rc = apq_fclose(f, tmp);
-        if (err && rc == 0) rc = apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
-        if (err && rc < 0) apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
+        if (err) rc = apq_set_error(APQ_EIO, "%s: write failed: %s", tmp, strerror(err));
     }
     free(img);
     return rc;
@@ -513,7 +499,8 @@ int h5_commit(hid_t file, const char *path) {
     h5_quiet();
     APQ_ASSERT(path);
     char tmp[4096];
-    if (!tmp_name(tmp, sizeof tmp, path)) return apq_set_error(APQ_EIO, "%s: path too long", path);
+    if (!apq_tmp_path(tmp, sizeof tmp, path))
+        return apq_set_error(APQ_EIO, "%s: path too long", path);
     int rc = APQ_OK;
     if (file < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: no open HDF5 file to commit", tmp);
@@ -535,7 +522,7 @@ void h5_abort(hid_t file, const char *path) {
     h5_quiet();
     char tmp[4096];
     if (file >= 0) H5Fclose(file);
-    if (path && tmp_name(tmp, sizeof tmp, path)) remove(tmp);
+    if (path && apq_tmp_path(tmp, sizeof tmp, path)) remove(tmp);
 }
 
 int h5_open_read(const char *path, const char *kind, int version, hid_t *file) {
@@ -640,17 +627,15 @@ static int check_finite_out(hid_t loc, const char *name, int rank, const hsize_t
                             const void *data, int f32) {
     size_t n = 1;
     for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
-    for (size_t i = 0; i < n; i++) {
-        double v = f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
-        if (isfinite(v)) continue;
-        char what[1200];
-        return apq_set_error(APQ_ENONFINITE,
-                             "%s: refusing to write %s at index %zu of dataset '%s': a result "
-                             "turned non-finite",
-                             h5_filename(loc), isnan(v) ? "NaN" : "an infinity", i,
-                             obj_path(loc, name, what, sizeof what));
-    }
-    return APQ_OK;
+    double v;
+    const size_t i = first_nonfinite(data, n, f32, &v);
+    if (i == n) return APQ_OK;
+    char what[1200];
+    return apq_set_error(APQ_ENONFINITE,
+                         "%s: refusing to write %s at index %zu of dataset '%s': a result "
+                         "turned non-finite",
+                         h5_filename(loc), isnan(v) ? "NaN" : "an infinity", i,
+                         obj_path(loc, name, what, sizeof what));
 }
 
 int h5_write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data) {

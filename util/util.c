@@ -88,39 +88,37 @@ void apq_assert_fail(const char *file, int line, const char *cond) {
     abort();
 }
 
-void apq_oom(const char *what) {
+void apq_oom(const char *fmt, ...) {
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     apq_die("out of memory (%s)", what);
 }
 
 void *apq_xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        char what[64];
-        snprintf(what, sizeof what, "%zu bytes", bytes);
-        apq_oom(what);
-    }
+    if (!p) apq_oom("%zu bytes", bytes);
     return p;
 }
 
 void *apq_xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        char what[64];
-        snprintf(what, sizeof what, "%zu x %zu bytes", n, size);
-        apq_oom(what);
-    }
+    if (!p) apq_oom("%zu x %zu bytes", n, size);
     return p;
 }
 
 float *apq_falloc(size_t n_floats) {
     size_t bytes = (n_floats * sizeof(float) + 63) / 64 * 64;
     void *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) {
-        char what[64];
-        snprintf(what, sizeof what, "%zu floats", n_floats);
-        apq_oom(what);
-    }
+    if (!p) apq_oom("%zu floats", n_floats);
     return p;
+}
+
+int apq_tmp_path(char *buf, size_t size, const char *path) {
+    int k = snprintf(buf, size, "%s.tmp.%ld", path, (long)getpid());
+    return k > 0 && (size_t)k < size;
 }
 
 int apq_fclose(FILE *f, const char *path) {

@@ -69,8 +69,14 @@ void *apq_xmalloc(size_t bytes);
 void *apq_xcalloc(size_t n, size_t size);
 /* 64-byte-aligned allocation for float arrays; free with free(). */
 float *apq_falloc(size_t n_floats);
-/* The policy itself: "out of memory (<what>)", exit 1. */
-void apq_oom(const char *what) __attribute__((noreturn));
+/* The policy itself: "out of memory (<what, printf format>)", exit 1. */
+void apq_oom(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* The temporary name of an artifact, "<path>.tmp.<pid>", into buf (size
+ * bytes): unique per process, so two programs writing the same artifact at
+ * once never share a file (the last rename wins, whole). Returns 1, or 0 when
+ * it does not fit (buf then holds a truncated name). */
+int apq_tmp_path(char *buf, size_t size, const char *path);
 
 /* Flush and close f, written to `path`: APQ_OK, or APQ_EIO "path: write
  * failed: <strerror>" when any write on f or the close failed (a full disk,
