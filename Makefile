@@ -56,12 +56,12 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 	$(COMPILE) -c $< -o $@
 
 # ---- stage programs (each links only the modules it runs) ---------------
-NET_O := $(B)/stages/data.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
+NET_O := $(B)/stages/data.o $(B)/stages/cli.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
 STAGES := train-supernet sample-fp32 sample-quant verify train-predictor transfer-predictor \
           build-lut search report evaluate
 $(B)/apq-train-supernet:     $(B)/stages/train_supernet.o $(B)/stages/cli.o $(NET_O)
-$(B)/apq-sample-fp32:        $(B)/stages/sample.o $(B)/stages/cli.o $(NET_O)
-$(B)/apq-sample-quant:       $(B)/stages/sample.o $(B)/stages/cli.o $(NET_O)
+$(B)/apq-sample-fp32:        $(B)/stages/sample.o $(B)/stages/samples_io.o $(B)/stages/cli.o $(NET_O)
+$(B)/apq-sample-quant:       $(B)/stages/sample.o $(B)/stages/samples_io.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-evaluate:           $(B)/stages/evaluate.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-verify:             $(B)/stages/verify.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-train-predictor:    $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)

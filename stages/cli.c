@@ -71,6 +71,17 @@ void cli_require(const char *name, const char *value) {
     exit(2);
 }
 
+void cli_usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fprintf(stderr, "%s: error: ", apq_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
 // ---- profiles ------------------------------------------------------------------
 
 #define PROFILE_MAX_KEYS 64

@@ -29,6 +29,8 @@ struct cli_opt {
 void cli_parse(int argc, char **argv, const struct cli_opt *opts, int n, const char *what);
 /* Exit 2 with "missing --name" when *value is NULL. */
 void cli_require(const char *name, const char *value);
+/* A bad option value: "<prog>: error: <message>", exit 2. */
+void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 struct profile; /* opaque */
 /* Load a profile .ini; `section` is the stage's section name. A missing or

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 
+#include "../supernet/supernet.h"
+#include "cli.h"
+
 static void cut(struct dataset *d, int n) {
     if (n <= 0 || n >= d->n) return;
     struct dataset h;
@@ -38,4 +41,16 @@ void stage_free_data(struct dataset *train, struct dataset *val, struct dataset 
     if (train) dataset_free(train);
     if (val) dataset_free(val);
     if (test) dataset_free(test);
+}
+
+void stage_measure_load(const char *profile_path, struct sn_measure *m, int *batch, int *n_train) {
+    const int IMAGES = 10000000; /* more than any IDX set holds */
+    struct profile *p = profile_load(profile_path, "measure");
+    m->calib_images = (int)profile_int(p, "calib_images", 500, 1, IMAGES);
+    *batch = (int)profile_int(p, "batch", 64, 1, 4096);
+    m->qat_steps = (int)profile_int(p, "qat_steps", 20, 0, 1000000);
+    m->qat_batch = (int)profile_int(p, "qat_batch", 64, 1, 4096);
+    m->qat_lr = (float)profile_f64(p, "qat_lr", 0.005, 1e-8, 10);
+    *n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES);
+    profile_finish(p);
 }

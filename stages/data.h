@@ -19,4 +19,12 @@ void stage_load_data(const char *dir, const struct space *s, const char *space_p
                      struct dataset *test);
 void stage_free_data(struct dataset *train, struct dataset *val, struct dataset *test);
 
+struct sn_measure;
+/* The profile's [measure] section, the recipe sample-fp32, sample-quant and
+ * verify measure every subnet with (docs/formats.md "Measuring a subnet"):
+ * calib_images, batch (recalibration and evaluation), qat_steps, qat_batch,
+ * qat_lr into *m and *batch; train_images (0: the whole train split) into
+ * *n_train. Bad values exit 2 (profile_int's message). */
+void stage_measure_load(const char *profile_path, struct sn_measure *m, int *batch, int *n_train);
+
 #endif

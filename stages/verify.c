@@ -1,7 +1,9 @@
 /* apq-verify — QAT-finetune each searched subnet and measure it (DESIGN.md §1):
  * for every row of search.h5, extract the subnet from the supernet, calibrate
  * its quantizers, fine-tune it briefly with QAT on train, recalibrate BN, and
- * measure val and test accuracy → verified.h5. The only stage that reads the
+ * measure val and test accuracy → verified.h5. The recipe is the profile's
+ * [measure], the one the samples are measured with (supernet_measure), so a
+ * row's acc_val and the predictor's acc_pred estimate the same quantity. The only stage that reads the
  * test split; nothing downstream makes a decision from it. */
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ int main(int argc, char **argv) {
     long seed = 1;
     struct cli_opt opts[] = {
         {"space", CLI_STR, &space_path, "search-space .ini"},
-        {"profile", CLI_STR, &profile_path, "profile .ini, section [verify]"},
+        {"profile", CLI_STR, &profile_path, "profile .ini, sections [measure] and [verify]"},
         {"seed", CLI_INT, &seed, "random seed (default 1)"},
         {"data", CLI_STR, &data, "folder with the four IDX files"},
         {"supernet", CLI_STR, &supernet, "trained supernet.h5"},
@@ -41,17 +43,14 @@ int main(int argc, char **argv) {
     cli_require("out", out);
     struct profile *p = profile_load(profile_path, "verify");
     const int IMAGES = 10000000; /* more than any IDX set holds */
-    int qat_steps = (int)profile_int(p, "qat_steps", 100, 0, 1000000),
-        qat_batch = (int)profile_int(p, "qat_batch", 64, 1, 4096);
-    double qat_lr = profile_f64(p, "qat_lr", 0.005, 1e-8, 10);
-    int calib = (int)profile_int(p, "calib_images", 2000, 1, IMAGES),
-        batch = (int)profile_int(p, "batch", 250, 1, 4096);
     int n_val = (int)profile_int(p, "val_images", 0, 0, IMAGES),
         n_test = (int)profile_int(p, "test_images", 0, 0, IMAGES);
-    int n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES);
     char prof_name[64];
     snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
     profile_finish(p);
+    struct sn_measure m; /* the samples' recipe (profile [measure]) */
+    int batch, n_train;
+    stage_measure_load(profile_path, &m, &batch, &n_train);
 
     struct space s;
     int rc = space_load(space_path, &s);
@@ -87,7 +86,7 @@ int main(int argc, char **argv) {
     struct dataset train, val, test;
     stage_load_data(data, &s, space_path, n_train, n_val, n_test, &train, &val, &test);
     struct sn_ctx c;
-    if ((rc = sn_ctx_init(&c, &sn, batch > qat_batch ? batch : qat_batch, (uint64_t)seed)) < 0)
+    if ((rc = sn_ctx_init(&c, &sn, batch > m.qat_batch ? batch : m.qat_batch, (uint64_t)seed)) < 0)
         apq_die_status(rc);
     float *snapshot = apq_falloc(sn.n_params);
     memcpy(snapshot, sn.params, sizeof(float) * sn.n_params);
@@ -106,18 +105,13 @@ int main(int argc, char **argv) {
         struct arch a;
         if ((rc = arch_from_string(&s, archs[i], &a)) < 0)
             apq_die("%s: %s", search, apq_last_error());
-        struct sn_quant q;
-        memcpy(sn.params, snapshot, sizeof(float) * sn.n_params);
-        qat_calibrate(&sn, &c, &a, &q, &train, calib);
-        if ((rc = qat_finetune(&sn, &c, &a, &q, &train, qat_steps, qat_batch, (float)qat_lr,
-                               (uint64_t)seed * 7919u + i)) < 0)
+        const struct dataset *sets[2] = {&val, &test};
+        double acc[2];
+        if ((rc = supernet_measure(&sn, &c, snapshot, &a, &m, &train, sets, NULL, 2,
+                                   (uint64_t)seed * 7919u + i, acc)) < 0)
             apq_die("subnet %zu of %zu: %s", i + 1, n, apq_last_error());
-        supernet_recalibrate(&sn, &c, &a, &q, &train, calib);
-        acc_val[i] = supernet_accuracy(&sn, &c, &a, &q, &val, val.n);
-        acc_test[i] = supernet_accuracy(&sn, &c, &a, &q, &test, test.n);
-        if (!isfinite(acc_val[i]) || !isfinite(acc_test[i]))
-            apq_die("subnet %zu of %zu: outputs not finite after QAT; hint: lower qat_lr in %s",
-                    i + 1, n, profile_path);
+        acc_val[i] = acc[0];
+        acc_test[i] = acc[1];
         apq_log("%s: predicted %.2f%%, val %.2f%%, test %.2f%% (%.3f ms)", archs[i],
                 100 * col[2][i], 100 * acc_val[i], 100 * acc_test[i], col[3][i]);
         progress_update(&pr, (long)i + 1, NULL);
@@ -132,7 +126,7 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = h5_attr_set_str(f, "space_hash", hash);
     if (rc == 0) rc = h5_attr_set_str(f, "device", device);
     if (rc == 0) rc = h5_attr_set_str(f, "supernet", supernet);
-    if (rc == 0) rc = h5_attr_set_i64(f, "qat_steps", qat_steps);
+    if (rc == 0) rc = h5_attr_set_i64(f, "qat_steps", m.qat_steps);
     if (rc == 0) rc = h5_attr_set_i64(f, "val_images", val.n);
     if (rc == 0) rc = h5_attr_set_i64(f, "test_images", test.n);
     if (rc == 0) rc = h5_write_strings(f, "arch", (const char *const *)archs, n);

@@ -76,3 +76,29 @@ int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, st
     rng_free(&r);
     return rc;
 }
+
+int supernet_measure(struct supernet *sn, struct sn_ctx *c, const float *snapshot,
+                     const struct arch *a, const struct sn_measure *m, const struct dataset *train,
+                     const struct dataset *const *eval, const int *n_eval, int n_sets,
+                     uint64_t qat_seed, double *acc) {
+    int quant = arch_is_quantized(a), rc = APQ_OK;
+    struct sn_quant q;
+    memcpy(sn->params, snapshot, sizeof(float) * sn->n_params);
+    if (quant) {
+        qat_calibrate(sn, c, a, &q, train, m->calib_images);
+        if ((rc = qat_finetune(sn, c, a, &q, train, m->qat_steps, m->qat_batch, m->qat_lr,
+                               qat_seed)) < 0)
+            return rc;
+    }
+    supernet_recalibrate(sn, c, a, quant ? &q : NULL, train, m->calib_images);
+    for (int j = 0; j < n_sets; j++) {
+        acc[j] = supernet_accuracy(sn, c, a, quant ? &q : NULL, eval[j], n_eval ? n_eval[j] : 0);
+        if (!isfinite(acc[j]))
+            return apq_set_error(APQ_ENONFINITE,
+                                 "the subnet's outputs are not finite (%s); hint: %s",
+                                 quant ? "QAT diverged" : "the supernet's weights diverged",
+                                 quant ? "lower qat_lr in the profile's [measure]"
+                                       : "retrain the supernet (rerun make)");
+    }
+    return APQ_OK;
+}

@@ -259,6 +259,31 @@ void qat_calibrate(struct supernet *sn, struct sn_ctx *c, const struct arch *a, 
 int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, struct sn_quant *q,
                  const struct dataset *train, int steps, int batch, float lr, uint64_t seed);
 
+/* ---- measuring one subnet (the samples and verify share the recipe) ---------- */
+/* The recipe every stage measures a subnet with (profile section [measure],
+ * docs/formats.md "Measuring a subnet"), so that a sample's accuracy and a
+ * verified row's estimate the same quantity. */
+struct sn_measure {
+    int calib_images; /* BN recalibration and quantizer calibration: the first
+                         calib_images of train, in batches of the context's max_batch */
+    int qat_steps, qat_batch; /* quantized archs: QAT steps of qat_batch images (0: none) */
+    float qat_lr;             /* peak QAT lr, cosine to 0 */
+};
+/* Measure subnet a: restore sn's weights and BN buffers from snapshot
+ * (n_params floats, the trained supernet; QAT and BN recalibration edit
+ * them, so every measurement starts from the same state), then on a quantized arch calibrate its
+ * quantizers and QAT-finetune it (qat_calibrate, qat_finetune with
+ * qat_seed), recalibrate BN on train, and write the top-1 accuracy
+ * (fraction) on the first n_eval[j] images of eval[j] (0: all) into acc[j],
+ * j < n_sets. Needs c->max_batch >= m->qat_batch on a quantized arch.
+ * APQ_OK; APQ_ENONFINITE when QAT diverges or an output is not finite
+ * ("...; hint: lower qat_lr in the profile"); sn's weights then hold the
+ * failed subnet (restore from snapshot). */
+int supernet_measure(struct supernet *sn, struct sn_ctx *c, const float *snapshot,
+                     const struct arch *a, const struct sn_measure *m, const struct dataset *train,
+                     const struct dataset *const *eval, const int *n_eval, int n_sets,
+                     uint64_t qat_seed, double *acc);
+
 /* ---- checkpoints -------------------------------------------------------------- */
 /* supernet.h5 (docs/formats.md): attributes space (.ini text), space_hash,
  * format_version, git_rev, seed, profile; one dataset per tensor in PyTorch

@@ -117,6 +117,19 @@ static void close_id(hid_t id) {
 }
 
 /* Create the groups above the last '/' of name (if any) below loc. */
+/* A creation property list of class cls (dataset, group or file) that
+ * records no object times: HDF5 stamps every object header with its
+ * modification time by default, so two runs that write the same data would
+ * write different bytes. Caller closes it; negative on failure. */
+static hid_t untimed_plist(hid_t cls) {
+    hid_t p = H5Pcreate(cls);
+    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+    return p;
+}
+
 static int make_parents(hid_t loc, const char *name) {
     const char *slash = strrchr(name, '/');
     if (!slash || slash == name) return APQ_OK;
@@ -127,15 +140,17 @@ static int make_parents(hid_t loc, const char *name) {
     memcpy(parent, name, len);
     parent[len] = 0;
     int rc = APQ_OK;
-    hid_t lcpl = -1, g = -1;
+    hid_t lcpl = -1, gcpl = -1, g = -1;
     htri_t ok = H5LTpath_valid(loc, parent, 1);
     if (ok > 0) goto done;
     if ((lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
-        (g = H5Gcreate2(loc, parent, lcpl, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        (gcpl = untimed_plist(H5P_GROUP_CREATE)) < 0 ||
+        (g = H5Gcreate2(loc, parent, lcpl, gcpl, H5P_DEFAULT)) < 0)
         rc = apq_set_error(APQ_EHDF5, "%s: cannot create group '%s'", h5_filename(loc),
                            obj_path(loc, parent, what, sizeof what));
 done:
     close_id(g);
+    close_id(gcpl);
     close_id(lcpl);
     return rc;
 }
@@ -150,10 +165,19 @@ static int write_dataset(hid_t loc, const char *name, int rank, const hsize_t *d
     if (H5LTpath_valid(loc, name, 0) > 0)
         return apq_set_error(APQ_EHDF5, "%s: dataset '%s' already exists", h5_filename(loc),
                              obj_path(loc, name, what, sizeof what));
-    if (H5LTmake_dataset(loc, name, rank, dims, type, data) < 0) /* in memory: h5_create */
-        return apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'", h5_filename(loc),
-                             obj_path(loc, name, what, sizeof what));
-    return APQ_OK;
+    /* H5LTmake_dataset's steps, with object times off (untimed_plist) */
+    hid_t space = -1, dcpl = -1, ds = -1;
+    rc = APQ_OK;
+    if ((space = H5Screate_simple(rank, dims, NULL)) < 0 ||
+        (dcpl = untimed_plist(H5P_DATASET_CREATE)) < 0 ||
+        (ds = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
+        H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) /* in memory: h5_create */
+        rc = apq_set_error(APQ_EHDF5, "%s: cannot write dataset '%s'", h5_filename(loc),
+                           obj_path(loc, name, what, sizeof what));
+    close_id(ds);
+    close_id(dcpl);
+    close_id(space);
+    return rc;
 }
 
 /* A contiguous or compact dataset of fixed-size elements must hold exactly
@@ -362,7 +386,7 @@ int h5_create(const char *path, hid_t *file) {
     APQ_ASSERT(path && file);
     char tmp[4096];
     int rc = APQ_OK;
-    hid_t fapl = -1;
+    hid_t fapl = -1, fcpl = -1;
     *file = -1;
     if (!apq_tmp_path(tmp, sizeof tmp, path))
         return apq_set_error(APQ_EIO, "%s: path too long", path);
@@ -382,11 +406,13 @@ int h5_create(const char *path, hid_t *file) {
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
         H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
-        (*file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
+        (fcpl = untimed_plist(H5P_FILE_CREATE)) < 0 ||
+        (*file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0) {
         rc = apq_set_error(APQ_EHDF5, "%s: cannot create HDF5 file", tmp);
         remove(tmp);
         *file = -1;
     }
+    close_id(fcpl);
     close_id(fapl);
     return rc;
 }
@@ -603,7 +629,12 @@ int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed
     h5_quiet();
     APQ_ASSERT(kind);
     char created[32];
-    time_t now = time(NULL);
+    /* SOURCE_DATE_EPOCH (reproducible-builds.org) pins the time, so that
+     * two runs of the same work write the same bytes (tests, merges) */
+    const char *epoch = getenv("SOURCE_DATE_EPOCH");
+    char *end = NULL;
+    long long pinned = epoch && *epoch ? strtoll(epoch, &end, 10) : -1;
+    time_t now = pinned >= 0 && end && !*end ? (time_t)pinned : time(NULL);
     struct tm tm;
     if (!gmtime_r(&now, &tm) || !strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm))
         snprintf(created, sizeof created, "unknown");

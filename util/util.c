@@ -116,6 +116,12 @@ float *apq_falloc(size_t n_floats) {
     return p;
 }
 
+uint64_t apq_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 int apq_tmp_path(char *buf, size_t size, const char *path) {
     int k = snprintf(buf, size, "%s.tmp.%ld", path, (long)getpid());
     return k > 0 && (size_t)k < size;

@@ -78,6 +78,12 @@ void apq_oom(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
  * it does not fit (buf then holds a truncated name). */
 int apq_tmp_path(char *buf, size_t size, const char *path);
 
+/* 64-bit FNV-1a of n bytes at p, continuing from h (start with
+ * APQ_FNV_OFFSET): the content hashes artifacts record (space_hash,
+ * supernet_hash, samples_hash). Not cryptographic. */
+#define APQ_FNV_OFFSET 0xcbf29ce484222325ULL
+uint64_t apq_fnv1a(uint64_t h, const void *p, size_t n);
+
 /* Flush and close f, written to `path`: APQ_OK, or APQ_EIO "path: write
  * failed: <strerror>" when any write on f or the close failed (a full disk,
  * EFBIG, EIO). f is closed in every case. */
