@@ -7,11 +7,13 @@
 #        [LATENCY_MS=x | LATENCY_MS="x y" | LATENCY_MS=x,y] [ENERGY_MJ=x]
 #        [PREDICTOR=path/to/predictor-quant.h5] [SCHEDULE=sandwich|ps]
 #        [DATA_DIR=/usr/share/datasets/fashion-mnist] [SPACE=supernet/spaces/x.ini]
+#        [SHARDS=n, with make -j: the sampling stages in n processes]
 
 PROFILE  ?= quick
 DEVICE   ?= bitfusion
 DEVICES  ?= $(DEVICE)
 SEED     ?= 1
+SHARDS   ?= 1
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 RUNS     ?= runs
 REPORTS  ?= reports
@@ -67,6 +69,9 @@ ifneq ($(PIPELINE_GOAL),)
       $(error ENERGY_MJ=$(ENERGY_MJ): expected one energy budget in mJ, a finite number > 0 (e.g. ENERGY_MJ=0.8))
     endif
   endif
+  ifeq ($(call whole_ok,$(SHARDS),1,64),)
+    $(error SHARDS=$(SHARDS): expected a whole number of sampling processes from 1 to 64 (e.g. make -j2 SHARDS=2))
+  endif
   ifneq ($(APQ_THREADS),)
     ifeq ($(call whole_ok,$(APQ_THREADS),1,1024),)
       $(error APQ_THREADS=$(APQ_THREADS): expected a whole number of threads from 1 to 1024 (or unset for all CPUs))
@@ -113,7 +118,9 @@ else
 .SECONDEXPANSION:
 differ = $(subst x$(1),,x$(2))$(subst x$(2),,x$(1))
 record_of = $(dir $(1)).$(notdir $(1)).args
-if_changed = $(if $(call differ,$(strip $(1)),$(strip $(file <$(call record_of,$@)))),FORCE)
+# (a missing artifact is made anyway; no FORCE for it keeps a missing secondary
+# file, a sampling shard, from forcing what was made from it)
+if_changed = $(if $(wildcard $@),$(if $(call differ,$(strip $(1)),$(strip $(file <$(call record_of,$@)))),FORCE))
 record = printf '%s\n' '$(strip $(1))' > $(call record_of,$@)
 
 TRAIN_ARGS  := $(strip $(if $(SCHEDULE),--schedule $(SCHEDULE)))
@@ -130,19 +137,38 @@ $(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(DATA_FILES) $$(call
 	$(B)/apq-train-supernet $(SUPERNET_ARGS)
 	@$(call record,$(SUPERNET_ARGS))
 
-SAMPLE_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 --out $@
-$(R)/samples-fp32.h5: $(B)/apq-sample-fp32 $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS))
-	$(B)/apq-sample-fp32 $(SAMPLE_ARGS)
-	@$(call record,$(SAMPLE_ARGS))
+# Sampling: one process, or SHARDS processes (make -j SHARDS=n), each its own
+# file samples-*.K-of-N.h5, then joined in index order into the same bytes
+# (at a fixed APQ_THREADS; shards run one thread each unless it is set).
+# The record holds the options without the sharding: samples made with one
+# SHARDS stay valid for another. A killed sampling resumes from <file>.partial.
+SHARD_IDS  = $(shell seq 1 $(SHARDS))
+SHARD_ENV  = $(if $(filter 1,$(SHARDS)),,$(if $(APQ_THREADS),,APQ_THREADS=1 ))
+# $(call sampling,KIND,OUT,EXTRA): OUT made by apq-sample-KIND with EXTRA options
+define sampling
+$(2)_ARGS = $$(COMMON) --data $$(DATA) --supernet $$(R)/supernet.h5 $(3) --out $(2)
+ifeq ($$(SHARDS),1)
+$(2): $$(B)/apq-sample-$(1) $$(R)/supernet.h5 $$(PROF) $$(DATA_FILES) $$$$(call if_changed,$$$$($(2)_ARGS))
+	$$(B)/apq-sample-$(1) $$($(2)_ARGS)
+	@$$(call record,$$($(2)_ARGS))
+else
+# the shards are secondary: a finished $(2) does not want them back for another SHARDS
+.SECONDARY: $$(foreach k,$$(SHARD_IDS),$$(basename $(2)).$$(k)-of-$$(SHARDS).h5)
+$(2): $$(B)/apq-sample-$(1) $$(foreach k,$$(SHARD_IDS),$$(basename $(2)).$$(k)-of-$$(SHARDS).h5) $$$$(call if_changed,$$$$($(2)_ARGS))
+	$$(SHARD_ENV)$$(B)/apq-sample-$(1) $$($(2)_ARGS) --merge $$(SHARDS)
+	@$$(call record,$$($(2)_ARGS))
+$$(basename $(2)).%-of-$$(SHARDS).h5: $$(B)/apq-sample-$(1) $$(R)/supernet.h5 $$(PROF) $$(DATA_FILES) $$$$(call if_changed,$$$$($(2)_ARGS) --shard $$$$*/$$(SHARDS))
+	$$(SHARD_ENV)$$(B)/apq-sample-$(1) $$(subst --out $(2),--out $$@,$$($(2)_ARGS)) --shard $$*/$$(SHARDS)
+	@$$(call record,$$($(2)_ARGS) --shard $$*/$$(SHARDS))
+endif
+endef
+$(eval $(call sampling,fp32,$(R)/samples-fp32.h5,))
+$(eval $(call sampling,quant,$(R)/samples-quant.h5,))
 
 PRED_ARGS = $(COMMON) --samples $(R)/samples-fp32.h5 --out $@
 $(R)/predictor-fp32.h5: $(B)/apq-train-predictor $(R)/samples-fp32.h5 $(PROF) $$(call if_changed,$$(PRED_ARGS))
 	$(B)/apq-train-predictor $(PRED_ARGS)
 	@$(call record,$(PRED_ARGS))
-
-$(R)/samples-quant.h5: $(B)/apq-sample-quant $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS))
-	$(B)/apq-sample-quant $(SAMPLE_ARGS)
-	@$(call record,$(SAMPLE_ARGS))
 
 TRANSFER_ARGS = $(COMMON) --samples $(R)/samples-quant.h5 --init $(R)/predictor-fp32.h5 --out $@
 $(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/predictor-fp32.h5 $(PROF) $$(call if_changed,$$(TRANSFER_ARGS))

@@ -84,18 +84,17 @@ static void set_identity(struct run *r, const struct supernet *sn) {
     struct sample_meta *m = &r->meta;
     char hash[32];
     space_hash_text(&r->s, hash);
-    snprintf(m->supernet_hash, sizeof m->supernet_hash, "%016llx",
-             (unsigned long long)apq_fnv1a(APQ_FNV_OFFSET, sn->params,
-                                           sizeof(float) * sn->n_params));
+    snprintf(
+        m->supernet_hash, sizeof m->supernet_hash, "%016llx",
+        (unsigned long long)apq_fnv1a(APQ_FNV_OFFSET, sn->params, sizeof(float) * sn->n_params));
     snprintf(m->supernet, sizeof m->supernet, "%s", r->supernet);
     m->seed = (uint64_t)r->seed;
     snprintf(m->identity, sizeof m->identity,
              "quantized %d, n %ld, seed %ld, space %s, supernet %s, train %d, calib %d, batch %d, "
              "val %d, qat %d x %d at lr %g, threads %d, kernel %s, rev %s",
              r->quant, r->n, r->seed, hash, m->supernet_hash, r->n_train, m->m.calib_images,
-             m->batch, m->val_images, r->quant ? m->m.qat_steps : 0,
-             r->quant ? m->m.qat_batch : 0, r->quant ? m->m.qat_lr : 0, apq_threads(),
-             apq_blas_kernel(), apq_git_rev());
+             m->batch, m->val_images, r->quant ? m->m.qat_steps : 0, r->quant ? m->m.qat_batch : 0,
+             r->quant ? m->m.qat_lr : 0, apq_threads(), apq_blas_kernel(), apq_git_rev());
 }
 
 /* Rows this process measured before it was stopped, from <out>.partial. */
@@ -119,8 +118,8 @@ static void measure_rows(struct run *r, struct supernet *sn, const struct arch *
     int qat_batch = r->quant ? m->m.qat_batch : 1;
     struct sn_ctx c;
     int rc;
-    if ((rc = sn_ctx_init(&c, sn, m->batch > qat_batch ? m->batch : qat_batch,
-                          (uint64_t)r->seed)) < 0)
+    if ((rc = sn_ctx_init(&c, sn, m->batch > qat_batch ? m->batch : qat_batch, (uint64_t)r->seed)) <
+        0)
         apq_die_status(rc);
     float *snapshot = apq_falloc(sn->n_params);
     memcpy(snapshot, sn->params, sizeof(float) * sn->n_params);
@@ -173,7 +172,9 @@ static void merge(struct run *r, struct sample_rows *rows) {
         r->meta.shard_k = k;
         r->meta.shard_n = (int)r->merge;
         int rc = samples_read_rows(path, "samples-shard", &r->meta, rows);
-        if (rc < 0) apq_die("%s; hint: rerun make to remake the shards", apq_last_error());
+        if (rc == APQ_EMISMATCH)
+            apq_die("%s; hint: rerun make to remake the shards", apq_last_error());
+        if (rc < 0) apq_die_status(rc);
     }
     if (sample_rows_done(rows) != r->n)
         apq_die("%s: the %ld shards hold %d of %ld samples; hint: rerun make", r->out, r->merge,
@@ -185,7 +186,8 @@ int main(int argc, char **argv) {
     struct run r = {.seed = 1, .quant = strstr(apq_prog, "quant") != NULL};
     struct cli_opt opts[] = {
         {"space", CLI_STR, &r.space_path, "search-space .ini"},
-        {"profile", CLI_STR, &r.profile_path, "profile .ini: [measure], [sample-fp32]/[sample-quant]"},
+        {"profile", CLI_STR, &r.profile_path,
+         "profile .ini: [measure], [sample-fp32]/[sample-quant]"},
         {"seed", CLI_INT, &r.seed, "random seed (default 1)"},
         {"data", CLI_STR, &r.data, "folder with the four IDX files"},
         {"supernet", CLI_STR, &r.supernet, "trained supernet.h5"},

@@ -145,7 +145,8 @@ int samples_read_rows(const char *path, const char *kind, const struct sample_me
     char *identity = NULL;
     int64_t k = 0, n = 0;
     if ((rc = h5_attr_get_str_alloc(f, "identity", &identity)) < 0 ||
-        (rc = h5_attr_get_i64(f, "shard_k", &k)) < 0 || (rc = h5_attr_get_i64(f, "shard_n", &n)) < 0)
+        (rc = h5_attr_get_i64(f, "shard_k", &k)) < 0 ||
+        (rc = h5_attr_get_i64(f, "shard_n", &n)) < 0)
         goto done;
     if (strcmp(identity, meta->identity)) {
         rc = apq_set_error(APQ_EMISMATCH, "%s: made with other settings: %s (now %s)", path,

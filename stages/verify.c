@@ -3,8 +3,8 @@
  * its quantizers, fine-tune it briefly with QAT on train, recalibrate BN, and
  * measure val and test accuracy → verified.h5. The recipe is the profile's
  * [measure], the one the samples are measured with (supernet_measure), so a
- * row's acc_val and the predictor's acc_pred estimate the same quantity. The only stage that reads the
- * test split; nothing downstream makes a decision from it. */
+ * row's acc_val and the predictor's acc_pred estimate the same quantity. The only stage that reads
+ * the test split; nothing downstream makes a decision from it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

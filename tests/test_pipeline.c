@@ -483,8 +483,9 @@ static int kill_and_resume(const char *args, const char *dir, const char *ref_di
 /* A SIGKILL at 5 points of each long stage (training, both sampling stages,
  * verify), each followed by make, ends with the artifacts of an
  * uninterrupted run, bit for bit. Training checkpoints every 5 steps here (a
- * copy of the tiny profile), so the kills land between checkpoints and the
- * runs resume from them; the other stages start over. */
+ * copy of the tiny profile) and the sampling stages after every sample, so
+ * the kills land between checkpoints and the runs resume from them; verify
+ * starts over. */
 TEST(pipeline_kill_and_resume) {
     static char out[1 << 14];
     char dir[700], ref[700], prof[700], log[700], args[2600], target[1400];
@@ -519,12 +520,62 @@ TEST(pipeline_kill_and_resume) {
             snprintf(target, sizeof target, "%s/runs/tiny/%s", dir, before[k]);
             CHECK(make_and_kill(args, target, 1e9, NULL, log) == 0);
         }
-        char ckpt[1500];
-        snprintf(ckpt, sizeof ckpt, "%s/runs/tiny/%s.ckpt", dir, stages[k]);
-        CHECK(kill_and_resume(args, dir, ref, stages[k], dur[k], k ? NULL : ckpt, log) >= 2);
+        char after[1500]; /* training's checkpoint, a sampling stage's partial file */
+        snprintf(after, sizeof after, "%s/runs/tiny/%s.%s", dir, stages[k], k ? "partial" : "ckpt");
+        CHECK(kill_and_resume(args, dir, ref, stages[k], dur[k], k < 3 ? after : NULL, log) >= 2);
     }
-    CHECK(run(out, sizeof out, "grep -q 'resuming' %s", log) == 0); /* training resumed */
+    /* training resumed from its checkpoint, sampling from its partial file */
+    CHECK(run(out, sizeof out, "grep -q 'resuming .*supernet.h5.ckpt at step' %s", log) == 0);
+    CHECK(run(out, sizeof out, "grep -q 'resuming from .*samples-fp32.h5.partial' %s", log) == 0);
+    CHECK(run(out, sizeof out, "grep -q 'resuming from .*samples-quant.h5.partial' %s", log) == 0);
     if (test_failed_checks) run(NULL, 0, "tail -n 30 %s >&2", log);
+}
+
+/* make -j2 SHARDS=3 measures the samples in 3 processes and joins them into
+ * the same bytes as SHARDS=1 (APQ_THREADS and SOURCE_DATE_EPOCH fixed); a
+ * shard of another identity is refused by the merge with one line; the
+ * profile's n is overridden by --n. */
+TEST(pipeline_sampling_shards_same_bytes) {
+    static char out[1 << 14];
+    char args[2200], f[1000];
+    snprintf(args, sizeof args,
+             "SOURCE_DATE_EPOCH=1700000000 APQ_THREADS=1 B=%s PROFILE=tiny RUNS=%s/runs "
+             "REPORTS=%s/reports",
+             test_build_dir(), test_tmpdir, test_tmpdir);
+    snprintf(f, sizeof f, "%s/runs/tiny/samples-quant", test_tmpdir);
+    CHECK(run(out, sizeof out, "make -s %s %s.h5 && mv %s.h5 %s.one.h5", args, f, f, f) == 0);
+    CHECK(run(out, sizeof out, "make -s -j2 %s SHARDS=3 %s.h5", args, f) == 0);
+    CHECK(run(out, sizeof out, "cmp %s.one.h5 %s.h5", f, f) == 0);
+    CHECK(run(out, sizeof out, "ls %s.1-of-3.h5 %s.2-of-3.h5 %s.3-of-3.h5", f, f, f) == 0);
+    /* SHARDS is not part of the samples' record: another count redoes nothing */
+    CHECK(run(out, sizeof out, "make -s -q %s SHARDS=2 %s.h5", args, f) == 0);
+    /* a shard of other settings (another seed) is refused by the merge */
+    char prog[1600];
+    snprintf(prog, sizeof prog,
+             "APQ_THREADS=1 %s/apq-sample --space supernet/spaces/tiny.ini --profile "
+             "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist --supernet "
+             "%s/runs/tiny/supernet.h5",
+             test_build_dir(), test_tmpdir);
+    char *dash = strstr(prog, "apq-sample") + strlen("apq-sample");
+    memmove(dash + 6, dash, strlen(dash) + 1); /* apq-sample -> apq-sample-quant */
+    memcpy(dash, "-quant", 6);
+    CHECK(run(out, sizeof out, "%s --seed 2 --shard 2/3 --out %s.2-of-3.h5", prog, f) == 0);
+    CHECK(run(out, sizeof out, "%s --merge 3 --out %s.h5", prog, f) == 1);
+    CHECK(strstr(out, "samples-quant.2-of-3.h5: made with other settings: quantized 1, n 12, "
+                      "seed 2") != NULL);
+    CHECK(strstr(out, "hint: rerun make to remake the shards") != NULL);
+    /* --n overrides the profile's n */
+    memcpy(dash, "-fp32 ", 6);
+    CHECK(run(out, sizeof out, "%s --n 11 --out %s/runs/tiny/n11.h5", prog, test_tmpdir) == 0);
+    char n11[1000];
+    snprintf(n11, sizeof n11, "%s/runs/tiny/n11.h5", test_tmpdir);
+    hid_t h;
+    size_t n = 0;
+    double *acc = NULL;
+    CHECK(h5_open_read(n11, "samples", 1, &h) == APQ_OK);
+    CHECK(h5_read_f64_alloc(h, "acc_val", &acc, &n) == APQ_OK && n == 11);
+    free(acc);
+    h5_close(h);
 }
 
 // ---- every input noticed, every bad one refused (issue 13) -----------------------
