@@ -264,8 +264,8 @@ int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, st
  * docs/formats.md "Measuring a subnet"), so that a sample's accuracy and a
  * verified row's estimate the same quantity. */
 struct sn_measure {
-    int calib_images; /* BN recalibration and quantizer calibration: the first
-                         calib_images of train, in batches of the context's max_batch */
+    int calib_images;         /* BN recalibration and quantizer calibration: the first
+                                 calib_images of train, in batches of the context's max_batch */
     int qat_steps, qat_batch; /* quantized archs: QAT steps of qat_batch images (0: none) */
     float qat_lr;             /* peak QAT lr, cosine to 0 */
 };
