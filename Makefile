@@ -79,11 +79,12 @@ programs: $(addprefix $(B)/apq-,$(STAGES))
 # make goldens: regenerate tests/golden/torch_reference.h5 (only when the reference changed on purpose)
 $(B)/apq-bench: $(B)/bench/bench.o $(NET_O)
 $(B)/apq-golden-supernet: $(B)/bench/golden_supernet.o $(NET_O)
-$(B)/apq-bench $(B)/apq-golden-supernet:
+$(B)/apq-bench-sampling: $(B)/bench/bench_sampling.o $(NET_O)
+$(B)/apq-bench $(B)/apq-golden-supernet $(B)/apq-bench-sampling:
 	$(LINK)
-bench: $(B)/apq-bench
+bench: $(B)/apq-bench $(B)/apq-bench-sampling
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
-	bash bench/run.sh $(B)/apq-bench
+	bash bench/run.sh $(B)/apq-bench $(B)/apq-bench-sampling
 # make ab REV=<git rev> [AB_CASE=train-smallest] [AB_ARGS="--rounds 200 --steps 1"]: that revision's apq-bench and this
 # tree's taking turns (bench/ab.py): the median speed ratio with its 95% interval. Both
 # build this tree's bench/bench.c, so REV needs the API it calls (sn_sgd_update, supernet_forward).

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — `make bench`: apq and PyTorch, taking turns, on the same subnets, batch and threads.
 #
-#   bash bench/run.sh [APQ_BENCH_BINARY]        (default build/apq-bench)
-#   THREADS=2 BENCH_SECONDS=3 BENCH_ROUNDS=3    (environment, defaults shown)
+#   bash bench/run.sh [APQ_BENCH [APQ_BENCH_SAMPLING]]  (default build/apq-bench build/apq-bench-sampling)
+#   THREADS=2 BENCH_SECONDS=3 BENCH_ROUNDS=3 SAMPLING_COUNT=6  (environment, defaults shown)
 #
 # 1. bench/torch_reference.py --bench --apq BIN starts BIN --serve beside
 #    itself (one process pair) and, round by round and case by case, times the
@@ -22,6 +22,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/apq-bench}
+SBIN=${2:-build/apq-bench-sampling}
+SAMPLING_COUNT=${SAMPLING_COUNT:-6}
 THREADS=${THREADS:-2}
 SECS=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -42,6 +44,13 @@ echo "bench: apq and PyTorch taking turns, $ROUNDS rounds, $THREADS threads each
 rm -f "$OUT/apq.csv"
 OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS "$PY" bench/torch_reference.py --bench \
     --apq "$BIN" --out "$OUT/torch.csv" --threads "$THREADS" --seconds "$SECS" --rounds "$ROUNDS"
+
+# 3. the sampling stages' throughput (issue 14): random subnets, the quick
+#    profile's [measure] recipe, the whole val split; the quick supernet's
+#    weights when there is one (throughput does not depend on them)
+SN=runs/quick/supernet.h5
+echo "bench: sampling throughput, $SAMPLING_COUNT fp32 and $SAMPLING_COUNT quantized samples, $THREADS threads" >&2
+APQ_THREADS=$THREADS "$SBIN" --out "$OUT" --count "$SAMPLING_COUNT" $([ -f "$SN" ] && echo --supernet "$SN")
 
 "$PY" - "$OUT" "$THREADS" <<'EOF'
 import csv, datetime, os, platform, statistics, sys
@@ -103,6 +112,18 @@ for r in rows:
              f"{r['lo']:.2f}–{r['hi']:.2f} | ≥ {floor:g}×: {met} | "
              f"{r['gf_apq']:.2f} | {100 * r['gf_apq'] / peak:.1f}% | {r['gf_torch']:.2f} | "
              f"{100 * r['gf_torch'] / peak:.1f}% | {r['layout']} | {r['macs'] / 1e6:.2f} |")
+L += ["", "## Sampling throughput (the predictors' samples)", "",
+      "Per sample the work of apq-sample-fp32 / apq-sample-quant (stages/sample.c, "
+      "supernet_measure): profiles/quick.ini's [measure] recipe, random subnets of fmnist-mbv2 "
+      "drawn as the stages draw them, accuracy on the whole val split; "
+      f"{threads} threads, apq alone (no PyTorch peer). Floors from issue 14.", "",
+      "| stage | samples/min | floor | s/sample | samples | val images | calib images | QAT |",
+      "|---|---:|---|---:|---:|---:|---:|---|"]
+for r in csv.DictReader(open(f"{out}/sampling.csv")):
+    spm, floor = float(r["samples_per_min"]), (15 if r["kind"] == "fp32" else 6)
+    qat = f"{r['qat_steps']} steps x {r['qat_batch']}" if r["kind"] == "quant" else "—"
+    L.append(f"| sample-{r['kind']} | {spm:.1f} | ≥ {floor}: {'met' if spm >= floor else '**not met**'} | "
+             f"{60 / spm:.2f} | {r['samples']} | {r['val_images']} | {r['calib_images']} | {qat} |")
 L += ["", "Subnets (docs/formats.md §6):", ""]
 for c in ("largest", "smallest", "random"):
     L.append(f"- {c}: `{apq['train-' + c]['arch']}`")
@@ -111,6 +132,6 @@ L += ["", "Raw numbers: bench/out/torch.csv (both sides, every round), bench/out
 with open("bench/results.md.tmp", "w") as f:
     f.write("\n".join(L))
 os.replace("bench/results.md.tmp", "bench/results.md")
-print("\n".join(L[table:table + 2 + len(rows)]), file=sys.stderr)
+print("\n".join(L[table:table + 2 + len(rows)] + [l for l in L if l.startswith("| sample-")]), file=sys.stderr)
 EOF
 echo "bench: wrote $OUT/results.csv and bench/results.md" >&2
