@@ -627,12 +627,25 @@ TEST(pipeline_bad_options) {
     CHECK(e && strstr(e, "predictor-fp32.h5: is an fp32 predictor") && !strstr(e + 1, "error:"));
     CHECK(make_tiny(out, sizeof out, "-n") == 0 && !strstr(out, "apq-"));
 
-    const char *bad[] = {"LATENCY_MS=0",        "LATENCY_MS=-1",    "LATENCY_MS=nan",
-                         "LATENCY_MS=inf",      "LATENCY_MS=0.1,x", "LATENCY_MS=1e999",
-                         "LATENCY_MS=0.1,0.1",  "ENERGY_MJ=0",      "ENERGY_MJ=-0.5",
-                         "ENERGY_MJ='0.1 0.2'", "SEED=x",           "SEED=-1",
-                         "APQ_THREADS=0",       "APQ_THREADS=x",    "APQ_THREADS=-4",
-                         "APQ_THREADS=3x"};
+    const char *bad[] = {"LATENCY_MS=0",
+                         "LATENCY_MS=-1",
+                         "LATENCY_MS=nan",
+                         "LATENCY_MS=inf",
+                         "LATENCY_MS=0.1,x",
+                         "LATENCY_MS=1e999",
+                         "LATENCY_MS=0.1,0.1",
+                         "ENERGY_MJ=0",
+                         "ENERGY_MJ=-0.5",
+                         "ENERGY_MJ='0.1 0.2'",
+                         "SEED=x",
+                         "SEED=-1",
+                         "APQ_THREADS=0",
+                         "APQ_THREADS=x",
+                         "APQ_THREADS=-4",
+                         "APQ_THREADS=3x",
+                         "SHARDS=0",
+                         "SHARDS=65",
+                         "SHARDS=x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int st = make_tiny(out, sizeof out, bad[i]);
         char var[32];
@@ -646,6 +659,21 @@ TEST(pipeline_bad_options) {
     CHECK(strstr(out, "apq-search") && strstr(out, "--latency-ms 0.05,0.06,0.07 "));
     /* the stage programs check the same when called directly */
     const char *b = test_build_dir();
+    /* the sampling programs' --shard, --merge and --n */
+    const char *bad_sample[] = {"--shard 0/2", "--shard 3/2",  "--shard 1/2x",
+                                "--shard x",   "--merge 2000", "--merge 2 --shard 1/2",
+                                "--n 5"};
+    for (size_t i = 0; i < sizeof bad_sample / sizeof bad_sample[0]; i++) {
+        int st = run(out, sizeof out,
+                     "APQ_QUIET=1 %s/apq-sample-quant --space supernet/spaces/tiny.ini --profile "
+                     "profiles/tiny.ini --data d --supernet s --out o %s",
+                     b, bad_sample[i]);
+        char opt[32]; /* "--shard" */
+        snprintf(opt, sizeof opt, "%.*s", (int)strcspn(bad_sample[i], " "), bad_sample[i]);
+        int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, opt);
+        if (!ok) fprintf(stderr, "  apq-sample-quant %s: exit %d: %s", bad_sample[i], st, out);
+        CHECK(ok);
+    }
     const char *bad_search[] = {"--latency-ms 0",       "--latency-ms nan", "--latency-ms inf",
                                 "--latency-ms '0.1 x'", "--energy-mj -0.5", "--energy-mj 0"};
     for (size_t i = 0; i < sizeof bad_search / sizeof bad_search[0]; i++) {
