@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     int quant = strstr(apq_prog, "quant") != NULL;
     const char *space_path = NULL, *profile_path = NULL, *data = NULL, *supernet = NULL,
                *out = NULL;
-    long seed = 1;
+    long seed = 1, n_opt = 0;
     struct cli_opt opts[] = {
         {"space", CLI_STR, &space_path, "search-space .ini"},
         {"profile", CLI_STR, &profile_path, "profile .ini, section [sample-fp32] / [sample-quant]"},
@@ -61,8 +61,9 @@ int main(int argc, char **argv) {
         {"data", CLI_STR, &data, "folder with the four IDX files"},
         {"supernet", CLI_STR, &supernet, "trained supernet.h5"},
         {"out", CLI_STR, &out, "output samples .h5"},
+        {"n", CLI_INT, &n_opt, "number of samples (overrides the profile's n)"},
     };
-    cli_parse(argc, argv, opts, 6, quant ? "sample quantized subnets" : "sample fp32 subnets");
+    cli_parse(argc, argv, opts, 7, quant ? "sample quantized subnets" : "sample fp32 subnets");
     cli_require("space", space_path);
     cli_require("profile", profile_path);
     cli_require("data", data);
@@ -79,6 +80,14 @@ int main(int argc, char **argv) {
         .qat_batch = quant ? (int)profile_int(p, "qat_batch", 64, 1, 4096) : 0,
         .qat_lr = quant ? profile_f64(p, "qat_lr", 0.005, 1e-8, 10) : 0,
     };
+    if (n_opt != 0) {
+        if (n_opt < 1 || n_opt > 1000000) {
+            fprintf(stderr, "%s: error: --n %ld: expected a whole number from 1 to 1000000\n",
+                    apq_prog, n_opt);
+            exit(2);
+        }
+        cfg.n = (int)n_opt;
+    }
     int batch = (int)profile_int(p, "batch", 250, 1, 4096);
     int n_train = (int)profile_int(p, "train_images", 0, 0, IMAGES);
     char prof_name[64];
