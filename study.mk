@@ -10,8 +10,6 @@
 # the pipeline's supernet.h5 and predictor-fp32.h5. apq-transfer-study holds a
 # fixed set out and trains the quantization-aware predictor with transfer and
 # from scratch on nested training sets of every size, for every seed.
-# `apq-transfer-study --print-samples` checks the profile's [transfer-study]
-# section (exit 2 on a bad value) before any sampling and prints the count.
 
 STUDY_DIR     := $(REPORTS)/$(PROFILE)/transfer
 STUDY_SAMPLES := $(R)/transfer/samples-quant.h5
@@ -40,12 +38,16 @@ transfer-study: FORCE
 
 else ifneq ($(value if_changed),)
 
-# The pipeline's sampling options (pipeline.mk SAMPLE_ARGS) plus --n from the
-# profile. The study program is order-only: an edit to it does not resample.
-$(STUDY_SAMPLES): $(B)/apq-sample-quant $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS)) | $(B)/apq-transfer-study
+# The profile's [transfer-study] section checked (exit 2 on a bad value) and
+# its samples count, first: before the supernet or any sample is made.
+$(R)/transfer/samples.n: $(PROF) | $(B)/apq-transfer-study
 	@mkdir -p $(@D)
-	n=$$($(B)/apq-transfer-study --profile $(PROF) --print-samples) && \
-	$(B)/apq-sample-quant $(SAMPLE_ARGS) --n $$n
+	$(B)/apq-transfer-study --profile $(PROF) --print-samples > $@
+
+# The pipeline's sampling options (pipeline.mk SAMPLE_ARGS) and --n that count.
+# The study program is order-only above: an edit to it does not resample.
+$(STUDY_SAMPLES): $(R)/transfer/samples.n $(B)/apq-sample-quant $(R)/supernet.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(SAMPLE_ARGS))
+	$(B)/apq-sample-quant $(SAMPLE_ARGS) --n $(file <$<)
 	@$(call record,$(SAMPLE_ARGS))
 
 STUDY_ARGS = $(COMMON) --samples $(STUDY_SAMPLES) --init $(R)/predictor-fp32.h5 --out-dir $(@D)

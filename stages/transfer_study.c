@@ -441,9 +441,9 @@ static void write_finding(FILE *f, const struct study *st) {
     int n = c->sizes[k];
     fprintf(f,
             "**Transfer needs %d samples to reach scratch's %d-sample tau (%.3f)** (its mean tau "
-            "there: %.3f), %.3g of scratch's samples. APQ's claim, a quarter of the samples or "
+            "there: %.3f): %.0f%% of scratch's samples. APQ's claim, a quarter of the samples or "
             "fewer (here %g), is %s.\n\n",
-            n, largest, target, summarize(st, k, TRANSFER, M_TAU).mean, (double)n / largest,
+            n, largest, target, summarize(st, k, TRANSFER, M_TAU).mean, 100.0 * n / largest,
             largest / 4.0, 4 * n <= largest ? "borne out" : "not borne out");
 }
 
