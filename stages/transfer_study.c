@@ -436,12 +436,16 @@ static void write_finding(FILE *f, const struct study *st) {
         return;
     }
     int n = c->sizes[k];
+    /* reached at the smallest size tried: fewer might do, so only "at most n" is known */
+    const char *verdict = 4 * n <= largest ? "borne out"
+                          : k == 0         ? "not decided by these sizes (add smaller ones)"
+                                           : "not borne out";
     fprintf(f,
-            "**Transfer needs %d samples to reach scratch's %d-sample tau (%.3f)** (its mean tau "
-            "there: %.3f): %.0f%% of scratch's samples. APQ's claim, a quarter of the samples or "
-            "fewer (here %g), is %s.\n\n",
-            n, largest, target, summarize(st, k, TRANSFER, M_TAU).mean, 100.0 * n / largest,
-            largest / 4.0, 4 * n <= largest ? "borne out" : "not borne out");
+            "**Transfer needs %s%d samples to reach scratch's %d-sample tau (%.3f)** (its mean "
+            "tau there: %.3f): %.0f%% of scratch's samples. APQ's claim, a quarter of the "
+            "samples or fewer (here %g), is %s.\n\n",
+            k == 0 ? "at most " : "", n, largest, target, summarize(st, k, TRANSFER, M_TAU).mean,
+            100.0 * n / largest, largest / 4.0, verdict);
 }
 
 static void write_readme(const struct study *st) {
