@@ -58,7 +58,7 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 # ---- stage programs (each links only the modules it runs) ---------------
 NET_O := $(B)/stages/data.o $(B)/stages/cli.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
 STAGES := train-supernet sample-fp32 sample-quant verify train-predictor transfer-predictor \
-          build-lut search report evaluate
+          build-lut search report evaluate transfer-study
 $(B)/apq-train-supernet:     $(B)/stages/train_supernet.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-sample-fp32:        $(B)/stages/sample.o $(B)/stages/samples_io.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-sample-quant:       $(B)/stages/sample.o $(B)/stages/samples_io.o $(B)/stages/cli.o $(NET_O)
@@ -68,6 +68,7 @@ $(B)/apq-train-predictor:    $(B)/stages/train_predictor.o $(B)/stages/cli.o $(U
 $(B)/apq-transfer-predictor: $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-build-lut:          $(B)/stages/build_lut.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)
 $(B)/apq-search:             $(B)/stages/search.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
+$(B)/apq-transfer-study:     $(B)/stages/transfer_study.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-report:             $(B)/stages/report.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(SEARCH_O)
 $(addprefix $(B)/apq-,$(STAGES)):
 	$(LINK)
@@ -194,3 +195,4 @@ clean:
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d $(FB)/*/*.d)
 -include pipeline.mk
+include study.mk

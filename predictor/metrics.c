@@ -1,4 +1,5 @@
-/* metrics.c — the train/held-out split and the predictor's metrics (RMSE, Kendall's tau-b). */
+/* metrics.c — the train/held-out split and the predictor's metrics (RMSE, Kendall's tau-b,
+ * pairwise ranking accuracy). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -37,6 +38,18 @@ double kendall_tau(const double *x, const double *y, int n) {
         }
     double den = sqrt((double)(pairs - tie_x) * (double)(pairs - tie_y));
     return den > 0 ? (double)(conc - disc) / den : 0.0;
+}
+
+double pair_accuracy(const double *pred, const double *truth, int n) {
+    long long pairs = 0, right2 = 0; /* right2: twice the correctly ordered pairs */
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            double dt = truth[j] - truth[i], dp = pred[j] - pred[i];
+            if (dt == 0) continue;
+            pairs++;
+            right2 += dp == 0 ? 1 : ((dp > 0) == (dt > 0)) * 2;
+        }
+    return pairs ? (double)right2 / (2.0 * (double)pairs) : 0.5;
 }
 
 void predictor_score(const struct predictor *p, const float *x, const float *y, int n, double *rmse,

@@ -125,6 +125,12 @@ void predictor_split(int n, uint64_t seed, int *perm, int *n_train);
 double rmse_points(const double *pred, const double *truth, int n);
 /* Kendall's tau-b (ties corrected), O(n^2); 0 when either side is constant. */
 double kendall_tau(const double *x, const double *y, int n);
+/* Pairwise ranking accuracy: over the pairs (i < j) with truth[i] != truth[j],
+ * the fraction that pred orders the same way (a pair pred ties counts one
+ * half, as in Harrell's concordance index); 0.5 when truth has no untied
+ * pair. In [0, 1]; O(n^2). The rank figure reference/apq.md §4 asks of a
+ * predictor beside RMSE (used by issue 14's transfer study). */
+double pair_accuracy(const double *pred, const double *truth, int n);
 /* Predict rows x[n] and score them against y[n]: RMSE (points) and tau. */
 void predictor_score(const struct predictor *p, const float *x, const float *y, int n, double *rmse,
                      double *tau);
