@@ -27,7 +27,7 @@ DATA   := $(patsubst %/,%,$(DATA_DIR))
 DATA_FILES = $(wildcard $(addprefix $(DATA)/,$(addsuffix *,train-images-idx3-ubyte \
                train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)))
 
-PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
+PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval transfer-study $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
 
 # ---- checks that fail early with one line, before any stage runs -------------
@@ -107,6 +107,8 @@ $(PIPELINE_GOAL): FORCE
 	fi; exit $$rc
 
 else
+# the graph itself (study.mk adds to it)
+PIPELINE_RULES := 1
 
 # ---- the options each artifact was made with ----------------------------------
 # Each recipe records its stage's options (everything but the program path)
@@ -144,20 +146,21 @@ $(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(DATA_FILES) $$(call
 # SHARDS stay valid for another. A killed sampling resumes from <file>.partial.
 SHARD_IDS  = $(shell seq 1 $(SHARDS))
 SHARD_ENV  = $(if $(filter 1,$(SHARDS)),,$(if $(APQ_THREADS),,APQ_THREADS=1 ))
-# $(call sampling,KIND,OUT,EXTRA): OUT made by apq-sample-KIND with EXTRA options
+# $(call sampling,KIND,OUT,EXTRA,PREREQS): OUT made by apq-sample-KIND with EXTRA options
+# (expanded when the recipe runs) and the extra prerequisites PREREQS
 define sampling
 $(2)_ARGS = $$(COMMON) --data $$(DATA) --supernet $$(R)/supernet.h5 $(3) --out $(2)
 ifeq ($$(SHARDS),1)
-$(2): $$(B)/apq-sample-$(1) $$(R)/supernet.h5 $$(PROF) $$(DATA_FILES) $$$$(call if_changed,$$$$($(2)_ARGS))
+$(2): $(4) $$(B)/apq-sample-$(1) $$(R)/supernet.h5 $$(PROF) $$(DATA_FILES) $$$$(call if_changed,$$$$($(2)_ARGS))
 	$$(B)/apq-sample-$(1) $$($(2)_ARGS)
 	@$$(call record,$$($(2)_ARGS))
 else
 # the shards are secondary: a finished $(2) does not want them back for another SHARDS
 .SECONDARY: $$(foreach k,$$(SHARD_IDS),$$(basename $(2)).$$(k)-of-$$(SHARDS).h5)
-$(2): $$(B)/apq-sample-$(1) $$(foreach k,$$(SHARD_IDS),$$(basename $(2)).$$(k)-of-$$(SHARDS).h5) $$$$(call if_changed,$$$$($(2)_ARGS))
+$(2): $(4) $$(B)/apq-sample-$(1) $$(foreach k,$$(SHARD_IDS),$$(basename $(2)).$$(k)-of-$$(SHARDS).h5) $$$$(call if_changed,$$$$($(2)_ARGS))
 	$$(SHARD_ENV)$$(B)/apq-sample-$(1) $$($(2)_ARGS) --merge $$(SHARDS)
 	@$$(call record,$$($(2)_ARGS))
-$$(basename $(2)).%-of-$$(SHARDS).h5: $$(B)/apq-sample-$(1) $$(R)/supernet.h5 $$(PROF) $$(DATA_FILES) $$$$(call if_changed,$$$$($(2)_ARGS) --shard $$$$*/$$(SHARDS))
+$$(basename $(2)).%-of-$$(SHARDS).h5: $(4) $$(B)/apq-sample-$(1) $$(R)/supernet.h5 $$(PROF) $$(DATA_FILES) $$$$(call if_changed,$$$$($(2)_ARGS) --shard $$$$*/$$(SHARDS))
 	$$(SHARD_ENV)$$(B)/apq-sample-$(1) $$(subst --out $(2),--out $$@,$$($(2)_ARGS)) --shard $$*/$$(SHARDS)
 	@$$(call record,$$($(2)_ARGS) --shard $$*/$$(SHARDS))
 endif
