@@ -176,12 +176,6 @@ static int on_key(void *user, const char *sec, const char *k, const char *v) {
     return 0;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 /* Derive the block table and the hash; check cross-field rules. */
 static int derive(struct space *s, const char *origin) {
     if (s->mid_ratio_min > s->mid_ratio_max)
@@ -229,9 +223,7 @@ static int derive(struct space *s, const char *origin) {
     }
     s->n_blocks = nb;
     /* hash everything except the text (comments and spacing do not matter) */
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv1a(h, s, offsetof(struct space, hash));
-    s->hash = h;
+    s->hash = apq_fnv1a(APQ_FNV1A_INIT, s, offsetof(struct space, hash));
     return APQ_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include "test.h"
 #include "../predictor/predictor.h"
+#include "../util/h5.h"
 
 static struct space pred_space(const char *name) {
     struct space s;
@@ -219,60 +220,274 @@ TEST(pred_transfer_copies) {
     predictor_free(&scratch); /* no-op on a freed (zeroed) struct */
 }
 
+// ---- ensembles -----------------------------------------------------------------------
+
+/* A member whose output is the constant c: every weight zero, regressor bias c. */
+static void set_constant(struct predictor *p, float c) {
+    memset(p->params, 0, p->n_params * sizeof(float));
+    p->v.bo[0] = c;
+}
+
+TEST(pred_ensemble_mean_sd_by_hand) {
+    struct pred_ensemble e;
+    CHECK(pred_ensemble_init(&e, 3, 4, 0, 5, 2, 7) == APQ_OK);
+    set_constant(&e.m[0], 0.5f);
+    set_constant(&e.m[1], 0.6f);
+    set_constant(&e.m[2], 0.8f);
+    float x[2 * 4] = {1, 0, 0, 1, 0, 1, 1, 0}, mean[2], sd[2];
+    pred_ensemble_forward(&e, x, 2, mean, sd);
+    /* mean (0.5 + 0.6 + 0.8) / 3; sample sd: deviations -2/15, -1/30, 1/6, squares
+     * summing to 7/150, over k - 1 = 2 */
+    for (int i = 0; i < 2; i++) {
+        CHECK_NEAR(mean[i], 1.9 / 3, 1e-6);
+        CHECK_NEAR(sd[i], sqrt(7.0 / 300), 1e-6);
+    }
+    /* random members: mean and n-1 sd of the members' own forward passes */
+    for (int i = 0; i < 3; i++) predictor_free(&e.m[i]);
+    CHECK(pred_ensemble_init(&e, 3, 4, 0, 5, 2, 7) == APQ_OK);
+    float out[3][2];
+    for (int i = 0; i < 3; i++) predictor_forward(&e.m[i], x, 2, out[i]);
+    CHECK(out[0][0] != out[1][0]); /* own seeds */
+    pred_ensemble_forward(&e, x, 2, mean, sd);
+    for (int j = 0; j < 2; j++) {
+        double m = (out[0][j] + out[1][j] + out[2][j]) / 3.0, v = 0;
+        for (int i = 0; i < 3; i++) v += (out[i][j] - m) * (out[i][j] - m) / 2.0;
+        CHECK_NEAR(mean[j], m, 1e-6);
+        CHECK_NEAR(sd[j], sqrt(v), 1e-6);
+    }
+    pred_ensemble_forward(&e, x, 2, mean, NULL); /* sd may be NULL */
+    /* one member: its own output, spread 0 */
+    struct pred_ensemble one;
+    CHECK(pred_ensemble_init(&one, 1, 4, 0, 5, 2, 7) == APQ_OK);
+    CHECK(!memcmp(one.m[0].params, e.m[0].params, e.m[0].n_params * sizeof(float)));
+    pred_ensemble_forward(&one, x, 2, mean, sd);
+    CHECK(mean[0] == out[0][0] && mean[1] == out[0][1] && sd[0] == 0 && sd[1] == 0);
+    CHECK(pred_ensemble_init(&one, 0, 4, 0, 5, 2, 7) == APQ_ECONFIG);
+    CHECK(pred_ensemble_init(&one, PRED_MAX_MEMBERS + 1, 4, 0, 5, 2, 7) == APQ_ECONFIG);
+    pred_ensemble_free(&one);
+    pred_ensemble_free(&e);
+}
+
+TEST(pred_ensemble_transfer_members) {
+    struct space s = pred_space("tiny");
+    struct pred_ensemble f, q;
+    CHECK(pred_ensemble_init(&f, 3, encode_fp32_dim(&s), 0, 16, 3, 1) == APQ_OK);
+    CHECK(pred_ensemble_init_transfer(&q, &f, encode_bits_dim(&s), 2) == APQ_OK);
+    CHECK(q.k == 3);
+    for (int i = 0; i < 3; i++) { /* member i starts from fp32 member i */
+        struct predictor one;
+        CHECK(predictor_init_transfer(&one, &f.m[i], encode_bits_dim(&s), pred_member_seed(2, i)) ==
+              APQ_OK);
+        CHECK(!memcmp(one.params, q.m[i].params, one.n_params * sizeof(float)));
+        CHECK(!memcmp(q.m[i].v.w[1], f.m[i].v.w[1], 16 * 16 * sizeof(float)));
+        predictor_free(&one);
+    }
+    CHECK(memcmp(q.m[0].v.w[1], q.m[1].v.w[1], 16 * 16 * sizeof(float)));
+    CHECK(pred_member_seed(5, 0) == 5 && pred_member_seed(1, 1) != 2);
+    pred_ensemble_free(&q);
+    pred_ensemble_free(&f);
+}
+
+/* Training rows that pull the output to 0.9, validation rows that want 0.1:
+ * every epoch makes the validation loss worse, so the best epoch is the first. */
+static void diverging_sets(float *x, float *y, float *xv, float *yv) {
+    for (int i = 0; i < 16; i++) {
+        for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)((i + j) % 3 == 0);
+        y[i] = 0.9f;
+    }
+    memcpy(xv, x, 8 * 4 * sizeof(float));
+    for (int i = 0; i < 8; i++) yv[i] = 0.1f;
+}
+
+TEST(pred_early_stopping_keeps_best_epoch) {
+    float x[64], y[16], xv[32], yv[8];
+    diverging_sets(x, y, xv, yv);
+    struct pred_train_cfg cfg = {.epochs = 40, .batch = 8, .lr = 1e-2, .patience = 1};
+    struct predictor a, b, c;
+    struct pred_fit fa, fb, fc;
+    CHECK(predictor_init(&a, 4, 0, 8, 2, 3) == APQ_OK);
+    CHECK(predictor_init(&b, 4, 0, 8, 2, 3) == APQ_OK);
+    CHECK(predictor_init(&c, 4, 0, 8, 2, 3) == APQ_OK);
+    predictor_set_base(&a, 0.5), predictor_set_base(&b, 0.5), predictor_set_base(&c, 0.5);
+    double v0 = predictor_loss_grad(&a, xv, yv, 8, NULL);
+    CHECK(predictor_train_val(&a, x, y, 16, xv, yv, 8, &cfg, 9, &fa) == APQ_OK);
+    cfg.patience = 5;
+    CHECK(predictor_train_val(&b, x, y, 16, xv, yv, 8, &cfg, 9, &fb) == APQ_OK);
+    cfg.patience = 0; /* off: all 40 epochs, the last parameters */
+    CHECK(predictor_train_val(&c, x, y, 16, xv, yv, 8, &cfg, 9, &fc) == APQ_OK);
+    CHECK(fa.best_epoch == 1 && fa.epochs_run == 2);
+    CHECK(fb.best_epoch == 1 && fb.epochs_run == 6);
+    CHECK(fc.best_epoch == 40 && fc.epochs_run == 40 && fc.val_loss == 0);
+    /* both kept epoch 1's parameters: same bits, and the stored loss is theirs */
+    CHECK(!memcmp(a.params, b.params, a.n_params * sizeof(float)));
+    CHECK(predictor_loss_grad(&a, xv, yv, 8, NULL) == fa.val_loss);
+    CHECK(fa.val_loss == fb.val_loss && fa.val_loss > v0);
+    double vc = predictor_loss_grad(&c, xv, yv, 8, NULL);
+    CHECK(vc > fa.val_loss);
+    CHECK(memcmp(a.params, c.params, a.n_params * sizeof(float)));
+    /* agreeing validation rows: the kept loss is the least of all epochs run */
+    for (int i = 0; i < 8; i++) yv[i] = 0.9f;
+    cfg.patience = 40;
+    struct predictor d;
+    struct pred_fit fd;
+    CHECK(predictor_init(&d, 4, 0, 8, 2, 3) == APQ_OK);
+    CHECK(predictor_train_val(&d, x, y, 16, xv, yv, 8, &cfg, 9, &fd) == APQ_OK);
+    CHECK(fd.best_epoch > 10 && fd.epochs_run == 40);
+    CHECK(predictor_loss_grad(&d, xv, yv, 8, NULL) == fd.val_loss);
+    cfg.patience = -1;
+    CHECK(predictor_train_val(&d, x, y, 16, xv, yv, 8, &cfg, 9, &fd) == APQ_ECONFIG);
+    predictor_free(&a), predictor_free(&b), predictor_free(&c), predictor_free(&d);
+}
+
+TEST(pred_ensemble_train_folds) {
+    struct space s = pred_space("fmnist-mbv2");
+    int n = 100, dim = encode_dim(&s, 0), nv = -1;
+    float *x = malloc(sizeof(float) * n * dim), *y = malloc(sizeof(float) * n);
+    synth_set(&s, 0, n, 4, x, y);
+    struct pred_ensemble e;
+    CHECK(pred_ensemble_init(&e, 5, dim, 0, 32, 2, 4) == APQ_OK);
+    pred_ensemble_set_base(&e, 0.8);
+    struct pred_train_cfg cfg = {
+        .epochs = 30, .batch = 32, .lr = 1e-3, .patience = 5, .val_fraction = 0.2};
+    struct pred_fit fit[5];
+    CHECK(pred_ensemble_train(&e, x, y, n, &cfg, 4, &nv, fit) == APQ_OK);
+    CHECK(nv == 20);
+    for (int i = 0; i < 5; i++)
+        CHECK(fit[i].best_epoch >= 1 && fit[i].best_epoch <= fit[i].epochs_run &&
+              fit[i].val_loss > 0);
+    /* deterministic; 2 rows leave nothing for validation */
+    struct pred_ensemble e2;
+    CHECK(pred_ensemble_init(&e2, 5, dim, 0, 32, 2, 4) == APQ_OK);
+    pred_ensemble_set_base(&e2, 0.8);
+    CHECK(pred_ensemble_train(&e2, x, y, n, &cfg, 4, &nv, NULL) == APQ_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK(!memcmp(e.m[i].params, e2.m[i].params, e.m[i].n_params * sizeof(float)));
+    CHECK(pred_ensemble_train(&e2, x, y, 2, &cfg, 4, &nv, fit) == APQ_OK);
+    CHECK(nv == 0 && fit[0].epochs_run == 30);
+    pred_ensemble_free(&e2);
+    pred_ensemble_free(&e);
+    free(x), free(y);
+}
+
 // ---- files ---------------------------------------------------------------------------
 
-static void make_quant(const struct space *s, struct predictor *q) {
-    struct predictor f;
-    CHECK(predictor_init(&f, encode_fp32_dim(s), 0, 48, 3, 4) == APQ_OK);
-    CHECK(predictor_init_transfer(q, &f, encode_bits_dim(s), 4) == APQ_OK);
-    q->metrics = (struct pred_metrics){1.5, 0.7, 80, 20, 1, 2.5, 0.5};
-    predictor_free(&f);
+static void make_quant(const struct space *s, struct pred_ensemble *q) {
+    struct pred_ensemble f;
+    CHECK(pred_ensemble_init(&f, 2, encode_fp32_dim(s), 0, 48, 3, 4) == APQ_OK);
+    CHECK(pred_ensemble_init_transfer(q, &f, encode_bits_dim(s), 4) == APQ_OK);
+    q->metrics = (struct pred_metrics){1.5, 0.7, 1.75, 0.65, 1, 2.5, 0.5};
+    q->prov = (struct pred_provenance){
+        "tiny", "runs/tiny/samples-quant.h5", 0xfedcba9876543210ULL, 80, 16, 20};
+    pred_ensemble_free(&f);
 }
 
 TEST(pred_save_load_roundtrip) {
     struct space s = pred_space("fmnist-mbv2");
-    struct predictor q, r;
+    struct pred_ensemble q, r;
     make_quant(&s, &q);
     char path[600];
     snprintf(path, sizeof path, "%s/predictor-quant.h5", test_tmpdir);
-    int rc = predictor_save(&q, &s, path, 4, "tiny");
+    int rc = pred_ensemble_save(&q, &s, path, 4);
     if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
     CHECK(rc == APQ_OK);
-    rc = predictor_load(&r, path, &s);
+    rc = pred_ensemble_load(&r, path, &s);
     if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
     CHECK(rc == APQ_OK);
     if (rc == APQ_OK) {
-        CHECK(r.n_params == q.n_params && r.bit_dim == q.bit_dim && r.hidden == 48);
-        CHECK(!memcmp(r.params, q.params, q.n_params * sizeof(float)));
-        CHECK(r.metrics.rmse == 1.5 && r.metrics.tau == 0.7 && r.metrics.n_train == 80);
-        CHECK(r.metrics.has_scratch && r.metrics.scratch_rmse == 2.5);
+        CHECK(r.k == 2 && r.m[1].n_params == q.m[1].n_params && r.m[0].bit_dim == q.m[0].bit_dim);
+        for (int i = 0; i < 2; i++)
+            CHECK(!memcmp(r.m[i].params, q.m[i].params, q.m[i].n_params * sizeof(float)));
+        CHECK(r.metrics.rmse == 1.5 && r.metrics.tau == 0.7 && r.metrics.member_rmse == 1.75 &&
+              r.metrics.member_tau == 0.65);
+        CHECK(r.metrics.has_scratch && r.metrics.scratch_rmse == 2.5 &&
+              r.metrics.scratch_tau == 0.5);
+        CHECK(!strcmp(r.prov.profile, "tiny") &&
+              !strcmp(r.prov.samples, "runs/tiny/samples-quant.h5"));
+        CHECK(r.prov.samples_hash == 0xfedcba9876543210ULL && r.prov.n_train == 80 &&
+              r.prov.n_val == 16 && r.prov.n_held_out == 20);
         struct arch a[40];
-        float pa[40], pb[40];
+        float pa[40], pb[40], sa[40], sb[40];
         struct rng g;
         rng_init(&g, 1, RNG_SAMPLE);
         for (int i = 0; i < 40; i++) arch_sample(&s, &g, 1, &a[i]);
         rng_free(&g);
-        predictor_predict(&q, &s, a, 40, pa);
-        predictor_predict(&r, &s, a, 40, pb);
-        CHECK(!memcmp(pa, pb, sizeof pa));
+        pred_ensemble_predict(&q, &s, a, 40, pa, sa);
+        pred_ensemble_predict(&r, &s, a, 40, pb, sb);
+        CHECK(!memcmp(pa, pb, sizeof pa) && !memcmp(sa, sb, sizeof sa));
+        CHECK(sa[0] > 0);
     }
-    predictor_free(&r);
-    predictor_free(&q);
+    pred_ensemble_free(&r);
+    pred_ensemble_free(&q);
 }
 
-TEST(pred_load_refuses_other_space) {
+/* Overwrite the i64 attribute `name` of the file at path. */
+static void set_attr_i64(const char *path, const char *name, int64_t v) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(f >= 0);
+    CHECK(H5Adelete(f, name) >= 0);
+    CHECK(h5_attr_set_i64(f, name, v) == APQ_OK);
+    H5Fclose(f);
+}
+
+TEST(pred_load_refuses_other_space_or_encoding) {
     struct space s = pred_space("fmnist-mbv2"), t = pred_space("tiny");
-    struct predictor q, r;
+    struct pred_ensemble q, r;
     make_quant(&s, &q);
     char path[600];
     snprintf(path, sizeof path, "%s/p.h5", test_tmpdir);
-    CHECK(predictor_save(&q, &s, path, 4, "tiny") == APQ_OK);
-    CHECK(predictor_load(&r, path, &t) == APQ_EMISMATCH);
-    CHECK(strstr(apq_last_error(), path) && strstr(apq_last_error(), "make"));
-    CHECK(r.params == NULL);
+    CHECK(pred_ensemble_save(&q, &s, path, 4) == APQ_OK);
+    CHECK(pred_ensemble_load(&r, path, &t) == APQ_EMISMATCH);
+    const char *e = apq_last_error();
+    CHECK(strstr(e, path) && strstr(e, "trained for space 'fmnist-mbv2'") &&
+          strstr(e, "not for 'tiny'") && strstr(e, "PREDICTOR=") && strstr(e, "make"));
+    CHECK(r.k == 0 && r.m[0].params == NULL);
+    set_attr_i64(path, "encoding_version", PRED_ENCODING_VERSION + 1);
+    CHECK(pred_ensemble_load(&r, path, &s) == APQ_EMISMATCH);
+    e = apq_last_error();
+    CHECK(strstr(e, path) && strstr(e, "encoding version 2, this build uses 1") &&
+          strstr(e, "make"));
+    /* a version-1 file (one MLP, before ensembles) */
+    CHECK(pred_ensemble_save(&q, &s, path, 4) == APQ_OK);
+    set_attr_i64(path, "format_version", 1);
+    CHECK(pred_ensemble_load(&r, path, &s) == APQ_EFORMAT);
+    CHECK(strstr(apq_last_error(), "format_version is 1, expected 2"));
     snprintf(path, sizeof path, "%s/missing.h5", test_tmpdir);
-    CHECK(predictor_load(&r, path, &s) == APQ_EIO);
-    predictor_free(&q);
+    CHECK(pred_ensemble_load(&r, path, &s) == APQ_EIO);
+    pred_ensemble_free(&q);
+}
+
+TEST(pred_samples_hash_covers_rows) {
+    /* FNV-1a 64 test vector: "a" */
+    CHECK(apq_fnv1a(APQ_FNV1A_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    const char *arch[2] = {"r12_k3m48", "r12_k5m48"}, *swapped[2] = {"r12_k5m48", "r12_k3m48"};
+    double acc[2] = {0.5, 0.75}, acc2[2] = {0.5, nextafter(0.75, 1)};
+    uint64_t h = pred_samples_hash(arch, acc, 2);
+    CHECK(h == pred_samples_hash(arch, acc, 2));
+    CHECK(h != pred_samples_hash(arch, acc2, 2));
+    CHECK(h != pred_samples_hash(swapped, acc, 2));
+    CHECK(h != pred_samples_hash(arch, acc, 1));
+}
+
+TEST(pred_split_held_out) {
+    int perm[60], ntr;
+    CHECK(predictor_split_held_out(60, 50, 1, perm, &ntr) == APQ_OK && ntr == 10);
+    CHECK(predictor_split_held_out(10, 0.01, 1, perm, &ntr) == APQ_OK && ntr == 9);
+    CHECK(predictor_split_held_out(60, 0.25, 1, perm, &ntr) == APQ_OK && ntr == 45);
+    int seen[60] = {0};
+    for (int i = 0; i < 60; i++) seen[perm[i]]++;
+    for (int i = 0; i < 60; i++) CHECK(seen[i] == 1);
+    int perm2[60];
+    CHECK(predictor_split_held_out(60, 0.25, 1, perm2, &ntr) == APQ_OK);
+    CHECK(!memcmp(perm, perm2, sizeof perm)); /* seeded */
+    CHECK(predictor_split_held_out(60, 0.25, 2, perm2, &ntr) == APQ_OK);
+    CHECK(memcmp(perm, perm2, sizeof perm));
+    CHECK(predictor_split_held_out(60, 59, 1, perm, &ntr) == APQ_ECONFIG);
+    CHECK(strstr(apq_last_error(), "leaves 1 training rows; at least 2"));
+    CHECK(predictor_split_held_out(60, 2.5, 1, perm, &ntr) == APQ_ECONFIG);
+    CHECK(predictor_split_held_out(60, 0, 1, perm, &ntr) == APQ_ECONFIG);
+    /* the old 80/20 split is the fraction 0.2 */
+    predictor_split(50, 3, perm2, &ntr);
+    CHECK(ntr == 40);
 }
 
 // ---- metrics -------------------------------------------------------------------------

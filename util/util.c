@@ -141,6 +141,12 @@ double apq_time(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+uint64_t apq_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 /* ---- runtime setup -------------------------------------------------------- */
 
 /* Provided by OpenBLAS (declared here to avoid depending on its cblas.h variant). */

@@ -111,6 +111,10 @@ const char *apq_blas_kernel(void);
 const char *apq_git_rev(void);
 /* Wall clock in seconds (monotonic). */
 double apq_time(void);
+/* 64-bit FNV-1a (Fowler-Noll-Vo) of n bytes at p, continuing from h; start
+ * from APQ_FNV1A_INIT. The hash of spaces and of samples files. */
+#define APQ_FNV1A_INIT 0xcbf29ce484222325ULL
+uint64_t apq_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* ---- progress line ---------------------------------------------------- */
 /* A progress line with rate and ETA. On a terminal it redraws in place
