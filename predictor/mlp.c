@@ -108,6 +108,12 @@ void predictor_free(struct predictor *p) {
     memset(p, 0, sizeof *p);
 }
 
+void predictor_zero_bit_branch(struct predictor *p) {
+    if (!p->bit_dim) return;
+    memset(p->v.wq, 0, sizeof(float) * (size_t)p->hidden * (size_t)p->bit_dim);
+    memset(p->v.bq, 0, sizeof(float) * (size_t)p->hidden);
+}
+
 void predictor_set_base(struct predictor *p, double mean_acc) {
     p->v.bo[0] = (float)mean_acc;
 }
@@ -388,7 +394,7 @@ int predictor_train_val(struct predictor *p, const float *x, const float *y, int
             progress_update(&prog, e + 1, extra);
         }
     }
-    if (early && f.best_epoch > 0) memcpy(p->params, best, np * sizeof(float));
+    if (early) memcpy(p->params, best, np * sizeof(float));
     if (!early) f.best_epoch = f.epochs_run;
     if (cfg->label && rc == APQ_OK) {
         snprintf(extra, sizeof extra, "train RMSE %.3f points, kept epoch %d",

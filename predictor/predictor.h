@@ -80,6 +80,10 @@ int predictor_init(struct predictor *p, int in_dim, int bit_dim, int hidden, int
 int predictor_init_transfer(struct predictor *q, const struct predictor *fp32, int bit_dim,
                             uint64_t seed);
 void predictor_free(struct predictor *p); /* no-op on a zeroed struct */
+/* Set the bit branch (wq, bq) to 0, so a transferred predictor starts as
+ * exactly the fp32 one's function (an option; APQ keeps the uniform init).
+ * No-op when bit_dim is 0. */
+void predictor_zero_bit_branch(struct predictor *p);
 
 /* Batched forward: x is n rows of in_dim + bit_dim floats; out[n] gets the
  * predicted accuracy (fraction). */
@@ -118,10 +122,11 @@ struct pred_fit {
  * cfg->patience > 0 (early stopping, Prechelt 1998): the validation MSE is
  * measured after every epoch, training stops after `patience` epochs without
  * a new minimum, and p ends with the parameters of the epoch of least
- * validation loss (the first of equals). Deterministic for a seed and thread
- * count. fit (may be NULL) gets the summary. Returns APQ_OK, APQ_ECONFIG for
- * epochs < 0, batch < 1 or patience < 0, or APQ_ENONFINITE ("predictor
- * training diverged in epoch e") when an epoch's loss is not finite. */
+ * validation loss (the first of equals; the initial parameters do not compete:
+ * measured on the quick samples, that changed nothing, docs/predictor.md). Deterministic for a seed
+ * and thread count. fit (may be NULL) gets the summary. Returns APQ_OK, APQ_ECONFIG for epochs < 0,
+ * batch < 1 or patience < 0, or APQ_ENONFINITE ("predictor training diverged in epoch e") when an
+ * epoch's loss is not finite. */
 int predictor_train_val(struct predictor *p, const float *x, const float *y, int n, const float *xv,
                         const float *yv, int n_val, const struct pred_train_cfg *cfg, uint64_t seed,
                         struct pred_fit *fit);

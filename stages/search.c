@@ -5,8 +5,11 @@
  *
  * Sweeps n_budgets latency budgets, log-spaced over the space's latency range
  * on this device (from the LUT), plus each of the user's --latency-ms budgets
- * (flagged user_budget = 1); --energy-mj constrains every run. One row per
- * budget in search.h5 (docs/formats.md), ascending by latency budget.
+ * (flagged user_budget = 1); --energy-mj constrains every run. The fitness
+ * is the predictor ensemble's mean; each row also records the ensemble's
+ * spread at its arch (acc_pred_std). One row per budget in search.h5
+ * (docs/formats.md), ascending by latency budget. The predictor must be a
+ * quantization-aware one of this space and encoding version (else exit 1).
  * A budget is a finite number > 0; anything else is a usage error (exit 2)
  * before any file is read.
  */

@@ -153,7 +153,8 @@ static void train_score(struct pred_ensemble *e, const struct samples *tr, const
 struct settings {
     struct pred_train_cfg cfg;
     double held_out;
-    int hidden, layers, ensemble;
+    int hidden, layers, ensemble, zero_bits;
+    double scratch_lr; /* transfer stage: lr of the from-scratch ablation */
     char profile[64];
 };
 
@@ -172,6 +173,8 @@ static void read_profile(const char *path, int transfer, struct settings *st) {
     st->hidden = transfer ? 0 : (int)profile_int(prof, "hidden", 400, 1, 4096);
     st->layers = transfer ? 0 : (int)profile_int(prof, "layers", 3, 1, PRED_MAX_LAYERS);
     st->ensemble = transfer ? 0 : (int)profile_int(prof, "ensemble", 5, 1, PRED_MAX_MEMBERS);
+    st->zero_bits = transfer ? (int)profile_int(prof, "zero_bit_branch", 0, 0, 1) : 0;
+    st->scratch_lr = transfer ? profile_f64(prof, "scratch_lr", st->cfg.lr, 1e-8, 10) : 0;
     snprintf(st->profile, sizeof st->profile, "%s", profile_name(prof));
     profile_finish(prof);
 }
@@ -250,10 +253,12 @@ int main(int argc, char **argv) {
             (rc = pred_ensemble_init(&scratch, fp.k, f0->in_dim, encode_bits_dim(&s), f0->hidden,
                                      f0->n_layers, (uint64_t)seed)) < 0)
             apq_die_status(rc);
+        for (int i = 0; i < e.k && st.zero_bits; i++) predictor_zero_bit_branch(&e.m[i]);
         st.cfg.label = "transfer quant predictor";
         train_score(&e, &tr, &te, &st.cfg, (uint64_t)seed, m, &n_val);
         pred_ensemble_set_base(&scratch, mean(tr.y, tr.n));
         st.cfg.label = "quant predictor from scratch";
+        st.cfg.lr = st.scratch_lr;
         train_score(&scratch, &tr, &te, &st.cfg, (uint64_t)seed, &sm, &n_val);
         m->has_scratch = 1;
         m->scratch_rmse = sm.rmse;

@@ -288,8 +288,8 @@ TEST(pred_ensemble_transfer_members) {
     pred_ensemble_free(&f);
 }
 
-/* Training rows that pull the output to 0.9, validation rows that want 0.1:
- * every epoch makes the validation loss worse, so the best epoch is the first. */
+/* Training rows that pull the output to 0.9, validation rows (a copy of the
+ * first 8 inputs) that want 0.1 (all zero in x, so only biases matter at init). */
 static void diverging_sets(float *x, float *y, float *xv, float *yv) {
     for (int i = 0; i < 16; i++) {
         for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)((i + j) % 3 == 0);
@@ -303,40 +303,50 @@ TEST(pred_early_stopping_keeps_best_epoch) {
     float x[64], y[16], xv[32], yv[8];
     diverging_sets(x, y, xv, yv);
     struct pred_train_cfg cfg = {.epochs = 40, .batch = 8, .lr = 1e-2, .patience = 1};
-    struct predictor a, b, c;
-    struct pred_fit fa, fb, fc;
-    CHECK(predictor_init(&a, 4, 0, 8, 2, 3) == APQ_OK);
-    CHECK(predictor_init(&b, 4, 0, 8, 2, 3) == APQ_OK);
-    CHECK(predictor_init(&c, 4, 0, 8, 2, 3) == APQ_OK);
-    predictor_set_base(&a, 0.5), predictor_set_base(&b, 0.5), predictor_set_base(&c, 0.5);
-    double v0 = predictor_loss_grad(&a, xv, yv, 8, NULL);
-    CHECK(predictor_train_val(&a, x, y, 16, xv, yv, 8, &cfg, 9, &fa) == APQ_OK);
+    struct predictor p[4];
+    struct pred_fit f[4];
+    for (int i = 0; i < 4; i++) CHECK(predictor_init(&p[i], 4, 0, 8, 2, 3) == APQ_OK);
+    /* starting at 0.5, every epoch moves away from 0.1: the first epoch is best */
+    for (int i = 0; i < 3; i++) predictor_set_base(&p[i], 0.5);
+    float *init = malloc(p[0].n_params * sizeof(float));
+    memcpy(init, p[0].params, p[0].n_params * sizeof(float));
+    double v0 = predictor_loss_grad(&p[0], xv, yv, 8, NULL);
+    CHECK(predictor_train_val(&p[0], x, y, 16, xv, yv, 8, &cfg, 9, &f[0]) == APQ_OK);
     cfg.patience = 5;
-    CHECK(predictor_train_val(&b, x, y, 16, xv, yv, 8, &cfg, 9, &fb) == APQ_OK);
+    CHECK(predictor_train_val(&p[1], x, y, 16, xv, yv, 8, &cfg, 9, &f[1]) == APQ_OK);
     cfg.patience = 0; /* off: all 40 epochs, the last parameters */
-    CHECK(predictor_train_val(&c, x, y, 16, xv, yv, 8, &cfg, 9, &fc) == APQ_OK);
-    CHECK(fa.best_epoch == 1 && fa.epochs_run == 2);
-    CHECK(fb.best_epoch == 1 && fb.epochs_run == 6);
-    CHECK(fc.best_epoch == 40 && fc.epochs_run == 40 && fc.val_loss == 0);
-    /* both kept epoch 1's parameters: same bits, and the stored loss is theirs */
-    CHECK(!memcmp(a.params, b.params, a.n_params * sizeof(float)));
-    CHECK(predictor_loss_grad(&a, xv, yv, 8, NULL) == fa.val_loss);
-    CHECK(fa.val_loss == fb.val_loss && fa.val_loss > v0);
-    double vc = predictor_loss_grad(&c, xv, yv, 8, NULL);
-    CHECK(vc > fa.val_loss);
-    CHECK(memcmp(a.params, c.params, a.n_params * sizeof(float)));
-    /* agreeing validation rows: the kept loss is the least of all epochs run */
-    for (int i = 0; i < 8; i++) yv[i] = 0.9f;
-    cfg.patience = 40;
-    struct predictor d;
-    struct pred_fit fd;
-    CHECK(predictor_init(&d, 4, 0, 8, 2, 3) == APQ_OK);
-    CHECK(predictor_train_val(&d, x, y, 16, xv, yv, 8, &cfg, 9, &fd) == APQ_OK);
-    CHECK(fd.best_epoch > 10 && fd.epochs_run == 40);
-    CHECK(predictor_loss_grad(&d, xv, yv, 8, NULL) == fd.val_loss);
+    CHECK(predictor_train_val(&p[2], x, y, 16, xv, yv, 8, &cfg, 9, &f[2]) == APQ_OK);
+    CHECK(f[0].best_epoch == 1 && f[0].epochs_run == 2 && f[0].val_loss > v0);
+    CHECK(f[1].best_epoch == 1 && f[1].epochs_run == 6 && f[1].val_loss == f[0].val_loss);
+    CHECK(f[2].best_epoch == 40 && f[2].epochs_run == 40 && f[2].val_loss == 0);
+    /* both kept epoch 1's parameters: the same bits, not the initial ones */
+    CHECK(!memcmp(p[0].params, p[1].params, p[0].n_params * sizeof(float)));
+    CHECK(memcmp(p[0].params, init, p[0].n_params * sizeof(float)));
+    CHECK(predictor_loss_grad(&p[0], xv, yv, 8, NULL) == f[0].val_loss);
+    CHECK(predictor_loss_grad(&p[2], xv, yv, 8, NULL) > f[0].val_loss);
+    /* starting at 0, the output rises through 0.1 on its way to 0.9: the best
+     * epoch lies between, and its parameters (not the last) are kept */
+    predictor_set_base(&p[3], 0.0);
+    cfg.lr = 2e-3;
+    cfg.patience = 3;
+    CHECK(predictor_train_val(&p[3], x, y, 16, xv, yv, 8, &cfg, 9, &f[3]) == APQ_OK);
+    fprintf(stderr, "  kept epoch %d of %d, validation MSE %.4g\n", f[3].best_epoch,
+            f[3].epochs_run, f[3].val_loss);
+    CHECK(f[3].best_epoch >= 1 && f[3].epochs_run == f[3].best_epoch + 3);
+    CHECK(f[3].epochs_run < 40);
+    CHECK(predictor_loss_grad(&p[3], xv, yv, 8, NULL) == f[3].val_loss);
+    /* the same run without stopping passes the minimum: its last loss is higher */
+    struct predictor q;
+    CHECK(predictor_init(&q, 4, 0, 8, 2, 3) == APQ_OK);
+    predictor_set_base(&q, 0.0);
+    cfg.patience = 0;
+    CHECK(predictor_train_val(&q, x, y, 16, xv, yv, 8, &cfg, 9, NULL) == APQ_OK);
+    CHECK(predictor_loss_grad(&q, xv, yv, 8, NULL) > f[3].val_loss);
     cfg.patience = -1;
-    CHECK(predictor_train_val(&d, x, y, 16, xv, yv, 8, &cfg, 9, &fd) == APQ_ECONFIG);
-    predictor_free(&a), predictor_free(&b), predictor_free(&c), predictor_free(&d);
+    CHECK(predictor_train_val(&q, x, y, 16, xv, yv, 8, &cfg, 9, NULL) == APQ_ECONFIG);
+    for (int i = 0; i < 4; i++) predictor_free(&p[i]);
+    predictor_free(&q);
+    free(init);
 }
 
 TEST(pred_ensemble_train_folds) {
