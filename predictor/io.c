@@ -218,3 +218,14 @@ done:
     if (rc < 0) pred_ensemble_free(e);
     return rc;
 }
+
+int predictor_load(struct predictor *p, const char *path, const struct space *s) {
+    struct pred_ensemble e;
+    memset(p, 0, sizeof *p);
+    int rc = pred_ensemble_load(&e, path, s);
+    if (rc < 0) return rc;
+    *p = e.m[0]; /* takes member 0's parameter block */
+    memset(&e.m[0], 0, sizeof e.m[0]);
+    pred_ensemble_free(&e);
+    return APQ_OK;
+}

@@ -397,8 +397,8 @@ int predictor_train_val(struct predictor *p, const float *x, const float *y, int
     if (early) memcpy(p->params, best, np * sizeof(float));
     if (!early) f.best_epoch = f.epochs_run;
     if (cfg->label && rc == APQ_OK) {
-        snprintf(extra, sizeof extra, "train RMSE %.3f points, kept epoch %d",
-                 100.0 * sqrt(f.train_loss), f.best_epoch);
+        snprintf(extra, sizeof extra, "train RMSE %.3f points, ran %d, kept epoch %d",
+                 100.0 * sqrt(f.train_loss), f.epochs_run, f.best_epoch);
         progress_end(&prog, extra);
     }
     ftz_restore(csr);

@@ -247,5 +247,9 @@ int pred_ensemble_save(const struct pred_ensemble *e, const struct space *s, con
  * an older format version, or dims, shapes or attributes that disagree with
  * the space. e is zeroed on failure. */
 int pred_ensemble_load(struct pred_ensemble *e, const char *path, const struct space *s);
+/* One MLP from a predictor file: its member 0 (the single MLP of the file's
+ * seed), with the checks and errors of pred_ensemble_load. p is zeroed on
+ * failure; free with predictor_free. */
+int predictor_load(struct predictor *p, const char *path, const struct space *s);
 
 #endif

@@ -54,9 +54,10 @@ static int samples_load(const char *path, const struct space *s, int quant, stru
         goto done;
     }
     if (n < 10) {
-        rc = apq_set_error(APQ_EFORMAT,
-                           "%s: only %zu samples, at least 10 are needed for an 80/20 split", path,
-                           n);
+        rc = apq_set_error(
+            APQ_EFORMAT,
+            "%s: only %zu samples, at least 10 are needed (a held-out split and 2 to train on)",
+            path, n);
         goto done;
     }
     d->n = (int)n;
@@ -226,7 +227,7 @@ int main(int argc, char **argv) {
     struct samples all, tr, te;
     if ((rc = samples_load(samples_path, &s, transfer, &all)) < 0) apq_die_status(rc);
     if (split(&all, st.held_out, (uint64_t)seed, &tr, &te) < 0)
-        profile_die(profile_path, section, "%s, in %s", apq_last_error(), samples_path);
+        profile_die(profile_path, section, "%s (samples: %s)", apq_last_error(), samples_path);
     apq_log("%d samples from %s: %d train, %d held out; encoding v%d, %d inputs", all.n,
             samples_path, tr.n, te.n, PRED_ENCODING_VERSION, all.dim);
 

@@ -425,6 +425,12 @@ TEST(pred_save_load_roundtrip) {
         pred_ensemble_predict(&r, &s, a, 40, pb, sb);
         CHECK(!memcmp(pa, pb, sizeof pa) && !memcmp(sa, sb, sizeof sa));
         CHECK(sa[0] > 0);
+        /* one MLP from the file: member 0 */
+        struct predictor one;
+        CHECK(predictor_load(&one, path, &s) == APQ_OK);
+        CHECK(one.n_params == q.m[0].n_params &&
+              !memcmp(one.params, q.m[0].params, one.n_params * sizeof(float)));
+        predictor_free(&one);
     }
     pred_ensemble_free(&r);
     pred_ensemble_free(&q);
