@@ -262,6 +262,7 @@ TEST(pred_ensemble_mean_sd_by_hand) {
     CHECK(!memcmp(one.m[0].params, e.m[0].params, e.m[0].n_params * sizeof(float)));
     pred_ensemble_forward(&one, x, 2, mean, sd);
     CHECK(mean[0] == out[0][0] && mean[1] == out[0][1] && sd[0] == 0 && sd[1] == 0);
+    pred_ensemble_free(&one);
     CHECK(pred_ensemble_init(&one, 0, 4, 0, 5, 2, 7) == APQ_ECONFIG);
     CHECK(pred_ensemble_init(&one, PRED_MAX_MEMBERS + 1, 4, 0, 5, 2, 7) == APQ_ECONFIG);
     pred_ensemble_free(&one);
