@@ -4,7 +4,7 @@
  * Input: byte 0 picks the reader, the rest is the .h5 file (written to tmpfs:
  * the readers take a path). Readers, by byte 0 % 6:
  *   0 supernet.h5      supernet_load_space, then supernet_load into the space's supernet
- *   1 predictor-*.h5   predictor_load, then a prediction for the largest arch
+ *   1 predictor-*.h5   pred_ensemble_load, then a prediction for the largest arch
  *   2 lut.h5           lut_load, then lut_arch_cost of the largest quantized arch
  *   3 samples-*.h5     samples_load of apq-(transfer|train)-predictor (bit 7 of byte 0: quantized)
  *   4 search.h5        the reads of apq-verify: arch, seven f64 columns, user_budget, attributes
@@ -74,14 +74,15 @@ static void read_supernet(const char *path) {
 }
 
 static void read_predictor(const char *path) {
-    struct predictor p;
+    struct pred_ensemble p;
     memset(&p, 0, sizeof p);
-    if (fuzz_note("predictor_load", predictor_load(&p, path, &space)) == APQ_OK) {
-        float acc = NAN;
-        predictor_predict(&p, &space, p.bit_dim ? &largest_q : &largest_fp, 1, &acc);
-        if (!isfinite(acc)) fuzz_fail("%s: loaded, but predicts %g", path, acc);
+    if (fuzz_note("pred_ensemble_load", pred_ensemble_load(&p, path, &space)) == APQ_OK) {
+        float acc = NAN, sd = NAN;
+        pred_ensemble_predict(&p, &space, p.m[0].bit_dim ? &largest_q : &largest_fp, 1, &acc, &sd);
+        if (!isfinite(acc) || !isfinite(sd))
+            fuzz_fail("%s: loaded, but predicts %g ± %g", path, acc, sd);
     }
-    predictor_free(&p);
+    pred_ensemble_free(&p);
 }
 
 static void read_lut(const char *path) {

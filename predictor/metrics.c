@@ -5,15 +5,35 @@
 
 #include "predictor.h"
 
-void predictor_split(int n, uint64_t seed, int *perm, int *n_train) {
-    APQ_ASSERT(n >= 2);
+int predictor_split_held_out(int n, double held_out, uint64_t seed, int *perm, int *n_train) {
+    int n_held;
+    if (held_out >= 1 && held_out == floor(held_out) && held_out <= n)
+        n_held = (int)held_out;
+    else if (held_out > 0 && held_out < 1)
+        n_held = (int)lround(held_out * n) > 0 ? (int)lround(held_out * n) : 1;
+    else
+        return apq_set_error(APQ_ECONFIG,
+                             "held_out = %g: expected a count of rows (a whole number >= 1) or a "
+                             "fraction in (0, 1)",
+                             held_out);
+    if (n - n_held < 2)
+        return apq_set_error(APQ_ECONFIG,
+                             "held_out = %g holds out %d of %d samples and leaves %d training "
+                             "rows; at least 2 are needed (lower held_out or draw more samples)",
+                             held_out, n_held, n, n - n_held);
     for (int i = 0; i < n; i++) perm[i] = i;
     struct rng r;
     rng_init(&r, seed, RNG_SPLIT);
     rng_shuffle_int(&r, perm, (size_t)n);
     rng_free(&r);
-    int n_test = n / 5 > 0 ? n / 5 : 1;
-    *n_train = n - n_test;
+    *n_train = n - n_held;
+    return APQ_OK;
+}
+
+void predictor_split(int n, uint64_t seed, int *perm, int *n_train) {
+    APQ_ASSERT(n >= 3);
+    int rc = predictor_split_held_out(n, 0.2, seed, perm, n_train);
+    APQ_ASSERT(rc == APQ_OK);
 }
 
 double rmse_points(const double *pred, const double *truth, int n) {

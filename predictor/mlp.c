@@ -108,6 +108,12 @@ void predictor_free(struct predictor *p) {
     memset(p, 0, sizeof *p);
 }
 
+void predictor_zero_bit_branch(struct predictor *p) {
+    if (!p->bit_dim) return;
+    memset(p->v.wq, 0, sizeof(float) * (size_t)p->hidden * (size_t)p->bit_dim);
+    memset(p->v.bq, 0, sizeof(float) * (size_t)p->hidden);
+}
+
 void predictor_set_base(struct predictor *p, double mean_acc) {
     p->v.bo[0] = (float)mean_acc;
 }
@@ -299,80 +305,120 @@ static void ftz_restore(unsigned csr) {
 #endif
 }
 
-int predictor_train(struct predictor *p, const float *x, const float *y, int n,
-                    const struct pred_train_cfg *cfg, uint64_t seed, double *last_loss) {
-    APQ_ASSERT(n > 0);
-    if (cfg->epochs < 0 || cfg->batch < 1)
-        return apq_set_error(APQ_ECONFIG,
-                             "predictor training: epochs = %d, batch = %d; need "
-                             "epochs >= 0 and batch >= 1",
-                             cfg->epochs, cfg->batch);
-    int B = cfg->batch < n ? cfg->batch : n;
-    size_t ld = (size_t)(p->in_dim + p->bit_dim), np = p->n_params;
+/* One epoch of minibatch Adam over the n rows in perm's order; returns the mean training loss. */
+struct adam_state {
     struct work w;
-    work_init(&w, p, B);
-    float *grad = apq_falloc(np), *m = apq_falloc(np), *v2 = apq_falloc(np);
-    float *xb = apq_falloc((size_t)B * ld), *yb = apq_falloc((size_t)B);
-    int *perm = apq_xmalloc((size_t)n * sizeof(int));
-    memset(m, 0, np * sizeof(float));
-    memset(v2, 0, np * sizeof(float));
-    for (int i = 0; i < n; i++) perm[i] = i;
+    float *grad, *m, *v, *xb, *yb;
     struct pred_views g;
-    carve(p, grad, &g);
+    long t, total; /* steps done, steps of the whole cosine schedule */
+};
+
+static double train_epoch(struct predictor *p, struct adam_state *st, const float *x,
+                          const float *y, const int *perm, int n,
+                          const struct pred_train_cfg *cfg) {
+    int B = st->w.cap;
+    size_t ld = (size_t)(p->in_dim + p->bit_dim), np = p->n_params;
+    double sum = 0;
+    for (int s = 0; s < n; s += B, st->t++) {
+        int nb = n - s < B ? n - s : B;
+        for (int i = 0; i < nb; i++) {
+            memcpy(st->xb + (size_t)i * ld, x + (size_t)perm[s + i] * ld, ld * sizeof(float));
+            st->yb[i] = y[perm[s + i]];
+        }
+        sum += mse_ws(p, &st->w, st->xb, st->yb, nb) * nb;
+        memset(st->grad, 0, np * sizeof(float));
+        backward_ws(p, &st->w, st->xb, nb, &st->g);
+        double lr = cfg->lr * 0.5 * (1.0 + cos(M_PI * (double)st->t / (double)st->total));
+        double c1 = 1.0 - pow(ADAM_B1, (double)(st->t + 1));
+        double c2 = 1.0 - pow(ADAM_B2, (double)(st->t + 1));
+        adam_step(p->params, st->grad, st->m, st->v, np, (float)cfg->weight_decay, (float)(lr / c1),
+                  (float)(1.0 / sqrt(c2)));
+    }
+    return sum / n;
+}
+
+int predictor_train_val(struct predictor *p, const float *x, const float *y, int n, const float *xv,
+                        const float *yv, int n_val, const struct pred_train_cfg *cfg, uint64_t seed,
+                        struct pred_fit *fit) {
+    APQ_ASSERT(n > 0 && n_val >= 0);
+    if (cfg->epochs < 0 || cfg->batch < 1 || cfg->patience < 0)
+        return apq_set_error(APQ_ECONFIG,
+                             "predictor training: epochs = %d, batch = %d, patience = %d; need "
+                             "epochs >= 0, batch >= 1 and patience >= 0",
+                             cfg->epochs, cfg->batch, cfg->patience);
+    int B = cfg->batch < n ? cfg->batch : n, early = cfg->patience > 0 && n_val > 0;
+    size_t ld = (size_t)(p->in_dim + p->bit_dim), np = p->n_params;
+    struct adam_state st = {.grad = apq_falloc(np), .m = apq_falloc(np), .v = apq_falloc(np)};
+    work_init(&st.w, p, B);
+    st.xb = apq_falloc((size_t)B * ld);
+    st.yb = apq_falloc((size_t)B);
+    st.total = (long)cfg->epochs * ((n + B - 1) / B);
+    memset(st.m, 0, np * sizeof(float));
+    memset(st.v, 0, np * sizeof(float));
+    carve(p, st.grad, &st.g);
+    float *best = early ? apq_falloc(np) : NULL;
+    int *perm = apq_xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) perm[i] = i;
     struct rng r;
     rng_init(&r, seed, RNG_DATA);
     struct apq_progress prog;
     if (cfg->label) progress_init(&prog, cfg->label, "epochs", cfg->epochs);
 
-    const double b1 = ADAM_B1, b2 = ADAM_B2;
-    const float wd = (float)cfg->weight_decay;
     unsigned csr = ftz_on();
-    long steps_per_epoch = (n + B - 1) / B, total = (long)cfg->epochs * steps_per_epoch, t = 0;
-    double last = 0;
+    struct pred_fit f = {0};
     int rc = APQ_OK;
-    char extra[64];
+    char extra[80];
     for (int e = 0; e < cfg->epochs; e++) {
         rng_shuffle_int(&r, perm, (size_t)n);
-        double sum = 0;
-        for (int s = 0; s < n; s += B, t++) {
-            int nb = n - s < B ? n - s : B;
-            for (int i = 0; i < nb; i++) {
-                memcpy(xb + (size_t)i * ld, x + (size_t)perm[s + i] * ld, ld * sizeof(float));
-                yb[i] = y[perm[s + i]];
-            }
-            sum += mse_ws(p, &w, xb, yb, nb) * nb;
-            memset(grad, 0, np * sizeof(float));
-            backward_ws(p, &w, xb, nb, &g);
-            double lr = cfg->lr * 0.5 * (1.0 + cos(M_PI * (double)t / (double)total));
-            double c1 = 1.0 - pow(b1, (double)(t + 1)), c2 = 1.0 - pow(b2, (double)(t + 1));
-            adam_step(p->params, grad, m, v2, np, wd, (float)(lr / c1), (float)(1.0 / sqrt(c2)));
-        }
-        last = sum / n;
-        if (!isfinite(last)) {
+        f.train_loss = train_epoch(p, &st, x, y, perm, n, cfg);
+        f.epochs_run = e + 1;
+        if (!isfinite(f.train_loss)) {
             rc = apq_set_error(APQ_ENONFINITE,
                                "predictor training diverged in epoch %d of %d (loss %g); hint: "
                                "lower lr in the profile",
-                               e + 1, cfg->epochs, last);
+                               e + 1, cfg->epochs, f.train_loss);
             break;
         }
+        if (early) {
+            double vl = predictor_loss_grad(p, xv, yv, n_val, NULL);
+            if (f.best_epoch == 0 || vl < f.val_loss) {
+                f.val_loss = vl;
+                f.best_epoch = e + 1;
+                memcpy(best, p->params, np * sizeof(float));
+            } else if (e + 1 - f.best_epoch >= cfg->patience) {
+                break;
+            }
+        }
         if (cfg->label) {
-            snprintf(extra, sizeof extra, "train RMSE %.3f points", 100.0 * sqrt(last));
+            snprintf(extra, sizeof extra, "train RMSE %.3f points", 100.0 * sqrt(f.train_loss));
             progress_update(&prog, e + 1, extra);
         }
     }
+    if (early) memcpy(p->params, best, np * sizeof(float));
+    if (!early) f.best_epoch = f.epochs_run;
     if (cfg->label && rc == APQ_OK) {
-        snprintf(extra, sizeof extra, "train RMSE %.3f points", 100.0 * sqrt(last));
+        snprintf(extra, sizeof extra, "train RMSE %.3f points, ran %d, kept epoch %d",
+                 100.0 * sqrt(f.train_loss), f.epochs_run, f.best_epoch);
         progress_end(&prog, extra);
     }
     ftz_restore(csr);
     rng_free(&r);
     free(perm);
-    free(yb);
-    free(xb);
-    free(v2);
-    free(m);
-    free(grad);
-    work_free(&w);
-    if (last_loss) *last_loss = last;
+    free(best);
+    free(st.yb);
+    free(st.xb);
+    free(st.v);
+    free(st.m);
+    free(st.grad);
+    work_free(&st.w);
+    if (fit) *fit = f;
+    return rc;
+}
+
+int predictor_train(struct predictor *p, const float *x, const float *y, int n,
+                    const struct pred_train_cfg *cfg, uint64_t seed, double *last_loss) {
+    struct pred_fit f;
+    int rc = predictor_train_val(p, x, y, n, NULL, NULL, 0, cfg, seed, &f);
+    if (last_loss) *last_loss = f.train_loss;
     return rc;
 }

@@ -1,15 +1,18 @@
-/* predictor.h — accuracy predictors: the arch encoding, the MLP, training, transfer.
+/* predictor.h — accuracy predictors: the arch encoding, the MLP, training, transfer, ensembles.
  *
  * An MLP maps the one-hot encoding of an arch to its accuracy (a fraction in
  * [0,1]) (reference/apq.md §3-4, ofa.md §9.2). The fp32 predictor sees the
  * architecture part of the encoding; the quantization-aware one adds a bit
  * branch, Linear(bit_dim -> hidden), added after layer 0's ReLU. It starts
  * from the fp32 one ("predictor transfer") and is trained on the few
- * quantized samples.
+ * quantized samples. A predictor file holds an ensemble of K such MLPs
+ * (own seeds, own validation folds): the prediction is their mean, the
+ * spread their standard deviation (Lakshminarayanan et al. 2017, "deep ensembles").
  *
- *   struct predictor p; predictor_init(&p, encode_dim(&s, 0), 0, 400, 3, seed);
- *   predictor_train(&p, x, y, n, &cfg, seed);  predictor_save(&p, "predictor-fp32.h5", ...);
- *   predictor_load(&q, "predictor-quant.h5", &s);  predictor_predict(&q, &s, archs, n, acc);
+ *   struct predictor p; predictor_init(&p, encode_dim(&s, 0), 0, 400, 3, seed);   one MLP
+ *   predictor_train(&p, x, y, n, &cfg, seed, NULL);  predictor_score(&p, xt, yt, nt, &rmse, &tau);
+ *   pred_ensemble_load(&e, "predictor-quant.h5", &s);  pred_ensemble_predict(&e, &s, a, n, mean,
+ * sd);
  */
 #ifndef APQ_PREDICTOR_H
 #define APQ_PREDICTOR_H
@@ -52,15 +55,6 @@ struct pred_views {
     float *wo, *bo;            /* regressor [1][hidden], [1] */
 };
 
-/* Held-out metrics, stored with the predictor. */
-struct pred_metrics {
-    double rmse; /* RMSE in accuracy points (x100) on the held-out split */
-    double tau;  /* Kendall's tau-b on the held-out split */
-    int n_train, n_test;
-    int has_scratch; /* quantized predictor: the from-scratch ablation below is set */
-    double scratch_rmse, scratch_tau;
-};
-
 struct predictor {
     int in_dim;          /* fp32 part of the input (encode_fp32_dim) */
     int bit_dim;         /* bit branch input (encode_bits_dim), 0 for the fp32 predictor */
@@ -70,7 +64,6 @@ struct predictor {
     size_t n_params;
     float *params; /* owned, n_params floats */
     struct pred_views v;
-    struct pred_metrics metrics;
 };
 
 /* Allocate and initialise like PyTorch's default: every W and b uniform in
@@ -87,6 +80,10 @@ int predictor_init(struct predictor *p, int in_dim, int bit_dim, int hidden, int
 int predictor_init_transfer(struct predictor *q, const struct predictor *fp32, int bit_dim,
                             uint64_t seed);
 void predictor_free(struct predictor *p); /* no-op on a zeroed struct */
+/* Set the bit branch (wq, bq) to 0, so a transferred predictor starts as
+ * exactly the fp32 one's function (an option; APQ keeps the uniform init).
+ * No-op when bit_dim is 0. */
+void predictor_zero_bit_branch(struct predictor *p);
 
 /* Batched forward: x is n rows of in_dim + bit_dim floats; out[n] gets the
  * predicted accuracy (fraction). */
@@ -104,23 +101,53 @@ void predictor_predict(const struct predictor *p, const struct space *s, const s
 struct pred_train_cfg {
     int epochs, batch;
     double lr, weight_decay; /* Adam (L2 added to the gradient, as torch.optim.Adam) */
+    int patience;            /* early stopping: stop after this many epochs without a new best
+                                validation loss; 0 = off (needs validation rows when > 0) */
+    double val_fraction;     /* pred_ensemble_train: share of the training rows each member
+                                holds out as its validation fold (used when patience > 0) */
     const char *label;       /* progress-line label, NULL for none */
+};
+/* What one training run did. */
+struct pred_fit {
+    int epochs_run;    /* epochs trained: cfg->epochs, fewer when stopped early */
+    int best_epoch;    /* 1-based epoch whose parameters were kept (epochs_run without
+                          validation rows) */
+    double train_loss; /* mean training MSE (fraction^2) of the last epoch run */
+    double val_loss;   /* validation MSE of the kept parameters; 0 without validation rows */
 };
 /* Train on n >= 1 rows x[n][in_dim+bit_dim], targets y[n] (fractions): MSE,
  * Adam (betas 0.9/0.999, eps 1e-8), minibatches of min(batch, n) reshuffled
- * every epoch from (seed, RNG_DATA), per-step cosine decay of lr to 0.
- * Deterministic for a seed and thread count. *last_loss (may be NULL) gets
- * the last epoch's mean training loss. Returns APQ_OK, APQ_ECONFIG for
- * epochs < 0 or batch < 1, or APQ_ENONFINITE ("predictor training diverged in
- * epoch e") when an epoch's loss is not finite. */
+ * every epoch from (seed, RNG_DATA), per-step cosine decay of lr to 0 over
+ * cfg->epochs. With n_val >= 1 validation rows xv[n_val], yv[n_val] and
+ * cfg->patience > 0 (early stopping, Prechelt 1998): the validation MSE is
+ * measured after every epoch, training stops after `patience` epochs without
+ * a new minimum, and p ends with the parameters of the epoch of least
+ * validation loss (the first of equals; the initial parameters do not compete:
+ * measured on the quick samples, that changed nothing, docs/predictor.md). Deterministic for a seed
+ * and thread count. fit (may be NULL) gets the summary. Returns APQ_OK, APQ_ECONFIG for epochs < 0,
+ * batch < 1 or patience < 0, or APQ_ENONFINITE ("predictor training diverged in epoch e") when an
+ * epoch's loss is not finite. */
+int predictor_train_val(struct predictor *p, const float *x, const float *y, int n, const float *xv,
+                        const float *yv, int n_val, const struct pred_train_cfg *cfg, uint64_t seed,
+                        struct pred_fit *fit);
+/* predictor_train_val without validation rows (cfg->patience is ignored);
+ * *last_loss (may be NULL) gets the last epoch's mean training loss. */
 int predictor_train(struct predictor *p, const float *x, const float *y, int n,
                     const struct pred_train_cfg *cfg, uint64_t seed, double *last_loss);
 /* Set the regressor's bias (OFA's base_acc: the mean training target). */
 void predictor_set_base(struct predictor *p, double mean_acc);
 
-/* The 80/20 split: perm[0..n-1] a permutation from (seed, RNG_SPLIT); the
- * first *n_train entries are the training rows, the rest (n/5) held out. */
+/* The 80/20 split: predictor_split_held_out(n, 0.2, ...). */
 void predictor_split(int n, uint64_t seed, int *perm, int *n_train);
+/* Seeded train/held-out split of n >= 3 rows: perm[0..n-1] is a permutation
+ * of 0..n-1 from (seed, RNG_SPLIT) (GSL mt19937, gsl_ran_shuffle's
+ * Fisher-Yates); the first *n_train entries are the training rows, the other
+ * n_held rows are held out, where n_held = held_out when held_out >= 1 (a
+ * count, must be whole), else max(1, round(held_out * n)) (a fraction in
+ * (0, 1)). Returns APQ_OK, or APQ_ECONFIG ("held_out = ... leaves ... training
+ * rows of n; at least 2 are needed") when fewer than 2 training rows remain
+ * or held_out is not a count >= 1 or a fraction in (0, 1). */
+int predictor_split_held_out(int n, double held_out, uint64_t seed, int *perm, int *n_train);
 /* RMSE of pred against truth in accuracy points (x100). */
 double rmse_points(const double *pred, const double *truth, int n);
 /* Kendall's tau-b (ties corrected), O(n^2); 0 when either side is constant. */
@@ -135,18 +162,100 @@ double pair_accuracy(const double *pred, const double *truth, int n);
 void predictor_score(const struct predictor *p, const float *x, const float *y, int n, double *rmse,
                      double *tau);
 
+// ---- ensembles -------------------------------------------------------------------
+#define PRED_MAX_MEMBERS 16
+
+/* Held-out figures, stored with the predictor (RMSE in points, Kendall's tau-b). */
+struct pred_metrics {
+    double rmse, tau;               /* the ensemble mean */
+    double member_rmse, member_tau; /* mean over members of each member's own figures */
+    int has_scratch; /* quantized predictor: the same ensemble trained from scratch on the same
+                        split (the ablation of transfer) is scored below */
+    double scratch_rmse, scratch_tau;
+};
+
+/* What a predictor was trained on (docs/formats.md §9). */
+struct pred_provenance {
+    char profile[64];
+    char samples[512];     /* samples file, the path as given */
+    uint64_t samples_hash; /* pred_samples_hash of all its rows */
+    int n_train;           /* rows the members learnt from (their validation folds included) */
+    int n_val;             /* rows of each member's validation fold (0: no early stopping) */
+    int n_held_out;        /* rows no training step saw, scored for metrics */
+};
+
+struct pred_ensemble {
+    int k;                                /* members, 1..PRED_MAX_MEMBERS */
+    struct predictor m[PRED_MAX_MEMBERS]; /* equal dims; m[i] seeded pred_member_seed(seed, i) */
+    struct pred_metrics metrics;
+    struct pred_provenance prov;
+};
+
+/* Member i's seed: seed + i * 0x9e3779b97f4a7c15 (mod 2^64), so member 0 is
+ * the single MLP of `seed` and no two (seed, member) pairs of nearby seeds share one. */
+uint64_t pred_member_seed(uint64_t seed, int i);
+/* k members, each predictor_init(in_dim, bit_dim, hidden, n_layers,
+ * pred_member_seed(seed, i)). APQ_ECONFIG when k is not in
+ * [1, PRED_MAX_MEMBERS], or predictor_init's errors; e is zeroed on failure. */
+int pred_ensemble_init(struct pred_ensemble *e, int k, int in_dim, int bit_dim, int hidden,
+                       int n_layers, uint64_t seed);
+/* The quantization-aware ensemble by transfer: member i is
+ * predictor_init_transfer(&fp32->m[i], bit_dim, pred_member_seed(seed, i)),
+ * as many members as fp32 (APQ's transfer, reference/apq.md §4). */
+int pred_ensemble_init_transfer(struct pred_ensemble *q, const struct pred_ensemble *fp32,
+                                int bit_dim, uint64_t seed);
+void pred_ensemble_free(struct pred_ensemble *e); /* no-op on a zeroed struct */
+/* predictor_set_base on every member. */
+void pred_ensemble_set_base(struct pred_ensemble *e, double mean_acc);
+/* Train every member on rows x[n], y[n] (n >= 2). With cfg->patience > 0,
+ * member i holds out n_val = clamp(round(val_fraction * n), 1, n - 2) rows
+ * as its validation fold: positions [i*n/k, i*n/k + n_val) (wrapping) of a
+ * permutation of the rows from (seed, RNG_SPLIT + 100), so with k = 5 and
+ * val_fraction 0.2 the folds are 5-fold cross-validation's; it learns from
+ * the others and stops early on its fold (predictor_train_val). Without
+ * patience every member learns from all n rows. Member i shuffles with
+ * pred_member_seed(seed, i). *n_val gets the fold size (0 without patience),
+ * fits (may be NULL) one pred_fit per member. Errors as predictor_train_val. */
+int pred_ensemble_train(struct pred_ensemble *e, const float *x, const float *y, int n,
+                        const struct pred_train_cfg *cfg, uint64_t seed, int *n_val,
+                        struct pred_fit *fits);
+/* Batched forward of rows x[n] (in_dim + bit_dim floats each): mean[n] the
+ * members' mean prediction (fraction), sd[n] (may be NULL) their sample
+ * standard deviation (gsl_stats_sd, denominator k-1; 0 when k = 1). */
+void pred_ensemble_forward(const struct pred_ensemble *e, const float *x, int n, float *mean,
+                           float *sd);
+/* Encode n archs (quantized iff the members have a bit branch) and predict:
+ * mean[n], sd[n] (may be NULL) as pred_ensemble_forward. */
+void pred_ensemble_predict(const struct pred_ensemble *e, const struct space *s,
+                           const struct arch *a, int n, float *mean, float *sd);
+/* Score the ensemble mean on rows x[n], y[n] into metrics rmse and tau, and
+ * each member's own figures averaged into member_rmse and member_tau. */
+void pred_ensemble_score(const struct pred_ensemble *e, const float *x, const float *y, int n,
+                         struct pred_metrics *m);
+/* Content hash of a samples file: 64-bit FNV-1a over, row by row, the arch
+ * text with its terminating NUL, then acc_val as the 8 bytes of a
+ * little-endian IEEE double. Order matters; every byte of both columns counts. */
+uint64_t pred_samples_hash(const char *const *arch, const double *acc_val, size_t n);
+
 // ---- files -----------------------------------------------------------------------
-/* predictor-*.h5 (docs/formats.md): provenance (format "predictor",
- * version 1), attributes space_hash ("%016llx"), space_name,
- * encoding_version, in_dim, bit_dim, hidden, layers, and the metrics;
- * datasets layers/<l>/weight [hidden][in], layers/<l>/bias [hidden],
- * bits/weight [hidden][bit_dim] + bits/bias [hidden] (quantized only),
- * regressor/weight [1][hidden], regressor/bias [1]. Temp file + rename. */
-int predictor_save(const struct predictor *p, const struct space *s, const char *path,
-                   uint64_t seed, const char *profile);
-/* Load and check: APQ_EMISMATCH (naming the file; hint: rerun make) when it
- * was made for another space or encoding version, APQ_EFORMAT for dims or
- * shapes that disagree with the space. */
+/* predictor-*.h5 (docs/formats.md §9): provenance (format "predictor",
+ * version 2, seed, profile), attributes space_hash ("%016llx"), space_name,
+ * encoding_version, quantized, in_dim, bit_dim, hidden, layers, ensemble,
+ * samples, samples_hash ("%016llx"), n_train, n_val, n_held_out and the
+ * metrics; per member i datasets members/<i>/layers/<l>/weight [hidden][in],
+ * .../layers/<l>/bias [hidden], .../bits/weight [hidden][bit_dim] +
+ * .../bits/bias [hidden] (quantized only), .../regressor/weight [1][hidden],
+ * .../regressor/bias [1]. Temp file + rename. */
+int pred_ensemble_save(const struct pred_ensemble *e, const struct space *s, const char *path,
+                       uint64_t seed);
+/* Load and check: APQ_EMISMATCH (naming the file, the reason and the fix)
+ * when it was made for another space or encoding version, APQ_EFORMAT for
+ * an older format version, or dims, shapes or attributes that disagree with
+ * the space. e is zeroed on failure. */
+int pred_ensemble_load(struct pred_ensemble *e, const char *path, const struct space *s);
+/* One MLP from a predictor file: its member 0 (the single MLP of the file's
+ * seed), with the checks and errors of pred_ensemble_load. p is zeroed on
+ * failure; free with predictor_free. */
 int predictor_load(struct predictor *p, const char *path, const struct space *s);
 
 #endif

@@ -4,6 +4,7 @@
  * column on_front marks the rows no other row beats on both latency and
  * val accuracy. Columns are documented in reports/README.md. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,11 @@
 #include "../util/h5.h"
 #include "cli.h"
 
-#define NC 10
+#define NC 11
 static const char *num_cols[NC] = {
-    "budget_latency_ms", "budget_energy_mj", "latency_ms", "energy_mj", "macs_m",
-    "weight_kb",         "acc_pred",         "acc_val",    "acc_test",  "user_budget"};
-enum { C_BUD, C_BUDE, C_LAT, C_EN, C_MACS, C_WKB, C_PRED, C_VAL, C_TEST, C_USER };
+    "budget_latency_ms", "budget_energy_mj", "latency_ms", "energy_mj", "macs_m",     "weight_kb",
+    "acc_pred",          "acc_pred_std",     "acc_val",    "acc_test",  "user_budget"};
+enum { C_BUD, C_BUDE, C_LAT, C_EN, C_MACS, C_WKB, C_PRED, C_SD, C_VAL, C_TEST, C_USER };
 
 struct table {
     size_t n;
@@ -48,6 +49,10 @@ static void read_verified(const char *path, long seed, struct table *t) {
     if (rc < 0) apq_die_status(rc);
     check_seed(f, path, seed);
     if ((rc = h5_read_strings(f, "arch", &t->arch, &t->n)) < 0) apq_die_status(rc);
+    if (h5_exists(f, "acc_pred_std") != 1)
+        apq_die("%s: no acc_pred_std column (the predictor's spread): made by an apq-verify "
+                "older than the ensemble predictor; hint: delete it and run make",
+                path);
     hsize_t dn = t->n;
     for (int j = 0; j < NC; j++) {
         t->col[j] = apq_xcalloc(t->n, sizeof(double));
@@ -163,8 +168,8 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
     if (!f) apq_die("%s: cannot write: %s", dat, strerror(errno));
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];
-        fprintf(f, "%.6g %.6g %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
-                t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i]);
+        fprintf(f, "%.6g %.6g %.4f %.4f %.4f %.4f\n", t->col[C_LAT][i], t->col[C_EN][i],
+                t->col[C_PRED][i], t->col[C_VAL][i], t->col[C_TEST][i], t->col[C_SD][i]);
     }
     int rc = apq_fclose(f, dat);
     if (rc < 0) {
@@ -178,10 +183,11 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             "set multiplot layout 1,2 title 'apq Pareto points on %s'\n"
             "set grid\nset key bottom right\nset ylabel 'top-1 accuracy (%%)'\n"
             "set xlabel 'latency (ms)'\n"
-            "plot '%s' u 1:3 w lp pt 6 t 'predicted', '' u 1:4 w lp pt 7 t 'val (QAT)', "
-            "'' u 1:5 w lp pt 5 t 'test (QAT)'\n"
+            "plot '%s' u 1:3:6 w yerrorlines pt 6 t 'predicted (± ensemble sd)', "
+            "'' u 1:4 w lp pt 7 t 'val (QAT)', '' u 1:5 w lp pt 5 t 'test (QAT)'\n"
             "set xlabel 'energy (mJ)'\n"
-            "plot '%s' u 2:3 w p pt 6 t 'predicted', '' u 2:4 w p pt 7 t 'val (QAT)', "
+            "plot '%s' u 2:3:6 w yerrorbars pt 6 t 'predicted (± ensemble sd)', "
+            "'' u 2:4 w p pt 7 t 'val (QAT)', "
             "'' u 2:5 w p pt 5 t 'test (QAT)'\nunset multiplot\n",
             tmp, device, dat, dat);
     if ((rc = apq_fclose(f, gp)) < 0) {
@@ -214,18 +220,24 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
 }
 
 /* Numeric attributes of an artifact for the README, formatted "%.4g" after
- * scaling. The file must be readable and of its kind, and every attribute
- * present: a file that fails to read stops the report (exit 1), never "n/a". */
-static void attr_texts(const char *path, const char *kind, long seed, int n,
+ * scaling (integer attributes as they are). The file must be readable and of
+ * its kind and version, and every attribute present: a file that fails to
+ * read stops the report (exit 1), never "n/a". */
+static void attr_texts(const char *path, const char *kind, int version, long seed, int n,
                        const char *const *names, double scale, char (*buf)[32]) {
     hid_t f;
-    int rc = h5_open_read(path, kind, 1, &f);
+    int rc = h5_open_read(path, kind, version, &f);
     if (rc < 0) apq_die_status(rc);
     if (seed >= 0) check_seed(f, path, seed);
     for (int i = 0; i < n; i++) {
         double v;
-        if ((rc = h5_attr_get_f64(f, names[i], &v)) < 0) apq_die_status(rc);
-        snprintf(buf[i], 32, "%.4g", v * scale);
+        int64_t iv;
+        if (h5_attr_get_f64(f, names[i], &v) == APQ_OK)
+            snprintf(buf[i], 32, "%.4g", v * scale);
+        else if ((rc = h5_attr_get_i64(f, names[i], &iv)) == APQ_OK)
+            snprintf(buf[i], 32, "%lld", (long long)iv);
+        else
+            apq_die_status(rc);
     }
     h5_close(f);
 }
@@ -233,23 +245,38 @@ static void attr_texts(const char *path, const char *kind, long seed, int n,
 struct inputs {
     const char *verified, *supernet, *pred_fp32, *pred_quant, *out_dir, *profile, *device;
     long seed;
-    char a[8][32]; /* the stages' figures for the README (read_summaries) */
+    char a[12][32]; /* the stages' figures for the README (read_summaries) */
 };
 
-/* Read the figures the README states, before anything is written. */
+/* Read the figures the README states, before anything is written:
+ * a[0..1] supernet; a[2..5] fp32 predictor rmse, tau, n_held_out, ensemble;
+ * a[6..11] quant predictor rmse, tau, scratch rmse, scratch tau, n_held_out, ensemble. */
 static void read_summaries(struct inputs *in) {
     static const char *acc[2] = {"acc_val_largest", "acc_val_smallest"},
-                      *fit[4] = {"rmse", "kendall_tau", "scratch_rmse", "scratch_kendall_tau"};
-    attr_texts(in->supernet, "supernet", in->seed, 2, acc, 100, in->a);
+                      *fp[4] = {"rmse", "kendall_tau", "n_held_out", "ensemble"},
+                      *q[6] = {"rmse",       "kendall_tau", "scratch_rmse", "scratch_kendall_tau",
+                               "n_held_out", "ensemble"};
+    attr_texts(in->supernet, "supernet", 1, in->seed, 2, acc, 100, in->a);
     /* The one figure that may legitimately not exist: with PREDICTOR= the quant
      * predictor comes from another run, this run made no fp32 predictor, and
      * make passes no --predictor-fp32. (The reused predictor keeps its own
      * run's seed, so its seed is not checked.) */
     if (in->pred_fp32)
-        attr_texts(in->pred_fp32, "predictor", in->seed, 2, fit, 1, in->a + 2);
+        attr_texts(in->pred_fp32, "predictor", 2, in->seed, 4, fp, 1, in->a + 2);
     else
-        snprintf(in->a[2], 32, "n/a"), snprintf(in->a[3], 32, "n/a");
-    attr_texts(in->pred_quant, "predictor", -1, 4, fit, 1, in->a + 4);
+        for (int i = 2; i < 6; i++) snprintf(in->a[i], 32, "n/a");
+    attr_texts(in->pred_quant, "predictor", 2, -1, 6, q, 1, in->a + 6);
+}
+
+/* Mean, min and max of acc_pred - acc_val over the rows, in points. */
+static void pred_bias(const struct table *t, double *mean, double *lo, double *hi) {
+    *mean = 0, *lo = INFINITY, *hi = -INFINITY;
+    for (size_t i = 0; i < t->n; i++) {
+        double d = t->col[C_PRED][i] - t->col[C_VAL][i];
+        *mean += d / (double)t->n;
+        *lo = d < *lo ? d : *lo;
+        *hi = d > *hi ? d : *hi;
+    }
 }
 
 static void write_readme(const struct inputs *in, const struct table *t) {
@@ -273,25 +300,43 @@ static void write_readme(const struct inputs *in, const struct table *t) {
     fprintf(
         f, "| supernet val accuracy, largest / smallest subnet (BN recalibrated) | %s%% / %s%% |\n",
         a[0], a[1]);
-    fprintf(f, "| fp32 predictor, held-out RMSE (points) / Kendall's tau | %s / %s%s |\n", a[2],
-            a[3], in->pred_fp32 ? "" : " (reused quant predictor: this run made none)");
+    fprintf(f,
+            "| fp32 predictor (ensemble of %s), RMSE (points) / Kendall's tau on %s held-out "
+            "samples | %s / %s%s |\n",
+            a[5], a[4], a[2], a[3],
+            in->pred_fp32 ? "" : " (reused quant predictor: this run made none)");
     fprintf(f, "| quant predictor | `%s` |\n", in->pred_quant);
-    fprintf(f, "| quant predictor with transfer, RMSE / tau | %s / %s |\n", a[4], a[5]);
-    fprintf(f, "| quant predictor from scratch, RMSE / tau | %s / %s |\n\n", a[6], a[7]);
+    fprintf(f,
+            "| quant predictor with transfer (ensemble of %s), RMSE / tau on %s held-out samples "
+            "| %s / %s |\n",
+            a[11], a[10], a[6], a[7]);
+    fprintf(f, "| quant predictor from scratch, RMSE / tau, same split | %s / %s |\n\n", a[8],
+            a[9]);
     fprintf(f,
             "## Pareto points\n\nOne row per latency budget of the sweep: the subnet the search "
             "chose, QAT-finetuned and measured. `on_front` marks rows no other row beats on both "
-            "latency and val accuracy. Accuracy in %%.\n\n");
-    fprintf(f, "| budget ms | latency ms | energy mJ | MMACs | weights KiB | pred | val | test | "
-               "on_front | arch |\n");
-    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
+            "latency and val accuracy. Accuracy in %%; `pred sd` is the spread (standard "
+            "deviation) of the predictor ensemble's members.\n\n");
+    fprintf(f,
+            "| budget ms | latency ms | energy mJ | MMACs | weights KiB | pred | pred sd | val | "
+            "test | on_front | arch |\n");
+    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];
-        fprintf(f, "| %.4g%s | %.4g | %.4g | %.2f | %.1f | %.2f | %.2f | %.2f | %s | `%s` |\n",
+        fprintf(f,
+                "| %.4g%s | %.4g | %.4g | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %s | `%s` |\n",
                 t->col[C_BUD][i], t->col[C_USER][i] ? " (yours)" : "", t->col[C_LAT][i],
                 t->col[C_EN][i], t->col[C_MACS][i], t->col[C_WKB][i], t->col[C_PRED][i],
-                t->col[C_VAL][i], t->col[C_TEST][i], t->front[i] ? "yes" : "", t->arch[i]);
+                t->col[C_SD][i], t->col[C_VAL][i], t->col[C_TEST][i], t->front[i] ? "yes" : "",
+                t->arch[i]);
     }
+    double bias, lo, hi;
+    pred_bias(t, &bias, &lo, &hi);
+    if (t->n > 0)
+        fprintf(f,
+                "\nPredicted minus measured: the mean of `acc_pred − acc_val` over the %zu rows is "
+                "%+.2f points (min %+.2f, max %+.2f).\n",
+                t->n, bias, lo, hi);
     fprintf(f, "\n![accuracy against latency and energy](pareto.png)\n\n"
                "Files: `pareto.csv` and `pareto.h5` hold the same table; `pareto.png` the plot.\n");
     int rc = apq_fclose(f, tmp);

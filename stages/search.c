@@ -5,8 +5,11 @@
  *
  * Sweeps n_budgets latency budgets, log-spaced over the space's latency range
  * on this device (from the LUT), plus each of the user's --latency-ms budgets
- * (flagged user_budget = 1); --energy-mj constrains every run. One row per
- * budget in search.h5 (docs/formats.md), ascending by latency budget.
+ * (flagged user_budget = 1); --energy-mj constrains every run. The fitness
+ * is the predictor ensemble's mean; each row also records the ensemble's
+ * spread at its arch (acc_pred_std). One row per budget in search.h5
+ * (docs/formats.md), ascending by latency budget. The predictor must be a
+ * quantization-aware one of this space and encoding version (else exit 1).
  * A budget is a finite number > 0; anything else is a usage error (exit 2)
  * before any file is read.
  */
@@ -34,12 +37,13 @@ static int lut_cost(void *ctx, const struct arch *a, double *ms, double *mj) {
 }
 
 struct fit_ctx {
-    const struct predictor *p;
+    const struct pred_ensemble *e;
     const struct space *s;
 };
+/* The search ranks by the ensemble's mean prediction. */
 static void pred_fitness(void *ctx, const struct arch *a, int n, float *acc) {
     const struct fit_ctx *c = ctx;
-    predictor_predict(c->p, c->s, a, n, acc);
+    pred_ensemble_predict(c->e, c->s, a, n, acc, NULL);
 }
 
 #define MAX_USER_BUDGETS 32
@@ -74,6 +78,7 @@ struct row {
     double budget_ms, budget_mj;
     int user;
     struct evo_result r;
+    float acc_sd; /* the ensemble's spread at r.best */
 };
 
 static int by_budget(const void *pa, const void *pb) {
@@ -82,12 +87,17 @@ static int by_budget(const void *pa, const void *pb) {
     return a->user - b->user;
 }
 
+#define NAMES 8
+static const char *names[NAMES] = {"budget_latency_ms", "budget_energy_mj", "acc_pred",
+                                   "latency_ms",        "energy_mj",        "macs_m",
+                                   "weight_kb",         "acc_pred_std"};
+
 static int write_rows(const char *path, const struct space *s, const struct row *rows, int n,
                       const struct evo_cfg *c, const char *pred_path, const char *lut_path,
                       const char *device, uint64_t seed, const char *profile) {
     char **arch = apq_xcalloc((size_t)n, sizeof *arch);
-    double *col[8];
-    for (int k = 0; k < 8; k++) col[k] = apq_xcalloc((size_t)n, sizeof(double));
+    double *col[NAMES];
+    for (int k = 0; k < NAMES; k++) col[k] = apq_xcalloc((size_t)n, sizeof(double));
     int32_t *user = apq_xcalloc((size_t)n, sizeof *user);
     for (int i = 0; i < n; i++) {
         const struct evo_result *r = &rows[i].r;
@@ -100,11 +110,9 @@ static int write_rows(const char *path, const struct space *s, const struct row 
         col[4][i] = r->energy_mj;
         col[5][i] = arch_macs(s, &r->best) / 1e6;
         col[6][i] = arch_weight_bytes(s, &r->best) / 1024.0;
+        col[7][i] = rows[i].acc_sd;
         user[i] = rows[i].user;
     }
-    static const char *names[7] = {"budget_latency_ms", "budget_energy_mj", "acc_pred",
-                                   "latency_ms",        "energy_mj",        "macs_m",
-                                   "weight_kb"};
     char hash[32];
     space_hash_text(s, hash);
     hsize_t dims[1] = {(hsize_t)n};
@@ -125,7 +133,7 @@ static int write_rows(const char *path, const struct space *s, const struct row 
         (rc = h5_attr_set_f64(f, "mutate_prob", c->mutate_prob)) < 0 ||
         (rc = h5_write_strings(f, "arch", (const char *const *)arch, (size_t)n)) < 0)
         goto fail;
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < NAMES; k++)
         if ((rc = h5_write_f64(f, names[k], 1, dims, col[k])) < 0) goto fail;
     if ((rc = h5_write_i32(f, "user_budget", 1, dims, user)) < 0) goto fail;
     rc = h5_commit(f, path);
@@ -135,7 +143,7 @@ fail:
 done:
     for (int i = 0; i < n; i++) free(arch[i]);
     free(arch);
-    for (int k = 0; k < 8; k++) free(col[k]);
+    for (int k = 0; k < NAMES; k++) free(col[k]);
     free(user);
     return rc;
 }
@@ -193,15 +201,17 @@ int main(int argc, char **argv) {
                     c.population);
 
     struct space s;
-    struct predictor p;
+    struct pred_ensemble p;
     struct lut t;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);
-    if ((rc = predictor_load(&p, pred_path, &s)) < 0) apq_die_status(rc);
-    if (!p.bit_dim)
-        apq_die("%s: is an fp32 predictor; the search wants the quantized one "
-                "(predictor-quant.h5)",
+    if ((rc = pred_ensemble_load(&p, pred_path, &s)) < 0) apq_die_status(rc);
+    if (!p.m[0].bit_dim)
+        apq_die("%s: is an fp32 predictor; the search wants the quantization-aware one "
+                "(predictor-quant.h5; hint: PREDICTOR=<run>/predictor-quant.h5)",
                 pred_path);
+    apq_log("%s: ensemble of %d, held-out RMSE %.3f points, Kendall tau %.4f (%d held out)",
+            pred_path, p.k, p.metrics.rmse, p.metrics.tau, p.prov.n_held_out);
     if ((rc = lut_load(&t, lut_path, &s)) < 0) apq_die_status(rc);
     struct cost_ctx cc = {&t, &s};
     struct fit_ctx fc = {&p, &s};
@@ -240,14 +250,17 @@ int main(int argc, char **argv) {
     progress_end(&prog, NULL);
     for (int i = 0; i < n; i++) {
         const struct evo_result *r = &rows[i].r;
-        apq_log("budget %.4g ms%s: predicted acc %.2f%% at %.4g ms, %.4g mJ, %.2f M MACs",
-                rows[i].budget_ms, rows[i].user ? " (yours)" : "", 100.0 * r->acc, r->latency_ms,
-                r->energy_mj, arch_macs(&s, &r->best) / 1e6);
+        float mean; /* r->acc stays acc_pred: a batch of 1 may round differently */
+        pred_ensemble_predict(&p, &s, &r->best, 1, &mean, &rows[i].acc_sd);
+        apq_log("budget %.4g ms%s: predicted acc %.2f%% (spread %.2f) at %.4g ms, %.4g mJ, %.2f M "
+                "MACs",
+                rows[i].budget_ms, rows[i].user ? " (yours)" : "", 100.0 * r->acc,
+                100.0 * rows[i].acc_sd, r->latency_ms, r->energy_mj, arch_macs(&s, &r->best) / 1e6);
     }
     rc = write_rows(out, &s, rows, n, &c, pred_path, lut_path, t.device, (uint64_t)seed, profile);
     if (rc < 0) apq_die_status(rc);
     free(rows);
     lut_free(&t);
-    predictor_free(&p);
+    pred_ensemble_free(&p);
     return 0;
 }

@@ -5,10 +5,15 @@
  *   apq-transfer-predictor --space S --profile P --seed N --samples samples-quant.h5
  *                       --init predictor-fp32.h5 --out predictor-quant.h5  [transfer-predictor]
  *
- * Both train on a seeded 80% of the samples and print RMSE and Kendall's tau
- * on the other 20% to stderr; the transfer stage also trains the same
- * quantized MLP from scratch on the same split (the ablation) and stores both.
+ * Both hold out `held_out` samples (a count, or a fraction when < 1; seeded
+ * split), train an ensemble of MLPs on the rest (each member early-stopped on
+ * its own validation fold of those rows when patience > 0) and print RMSE and
+ * Kendall's tau of the ensemble mean on the held-out rows to stderr. The
+ * transfer stage initialises member i from the fp32 file's member i, and also
+ * trains the same ensemble from scratch on the same split (the ablation);
+ * both figures are stored.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +24,8 @@
 
 struct samples {
     int n, dim;
-    float *x, *y; /* [n][dim], [n] */
+    float *x, *y;  /* [n][dim], [n] */
+    uint64_t hash; /* pred_samples_hash of the file's rows */
 };
 
 /* Read arch + acc_val from a samples file, check its space and kind, and encode. */
@@ -48,9 +54,10 @@ static int samples_load(const char *path, const struct space *s, int quant, stru
         goto done;
     }
     if (n < 10) {
-        rc = apq_set_error(APQ_EFORMAT,
-                           "%s: only %zu samples, at least 10 are needed for an 80/20 split", path,
-                           n);
+        rc = apq_set_error(
+            APQ_EFORMAT,
+            "%s: only %zu samples, at least 10 are needed (a held-out split and 2 to train on)",
+            path, n);
         goto done;
     }
     d->n = (int)n;
@@ -81,6 +88,7 @@ static int samples_load(const char *path, const struct space *s, int quant, stru
         encode_arch(s, &a, quant, d->x + i * (size_t)d->dim);
         d->y[i] = (float)acc[i];
     }
+    d->hash = pred_samples_hash((const char *const *)arch, acc, n);
 done:
     h5_free_strings(arch, n);
     free(acc);
@@ -93,13 +101,14 @@ done:
     return rc;
 }
 
-/* The 80/20 split of d into train and held-out copies. */
-static void split(const struct samples *d, uint64_t seed, struct samples *tr, struct samples *te) {
+/* The held-out split of d into train and held-out copies (predictor_split_held_out). */
+static int split(const struct samples *d, double held_out, uint64_t seed, struct samples *tr,
+                 struct samples *te) {
     int *perm = apq_xmalloc(sizeof(int) * (size_t)d->n), ntr;
-    predictor_split(d->n, seed, perm, &ntr);
+    int rc = predictor_split_held_out(d->n, held_out, seed, perm, &ntr);
     struct samples *part[2] = {tr, te};
     int from[2] = {0, ntr}, count[2] = {ntr, d->n - ntr};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && rc == APQ_OK; k++) {
         struct samples *o = part[k];
         o->n = count[k];
         o->dim = d->dim;
@@ -113,6 +122,7 @@ static void split(const struct samples *d, uint64_t seed, struct samples *tr, st
         }
     }
     free(perm);
+    return rc;
 }
 
 static double mean(const float *y, int n) {
@@ -121,12 +131,67 @@ static double mean(const float *y, int n) {
     return m / n;
 }
 
-static void train_score(struct predictor *p, const struct samples *tr, const struct samples *te,
-                        const struct pred_train_cfg *cfg, uint64_t seed, double *rmse,
-                        double *tau) {
-    int rc = predictor_train(p, tr->x, tr->y, tr->n, cfg, seed, NULL);
+/* Train the ensemble on tr, score it on te; log the members' kept epochs. */
+static void train_score(struct pred_ensemble *e, const struct samples *tr, const struct samples *te,
+                        const struct pred_train_cfg *cfg, uint64_t seed, struct pred_metrics *m,
+                        int *n_val) {
+    struct pred_fit fit[PRED_MAX_MEMBERS];
+    int rc = pred_ensemble_train(e, tr->x, tr->y, tr->n, cfg, seed, n_val, fit);
     if (rc < 0) apq_die_status(rc);
-    predictor_score(p, te->x, te->y, te->n, rmse, tau);
+    char kept[PRED_MAX_MEMBERS * 12] = "";
+    double val = 0;
+    for (int i = 0, o = 0; i < e->k; i++) {
+        o += snprintf(kept + o, sizeof kept - (size_t)o, "%s%d", i ? "," : "", fit[i].best_epoch);
+        val += sqrt(fit[i].val_loss) * 100 / e->k;
+    }
+    if (*n_val)
+        apq_log("%s: %d members, kept epochs %s of %d (validation folds of %d, mean RMSE %.3f "
+                "points)",
+                cfg->label, e->k, kept, cfg->epochs, *n_val, val);
+    pred_ensemble_score(e, te->x, te->y, te->n, m);
+}
+
+struct settings {
+    struct pred_train_cfg cfg;
+    double held_out;
+    int hidden, layers, ensemble, zero_bits;
+    double scratch_lr; /* transfer stage: lr of the from-scratch ablation */
+    char profile[64];
+};
+
+static void read_profile(const char *path, int transfer, struct settings *st) {
+    const char *section = transfer ? "transfer-predictor" : "train-predictor";
+    struct profile *prof = profile_load(path, section);
+    st->cfg = (struct pred_train_cfg){
+        .epochs = (int)profile_int(prof, "epochs", 300, 1, 1000000),
+        .batch = (int)profile_int(prof, "batch", 256, 1, 4096),
+        .lr = profile_f64(prof, "lr", 1e-3, 1e-8, 10),
+        .weight_decay = profile_f64(prof, "weight_decay", 1e-4, 0, 1),
+        .patience = (int)profile_int(prof, "patience", 0, 0, 1000000),
+        .val_fraction = profile_f64(prof, "val_fraction", 0.2, 0.01, 0.5),
+    };
+    st->held_out = profile_f64(prof, "held_out", 0.2, 1e-6, 1e9);
+    st->hidden = transfer ? 0 : (int)profile_int(prof, "hidden", 400, 1, 4096);
+    st->layers = transfer ? 0 : (int)profile_int(prof, "layers", 3, 1, PRED_MAX_LAYERS);
+    st->ensemble = transfer ? 0 : (int)profile_int(prof, "ensemble", 5, 1, PRED_MAX_MEMBERS);
+    st->zero_bits = transfer ? (int)profile_int(prof, "zero_bit_branch", 0, 0, 1) : 0;
+    st->scratch_lr = transfer ? profile_f64(prof, "scratch_lr", st->cfg.lr, 1e-8, 10) : 0;
+    snprintf(st->profile, sizeof st->profile, "%s", profile_name(prof));
+    profile_finish(prof);
+}
+
+/* The fp32 ensemble alone, on the fp32 part of the held-out quantized rows (logged only). */
+static void log_fp32_alone(const struct pred_ensemble *fp, const struct samples *te) {
+    int in = fp->m[0].in_dim;
+    float *fx = apq_falloc((size_t)te->n * (size_t)in);
+    for (int i = 0; i < te->n; i++)
+        memcpy(fx + (size_t)i * in, te->x + (size_t)i * te->dim, sizeof(float) * (size_t)in);
+    struct pred_metrics m;
+    pred_ensemble_score(fp, fx, te->y, te->n, &m);
+    free(fx);
+    apq_log("fp32 predictor alone on the held-out quantized samples: RMSE %.3f points, "
+            "Kendall tau %.4f",
+            m.rmse, m.tau);
 }
 
 int main(int argc, char **argv) {
@@ -151,79 +216,70 @@ int main(int argc, char **argv) {
     cli_require("samples", samples_path);
     cli_require("out", out);
     if (transfer) cli_require("init", init_path);
-
-    struct profile *prof =
-        profile_load(profile_path, transfer ? "transfer-predictor" : "train-predictor");
-    struct pred_train_cfg cfg = {
-        .epochs = (int)profile_int(prof, "epochs", 300, 1, 1000000),
-        .batch = (int)profile_int(prof, "batch", 256, 1, 4096),
-        .lr = profile_f64(prof, "lr", 1e-3, 1e-8, 10),
-        .weight_decay = profile_f64(prof, "weight_decay", 1e-4, 0, 1),
-    };
-    int hidden = transfer ? 0 : (int)profile_int(prof, "hidden", 400, 1, 4096);
-    int layers = transfer ? 0 : (int)profile_int(prof, "layers", 3, 1, PRED_MAX_LAYERS);
-    char profile[64];
-    snprintf(profile, sizeof profile, "%s", profile_name(prof));
-    profile_finish(prof);
+    struct settings st;
+    read_profile(profile_path, transfer, &st);
+    const char *section = transfer ? "transfer-predictor" : "train-predictor";
+    double t0 = apq_time();
 
     struct space s;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);
     struct samples all, tr, te;
     if ((rc = samples_load(samples_path, &s, transfer, &all)) < 0) apq_die_status(rc);
-    split(&all, (uint64_t)seed, &tr, &te);
+    if (split(&all, st.held_out, (uint64_t)seed, &tr, &te) < 0)
+        profile_die(profile_path, section, "%s (samples: %s)", apq_last_error(), samples_path);
     apq_log("%d samples from %s: %d train, %d held out; encoding v%d, %d inputs", all.n,
             samples_path, tr.n, te.n, PRED_ENCODING_VERSION, all.dim);
 
-    struct predictor p;
-    struct pred_metrics *m = &p.metrics;
+    struct pred_ensemble e;
+    struct pred_metrics *m = &e.metrics;
+    int n_val = 0;
     if (!transfer) {
-        if ((rc = predictor_init(&p, all.dim, 0, hidden, layers, (uint64_t)seed)) < 0)
+        if ((rc = pred_ensemble_init(&e, st.ensemble, all.dim, 0, st.hidden, st.layers,
+                                     (uint64_t)seed)) < 0)
             apq_die_status(rc);
-        predictor_set_base(&p, mean(tr.y, tr.n));
-        cfg.label = "train fp32 predictor";
-        train_score(&p, &tr, &te, &cfg, (uint64_t)seed, &m->rmse, &m->tau);
+        pred_ensemble_set_base(&e, mean(tr.y, tr.n));
+        st.cfg.label = "train fp32 predictor";
+        train_score(&e, &tr, &te, &st.cfg, (uint64_t)seed, m, &n_val);
     } else {
-        struct predictor fp, scratch;
-        if ((rc = predictor_load(&fp, init_path, &s)) < 0) apq_die_status(rc);
-        if (fp.bit_dim)
+        struct pred_ensemble fp, scratch;
+        struct pred_metrics sm;
+        if ((rc = pred_ensemble_load(&fp, init_path, &s)) < 0) apq_die_status(rc);
+        if (fp.m[0].bit_dim)
             apq_die("%s: is a quantized predictor; --init wants the fp32 one (predictor-fp32.h5)",
                     init_path);
-        double fp_rmse, fp_tau;
-        float *fx = apq_falloc((size_t)te.n * (size_t)fp.in_dim);
-        for (int i = 0; i < te.n; i++) /* the fp32 part of each held-out row */
-            memcpy(fx + (size_t)i * fp.in_dim, te.x + (size_t)i * te.dim,
-                   sizeof(float) * (size_t)fp.in_dim);
-        predictor_score(&fp, fx, te.y, te.n, &fp_rmse, &fp_tau);
-        free(fx);
-        apq_log("fp32 predictor alone on the held-out quantized samples: RMSE %.3f points, "
-                "Kendall tau %.4f",
-                fp_rmse, fp_tau);
-        if ((rc = predictor_init_transfer(&p, &fp, encode_bits_dim(&s), (uint64_t)seed)) < 0 ||
-            (rc = predictor_init(&scratch, fp.in_dim, encode_bits_dim(&s), fp.hidden, fp.n_layers,
-                                 (uint64_t)seed)) < 0)
+        log_fp32_alone(&fp, &te);
+        const struct predictor *f0 = &fp.m[0];
+        if ((rc = pred_ensemble_init_transfer(&e, &fp, encode_bits_dim(&s), (uint64_t)seed)) < 0 ||
+            (rc = pred_ensemble_init(&scratch, fp.k, f0->in_dim, encode_bits_dim(&s), f0->hidden,
+                                     f0->n_layers, (uint64_t)seed)) < 0)
             apq_die_status(rc);
-        cfg.label = "transfer quant predictor";
-        train_score(&p, &tr, &te, &cfg, (uint64_t)seed, &m->rmse, &m->tau);
-        predictor_set_base(&scratch, mean(tr.y, tr.n));
-        cfg.label = "quant predictor from scratch";
-        train_score(&scratch, &tr, &te, &cfg, (uint64_t)seed, &m->scratch_rmse, &m->scratch_tau);
+        for (int i = 0; i < e.k && st.zero_bits; i++) predictor_zero_bit_branch(&e.m[i]);
+        st.cfg.label = "transfer quant predictor";
+        train_score(&e, &tr, &te, &st.cfg, (uint64_t)seed, m, &n_val);
+        pred_ensemble_set_base(&scratch, mean(tr.y, tr.n));
+        st.cfg.label = "quant predictor from scratch";
+        st.cfg.lr = st.scratch_lr;
+        train_score(&scratch, &tr, &te, &st.cfg, (uint64_t)seed, &sm, &n_val);
         m->has_scratch = 1;
-        predictor_free(&scratch);
-        predictor_free(&fp);
+        m->scratch_rmse = sm.rmse;
+        m->scratch_tau = sm.tau;
+        pred_ensemble_free(&scratch);
+        pred_ensemble_free(&fp);
     }
-    m->n_train = tr.n;
-    m->n_test = te.n;
-    p.space_hash = s.hash;
-    if (!transfer)
-        apq_log("held-out %d: RMSE %.3f points, Kendall tau %.4f (trained on %d)", te.n, m->rmse,
-                m->tau, tr.n);
-    else
-        apq_log("held-out %d: with transfer RMSE %.3f points, Kendall tau %.4f; from scratch "
-                "RMSE %.3f points, Kendall tau %.4f (trained on %d)",
-                te.n, m->rmse, m->tau, m->scratch_rmse, m->scratch_tau, tr.n);
-    if ((rc = predictor_save(&p, &s, out, (uint64_t)seed, profile)) < 0) apq_die_status(rc);
-    predictor_free(&p);
+    e.prov = (struct pred_provenance){
+        .samples_hash = all.hash, .n_train = tr.n, .n_val = n_val, .n_held_out = te.n};
+    snprintf(e.prov.profile, sizeof e.prov.profile, "%s", st.profile);
+    snprintf(e.prov.samples, sizeof e.prov.samples, "%s", samples_path);
+    apq_log("held-out %d: ensemble of %d RMSE %.3f points, Kendall tau %.4f (its members alone: "
+            "RMSE %.3f, tau %.4f on average; trained on %d)",
+            te.n, e.k, m->rmse, m->tau, m->member_rmse, m->member_tau, tr.n);
+    if (transfer)
+        apq_log("held-out %d: from scratch RMSE %.3f points, Kendall tau %.4f", te.n,
+                m->scratch_rmse, m->scratch_tau);
+    if ((rc = pred_ensemble_save(&e, &s, out, (uint64_t)seed)) < 0) apq_die_status(rc);
+    apq_log("wrote %s in %.1f s", out, apq_time() - t0);
+    pred_ensemble_free(&e);
     free(all.x), free(all.y), free(tr.x), free(tr.y), free(te.x), free(te.y);
     return 0;
 }

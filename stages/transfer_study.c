@@ -37,7 +37,9 @@ enum { M_RMSE, M_TAU, M_PAIR, N_METRICS };
 
 struct study_cfg {
     int samples, held_out, seeds, n_sizes, sizes[MAX_SIZES];
-    struct pred_train_cfg train;
+    struct pred_train_cfg train; /* [transfer-predictor], as apq-transfer-predictor trains */
+    int zero_bits;               /* transfer: the bit branch starts at zero */
+    double scratch_lr;           /* the from-scratch ensemble's lr */
     char profile[64];
 };
 
@@ -84,7 +86,13 @@ static void read_cfg(const char *path, struct study_cfg *c) {
         .batch = (int)profile_int(p, "batch", 256, 1, 4096),
         .lr = profile_f64(p, "lr", 1e-3, 1e-8, 10),
         .weight_decay = profile_f64(p, "weight_decay", 1e-4, 0, 1),
+        .patience = (int)profile_int(p, "patience", 0, 0, 1000000),
+        .val_fraction = profile_f64(p, "val_fraction", 0.2, 0.01, 0.5),
     };
+    (void)profile_f64(p, "held_out", 0.2, 1e-6,
+                      1e9); /* the pipeline's split; the study has its own */
+    c->zero_bits = (int)profile_int(p, "zero_bit_branch", 0, 0, 1);
+    c->scratch_lr = profile_f64(p, "scratch_lr", c->train.lr, 1e-8, 10);
     profile_finish(p);
 }
 
@@ -176,16 +184,16 @@ static void gather(const struct samples *d, const int *idx, int n, float *x, flo
     }
 }
 
-/* RMSE (points), tau and pairwise accuracy of p on n rows; dim inputs per row
- * of x, of which p reads the first in_dim + bit_dim. */
-static void score(const struct predictor *p, const float *x, const float *y, int n, int dim,
+/* RMSE (points), tau and pairwise accuracy of the ensemble mean of e on n
+ * rows; dim inputs per row of x, of which e reads the first in_dim + bit_dim. */
+static void score(const struct pred_ensemble *e, const float *x, const float *y, int n, int dim,
                   double m[N_METRICS]) {
-    int pd = p->in_dim + p->bit_dim;
+    int pd = e->m[0].in_dim + e->m[0].bit_dim;
     float *xi = apq_falloc((size_t)n * (size_t)pd), *out = apq_falloc((size_t)n);
     double *a = apq_xmalloc(sizeof(double) * (size_t)n), *b = apq_xmalloc(sizeof(double) * n);
     for (int i = 0; i < n; i++)
         memcpy(xi + (size_t)i * pd, x + (size_t)i * dim, sizeof(float) * (size_t)pd);
-    predictor_forward(p, xi, n, out);
+    pred_ensemble_forward(e, xi, n, out, NULL);
     for (int i = 0; i < n; i++) a[i] = out[i], b[i] = y[i];
     m[M_RMSE] = rmse_points(a, b, n);
     m[M_TAU] = kendall_tau(a, b, n);
@@ -198,7 +206,7 @@ struct study {
     long seed;
     const char *samples_path, *init_path, *out_dir, *profile_path;
     struct samples d;
-    struct predictor fp;
+    struct pred_ensemble fp;
     double fp_alone[N_METRICS]; /* the fp32 predictor on the held-out set, no quantized samples */
     double *res;                /* [size][method][seed][metric] */
     double train_seconds;
@@ -244,19 +252,26 @@ static void run_study(struct study *st) {
         for (int k = 0; k < c->n_sizes; k++) {
             int n = c->sizes[k];
             for (int m = 0; m < N_METHODS; m++) {
-                struct predictor p;
-                int rc = m == TRANSFER
-                             ? predictor_init_transfer(&p, &st->fp, d->dim - st->fp.in_dim, seed)
-                             : predictor_init(&p, st->fp.in_dim, d->dim - st->fp.in_dim,
-                                              st->fp.hidden, st->fp.n_layers, seed);
+                /* the ensemble apq-transfer-predictor trains (stages/train_predictor.c) */
+                struct pred_ensemble e;
+                const struct predictor *f0 = &st->fp.m[0];
+                int bit_dim = d->dim - f0->in_dim;
+                int rc = m == TRANSFER ? pred_ensemble_init_transfer(&e, &st->fp, bit_dim, seed)
+                                       : pred_ensemble_init(&e, st->fp.k, f0->in_dim, bit_dim,
+                                                            f0->hidden, f0->n_layers, seed);
                 if (rc < 0) apq_die_status(rc);
-                if (m == SCRATCH) predictor_set_base(&p, gsl_stats_float_mean(ty, 1, (size_t)n));
-                if ((rc = predictor_train(&p, tx, ty, n, &c->train, seed, NULL)) < 0)
+                for (int i = 0; i < e.k && m == TRANSFER && c->zero_bits; i++)
+                    predictor_zero_bit_branch(&e.m[i]);
+                if (m == SCRATCH)
+                    pred_ensemble_set_base(&e, gsl_stats_float_mean(ty, 1, (size_t)n));
+                struct pred_train_cfg cfg = c->train;
+                if (m == SCRATCH) cfg.lr = c->scratch_lr;
+                if ((rc = pred_ensemble_train(&e, tx, ty, n, &cfg, seed, NULL, NULL)) < 0)
                     apq_die("%s, %d samples, seed %llu: %s", method_name[m], n,
                             (unsigned long long)seed, apq_last_error());
                 double *out = res_at(st, k, m, rep);
-                score(&p, hx, hy, c->held_out, d->dim, out);
-                predictor_free(&p);
+                score(&e, hx, hy, c->held_out, d->dim, out);
+                pred_ensemble_free(&e);
                 char extra[96];
                 snprintf(extra, sizeof extra, "%s n=%d seed %llu: tau %.3f", method_name[m], n,
                          (unsigned long long)seed, out[M_TAU]);
@@ -484,11 +499,17 @@ static void write_readme(const struct study *st) {
             "| seeds | %d (%ld to %ld): training rows, bit-branch or full init, shuffling |\n",
             st->d.n - c->held_out, c->seeds, st->seed, st->seed + c->seeds - 1);
     fprintf(f,
-            "| methods | transfer: initialised from `%s` (%dx%d MLP), bit branch fresh; scratch: "
-            "the same MLP freshly initialised, output bias at the training mean |\n",
-            st->init_path, st->fp.n_layers, st->fp.hidden);
-    fprintf(f, "| training | %d epochs, batch %d, Adam lr %g, weight decay %g |\n", c->train.epochs,
-            c->train.batch, c->train.lr, c->train.weight_decay);
+            "| methods | the ensemble of %d %dx%d MLPs apq-transfer-predictor trains; transfer: "
+            "member i initialised from member i of `%s`, bit branch %s; scratch: the same "
+            "ensemble freshly initialised, output bias at the training mean |\n",
+            st->fp.k, st->fp.m[0].n_layers, st->fp.m[0].hidden, st->init_path,
+            c->zero_bits ? "at zero" : "fresh (uniform)");
+    fprintf(f,
+            "| training | up to %d epochs, batch %d, Adam lr %g (scratch %g), weight decay %g, "
+            "early stopping with patience %d on a %.0f%% validation fold of the training rows "
+            "per member |\n",
+            c->train.epochs, c->train.batch, c->train.lr, c->scratch_lr, c->train.weight_decay,
+            c->train.patience, 100 * c->train.val_fraction);
     fprintf(f, "| training wall time | %.1f s for %d trainings |\n", st->train_seconds,
             c->n_sizes * N_METHODS * c->seeds);
     fprintf(f,
@@ -560,8 +581,8 @@ int main(int argc, char **argv) {
                 "or sizes in %s",
                 st.samples_path, st.d.n, c->held_out, c->sizes[c->n_sizes - 1], need,
                 st.profile_path);
-    if ((rc = predictor_load(&st.fp, st.init_path, &s)) < 0) apq_die_status(rc);
-    if (st.fp.bit_dim)
+    if ((rc = pred_ensemble_load(&st.fp, st.init_path, &s)) < 0) apq_die_status(rc);
+    if (st.fp.m[0].bit_dim)
         apq_die("%s: is a quantized predictor; --init wants the fp32 one (predictor-fp32.h5)",
                 st.init_path);
     if ((rc = cli_mkdirs(st.out_dir)) < 0) apq_die_status(rc);
@@ -583,7 +604,7 @@ int main(int argc, char **argv) {
     write_csv(&st);
     write_readme(&st); /* last: the make target */
     apq_log("study written to %s", st.out_dir);
-    predictor_free(&st.fp);
+    pred_ensemble_free(&st.fp);
     free(st.d.x), free(st.d.y), free(st.res);
     return 0;
 }

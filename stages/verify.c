@@ -15,10 +15,10 @@
 #include "cli.h"
 #include "data.h"
 
-#define N_COLS 7
+#define N_COLS 8
 static const char *cols[N_COLS] = {"budget_latency_ms", "budget_energy_mj", "acc_pred",
                                    "latency_ms",        "energy_mj",        "macs_m",
-                                   "weight_kb"};
+                                   "weight_kb",         "acc_pred_std"};
 
 int main(int argc, char **argv) {
     if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);

@@ -223,8 +223,7 @@ static int derive(struct space *s, const char *origin) {
     }
     s->n_blocks = nb;
     /* hash everything except the text (comments and spacing do not matter) */
-    uint64_t h = apq_fnv1a(APQ_FNV_OFFSET, s, offsetof(struct space, hash));
-    s->hash = h;
+    s->hash = apq_fnv1a(APQ_FNV_OFFSET, s, offsetof(struct space, hash));
     return APQ_OK;
 }
 

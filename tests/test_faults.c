@@ -262,14 +262,15 @@ TEST(faults_nonfinite_artifacts_refused) {
     supernet_free(&sn);
     /* predictor */
     snprintf(path, sizeof path, "%s/p.h5", test_tmpdir);
-    struct predictor p;
-    CHECK(predictor_init(&p, encode_fp32_dim(&s), 0, 16, 2, 1) == APQ_OK);
-    p.space_hash = s.hash;
-    CHECK(predictor_save(&p, &s, path, 1, "tiny") == APQ_OK);
-    predictor_free(&p);
-    poke(path, "regressor/bias", 0, INFINITY);
-    CHECK(predictor_load(&p, path, &s) == APQ_EFORMAT);
-    CHECK(strstr(apq_last_error(), "dataset 'regressor/bias' holds +inf at index 0") != NULL);
+    struct pred_ensemble pe;
+    CHECK(pred_ensemble_init(&pe, 1, encode_fp32_dim(&s), 0, 16, 2, 1) == APQ_OK);
+    pe.prov = (struct pred_provenance){"tiny", "samples-fp32.h5", 1, 20, 0, 5};
+    CHECK(pred_ensemble_save(&pe, &s, path, 1) == APQ_OK);
+    pred_ensemble_free(&pe);
+    poke(path, "members/0/regressor/bias", 0, INFINITY);
+    CHECK(pred_ensemble_load(&pe, path, &s) == APQ_EFORMAT);
+    CHECK(strstr(apq_last_error(), "dataset 'members/0/regressor/bias' holds +inf at index 0") !=
+          NULL);
     /* LUT */
     snprintf(path, sizeof path, "%s/lut.h5", test_tmpdir);
     struct device dev;

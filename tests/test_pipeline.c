@@ -108,7 +108,7 @@ TEST(pipeline_tiny_end_to_end) {
     const char *preds[2] = {"predictor-fp32.h5", "predictor-quant.h5"};
     for (int k = 0; k < 2; k++) {
         snprintf(p, sizeof p, "%s/tiny/%s", runs, preds[k]);
-        CHECK(h5_open_read(p, "predictor", 1, &f) == APQ_OK);
+        CHECK(h5_open_read(p, "predictor", 2, &f) == APQ_OK);
         double rmse = NAN, tau = NAN;
         CHECK(h5_attr_get_f64(f, "rmse", &rmse) == APQ_OK && isfinite(rmse) && rmse >= 0);
         CHECK(h5_attr_get_f64(f, "kendall_tau", &tau) == APQ_OK && tau >= -1 && tau <= 1);

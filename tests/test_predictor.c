@@ -5,6 +5,7 @@
 
 #include "test.h"
 #include "../predictor/predictor.h"
+#include "../util/h5.h"
 
 static struct space pred_space(const char *name) {
     struct space s;
@@ -219,60 +220,291 @@ TEST(pred_transfer_copies) {
     predictor_free(&scratch); /* no-op on a freed (zeroed) struct */
 }
 
+// ---- ensembles -----------------------------------------------------------------------
+
+/* A member whose output is the constant c: every weight zero, regressor bias c. */
+static void set_constant(struct predictor *p, float c) {
+    memset(p->params, 0, p->n_params * sizeof(float));
+    p->v.bo[0] = c;
+}
+
+TEST(pred_ensemble_mean_sd_by_hand) {
+    struct pred_ensemble e;
+    CHECK(pred_ensemble_init(&e, 3, 4, 0, 5, 2, 7) == APQ_OK);
+    set_constant(&e.m[0], 0.5f);
+    set_constant(&e.m[1], 0.6f);
+    set_constant(&e.m[2], 0.8f);
+    float x[2 * 4] = {1, 0, 0, 1, 0, 1, 1, 0}, mean[2], sd[2];
+    pred_ensemble_forward(&e, x, 2, mean, sd);
+    /* mean (0.5 + 0.6 + 0.8) / 3; sample sd: deviations -2/15, -1/30, 1/6, squares
+     * summing to 7/150, over k - 1 = 2 */
+    for (int i = 0; i < 2; i++) {
+        CHECK_NEAR(mean[i], 1.9 / 3, 1e-6);
+        CHECK_NEAR(sd[i], sqrt(7.0 / 300), 1e-6);
+    }
+    /* random members: mean and n-1 sd of the members' own forward passes */
+    for (int i = 0; i < 3; i++) predictor_free(&e.m[i]);
+    CHECK(pred_ensemble_init(&e, 3, 4, 0, 5, 2, 7) == APQ_OK);
+    float out[3][2];
+    for (int i = 0; i < 3; i++) predictor_forward(&e.m[i], x, 2, out[i]);
+    CHECK(out[0][0] != out[1][0]); /* own seeds */
+    pred_ensemble_forward(&e, x, 2, mean, sd);
+    for (int j = 0; j < 2; j++) {
+        double m = (out[0][j] + out[1][j] + out[2][j]) / 3.0, v = 0;
+        for (int i = 0; i < 3; i++) v += (out[i][j] - m) * (out[i][j] - m) / 2.0;
+        CHECK_NEAR(mean[j], m, 1e-6);
+        CHECK_NEAR(sd[j], sqrt(v), 1e-6);
+    }
+    pred_ensemble_forward(&e, x, 2, mean, NULL); /* sd may be NULL */
+    /* one member: its own output, spread 0 */
+    struct pred_ensemble one;
+    CHECK(pred_ensemble_init(&one, 1, 4, 0, 5, 2, 7) == APQ_OK);
+    CHECK(!memcmp(one.m[0].params, e.m[0].params, e.m[0].n_params * sizeof(float)));
+    pred_ensemble_forward(&one, x, 2, mean, sd);
+    CHECK(mean[0] == out[0][0] && mean[1] == out[0][1] && sd[0] == 0 && sd[1] == 0);
+    pred_ensemble_free(&one);
+    CHECK(pred_ensemble_init(&one, 0, 4, 0, 5, 2, 7) == APQ_ECONFIG);
+    CHECK(pred_ensemble_init(&one, PRED_MAX_MEMBERS + 1, 4, 0, 5, 2, 7) == APQ_ECONFIG);
+    pred_ensemble_free(&one);
+    pred_ensemble_free(&e);
+}
+
+TEST(pred_ensemble_transfer_members) {
+    struct space s = pred_space("tiny");
+    struct pred_ensemble f, q;
+    CHECK(pred_ensemble_init(&f, 3, encode_fp32_dim(&s), 0, 16, 3, 1) == APQ_OK);
+    CHECK(pred_ensemble_init_transfer(&q, &f, encode_bits_dim(&s), 2) == APQ_OK);
+    CHECK(q.k == 3);
+    for (int i = 0; i < 3; i++) { /* member i starts from fp32 member i */
+        struct predictor one;
+        CHECK(predictor_init_transfer(&one, &f.m[i], encode_bits_dim(&s), pred_member_seed(2, i)) ==
+              APQ_OK);
+        CHECK(!memcmp(one.params, q.m[i].params, one.n_params * sizeof(float)));
+        CHECK(!memcmp(q.m[i].v.w[1], f.m[i].v.w[1], 16 * 16 * sizeof(float)));
+        predictor_free(&one);
+    }
+    CHECK(memcmp(q.m[0].v.w[1], q.m[1].v.w[1], 16 * 16 * sizeof(float)));
+    CHECK(pred_member_seed(5, 0) == 5 && pred_member_seed(1, 1) != 2);
+    pred_ensemble_free(&q);
+    pred_ensemble_free(&f);
+}
+
+/* Training rows that pull the output to 0.9, validation rows (a copy of the
+ * first 8 inputs) that want 0.1 (all zero in x, so only biases matter at init). */
+static void diverging_sets(float *x, float *y, float *xv, float *yv) {
+    for (int i = 0; i < 16; i++) {
+        for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)((i + j) % 3 == 0);
+        y[i] = 0.9f;
+    }
+    memcpy(xv, x, 8 * 4 * sizeof(float));
+    for (int i = 0; i < 8; i++) yv[i] = 0.1f;
+}
+
+TEST(pred_early_stopping_keeps_best_epoch) {
+    float x[64], y[16], xv[32], yv[8];
+    diverging_sets(x, y, xv, yv);
+    struct pred_train_cfg cfg = {.epochs = 40, .batch = 8, .lr = 1e-2, .patience = 1};
+    struct predictor p[4];
+    struct pred_fit f[4];
+    for (int i = 0; i < 4; i++) CHECK(predictor_init(&p[i], 4, 0, 8, 2, 3) == APQ_OK);
+    /* starting at 0.5, every epoch moves away from 0.1: the first epoch is best */
+    for (int i = 0; i < 3; i++) predictor_set_base(&p[i], 0.5);
+    float *init = malloc(p[0].n_params * sizeof(float));
+    memcpy(init, p[0].params, p[0].n_params * sizeof(float));
+    double v0 = predictor_loss_grad(&p[0], xv, yv, 8, NULL);
+    CHECK(predictor_train_val(&p[0], x, y, 16, xv, yv, 8, &cfg, 9, &f[0]) == APQ_OK);
+    cfg.patience = 5;
+    CHECK(predictor_train_val(&p[1], x, y, 16, xv, yv, 8, &cfg, 9, &f[1]) == APQ_OK);
+    cfg.patience = 0; /* off: all 40 epochs, the last parameters */
+    CHECK(predictor_train_val(&p[2], x, y, 16, xv, yv, 8, &cfg, 9, &f[2]) == APQ_OK);
+    CHECK(f[0].best_epoch == 1 && f[0].epochs_run == 2 && f[0].val_loss > v0);
+    CHECK(f[1].best_epoch == 1 && f[1].epochs_run == 6 && f[1].val_loss == f[0].val_loss);
+    CHECK(f[2].best_epoch == 40 && f[2].epochs_run == 40 && f[2].val_loss == 0);
+    /* both kept epoch 1's parameters: the same bits, not the initial ones */
+    CHECK(!memcmp(p[0].params, p[1].params, p[0].n_params * sizeof(float)));
+    CHECK(memcmp(p[0].params, init, p[0].n_params * sizeof(float)));
+    CHECK(predictor_loss_grad(&p[0], xv, yv, 8, NULL) == f[0].val_loss);
+    CHECK(predictor_loss_grad(&p[2], xv, yv, 8, NULL) > f[0].val_loss);
+    /* starting at 0, the output rises through 0.1 on its way to 0.9: the best
+     * epoch lies between, and its parameters (not the last) are kept */
+    predictor_set_base(&p[3], 0.0);
+    cfg.lr = 2e-3;
+    cfg.patience = 3;
+    CHECK(predictor_train_val(&p[3], x, y, 16, xv, yv, 8, &cfg, 9, &f[3]) == APQ_OK);
+    fprintf(stderr, "  kept epoch %d of %d, validation MSE %.4g\n", f[3].best_epoch,
+            f[3].epochs_run, f[3].val_loss);
+    CHECK(f[3].best_epoch >= 1 && f[3].epochs_run == f[3].best_epoch + 3);
+    CHECK(f[3].epochs_run < 40);
+    CHECK(predictor_loss_grad(&p[3], xv, yv, 8, NULL) == f[3].val_loss);
+    /* the same run without stopping passes the minimum: its last loss is higher */
+    struct predictor q;
+    CHECK(predictor_init(&q, 4, 0, 8, 2, 3) == APQ_OK);
+    predictor_set_base(&q, 0.0);
+    cfg.patience = 0;
+    CHECK(predictor_train_val(&q, x, y, 16, xv, yv, 8, &cfg, 9, NULL) == APQ_OK);
+    CHECK(predictor_loss_grad(&q, xv, yv, 8, NULL) > f[3].val_loss);
+    cfg.patience = -1;
+    CHECK(predictor_train_val(&q, x, y, 16, xv, yv, 8, &cfg, 9, NULL) == APQ_ECONFIG);
+    for (int i = 0; i < 4; i++) predictor_free(&p[i]);
+    predictor_free(&q);
+    free(init);
+}
+
+TEST(pred_ensemble_train_folds) {
+    struct space s = pred_space("fmnist-mbv2");
+    int n = 100, dim = encode_dim(&s, 0), nv = -1;
+    float *x = malloc(sizeof(float) * n * dim), *y = malloc(sizeof(float) * n);
+    synth_set(&s, 0, n, 4, x, y);
+    struct pred_ensemble e;
+    CHECK(pred_ensemble_init(&e, 5, dim, 0, 32, 2, 4) == APQ_OK);
+    pred_ensemble_set_base(&e, 0.8);
+    struct pred_train_cfg cfg = {
+        .epochs = 30, .batch = 32, .lr = 1e-3, .patience = 5, .val_fraction = 0.2};
+    struct pred_fit fit[5];
+    CHECK(pred_ensemble_train(&e, x, y, n, &cfg, 4, &nv, fit) == APQ_OK);
+    CHECK(nv == 20);
+    for (int i = 0; i < 5; i++)
+        CHECK(fit[i].best_epoch >= 1 && fit[i].best_epoch <= fit[i].epochs_run &&
+              fit[i].val_loss > 0);
+    /* deterministic; 2 rows leave nothing for validation */
+    struct pred_ensemble e2;
+    CHECK(pred_ensemble_init(&e2, 5, dim, 0, 32, 2, 4) == APQ_OK);
+    pred_ensemble_set_base(&e2, 0.8);
+    CHECK(pred_ensemble_train(&e2, x, y, n, &cfg, 4, &nv, NULL) == APQ_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK(!memcmp(e.m[i].params, e2.m[i].params, e.m[i].n_params * sizeof(float)));
+    CHECK(pred_ensemble_train(&e2, x, y, 2, &cfg, 4, &nv, fit) == APQ_OK);
+    CHECK(nv == 0 && fit[0].epochs_run == 30);
+    pred_ensemble_free(&e2);
+    pred_ensemble_free(&e);
+    free(x), free(y);
+}
+
 // ---- files ---------------------------------------------------------------------------
 
-static void make_quant(const struct space *s, struct predictor *q) {
-    struct predictor f;
-    CHECK(predictor_init(&f, encode_fp32_dim(s), 0, 48, 3, 4) == APQ_OK);
-    CHECK(predictor_init_transfer(q, &f, encode_bits_dim(s), 4) == APQ_OK);
-    q->metrics = (struct pred_metrics){1.5, 0.7, 80, 20, 1, 2.5, 0.5};
-    predictor_free(&f);
+static void make_quant(const struct space *s, struct pred_ensemble *q) {
+    struct pred_ensemble f;
+    CHECK(pred_ensemble_init(&f, 2, encode_fp32_dim(s), 0, 48, 3, 4) == APQ_OK);
+    CHECK(pred_ensemble_init_transfer(q, &f, encode_bits_dim(s), 4) == APQ_OK);
+    q->metrics = (struct pred_metrics){1.5, 0.7, 1.75, 0.65, 1, 2.5, 0.5};
+    q->prov = (struct pred_provenance){
+        "tiny", "runs/tiny/samples-quant.h5", 0xfedcba9876543210ULL, 80, 16, 20};
+    pred_ensemble_free(&f);
 }
 
 TEST(pred_save_load_roundtrip) {
     struct space s = pred_space("fmnist-mbv2");
-    struct predictor q, r;
+    struct pred_ensemble q, r;
     make_quant(&s, &q);
     char path[600];
     snprintf(path, sizeof path, "%s/predictor-quant.h5", test_tmpdir);
-    int rc = predictor_save(&q, &s, path, 4, "tiny");
+    int rc = pred_ensemble_save(&q, &s, path, 4);
     if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
     CHECK(rc == APQ_OK);
-    rc = predictor_load(&r, path, &s);
+    rc = pred_ensemble_load(&r, path, &s);
     if (rc < 0) fprintf(stderr, "  %s\n", apq_last_error());
     CHECK(rc == APQ_OK);
     if (rc == APQ_OK) {
-        CHECK(r.n_params == q.n_params && r.bit_dim == q.bit_dim && r.hidden == 48);
-        CHECK(!memcmp(r.params, q.params, q.n_params * sizeof(float)));
-        CHECK(r.metrics.rmse == 1.5 && r.metrics.tau == 0.7 && r.metrics.n_train == 80);
-        CHECK(r.metrics.has_scratch && r.metrics.scratch_rmse == 2.5);
+        CHECK(r.k == 2 && r.m[1].n_params == q.m[1].n_params && r.m[0].bit_dim == q.m[0].bit_dim);
+        for (int i = 0; i < 2; i++)
+            CHECK(!memcmp(r.m[i].params, q.m[i].params, q.m[i].n_params * sizeof(float)));
+        CHECK(r.metrics.rmse == 1.5 && r.metrics.tau == 0.7 && r.metrics.member_rmse == 1.75 &&
+              r.metrics.member_tau == 0.65);
+        CHECK(r.metrics.has_scratch && r.metrics.scratch_rmse == 2.5 &&
+              r.metrics.scratch_tau == 0.5);
+        CHECK(!strcmp(r.prov.profile, "tiny") &&
+              !strcmp(r.prov.samples, "runs/tiny/samples-quant.h5"));
+        CHECK(r.prov.samples_hash == 0xfedcba9876543210ULL && r.prov.n_train == 80 &&
+              r.prov.n_val == 16 && r.prov.n_held_out == 20);
         struct arch a[40];
-        float pa[40], pb[40];
+        float pa[40], pb[40], sa[40], sb[40];
         struct rng g;
         rng_init(&g, 1, RNG_SAMPLE);
         for (int i = 0; i < 40; i++) arch_sample(&s, &g, 1, &a[i]);
         rng_free(&g);
-        predictor_predict(&q, &s, a, 40, pa);
-        predictor_predict(&r, &s, a, 40, pb);
-        CHECK(!memcmp(pa, pb, sizeof pa));
+        pred_ensemble_predict(&q, &s, a, 40, pa, sa);
+        pred_ensemble_predict(&r, &s, a, 40, pb, sb);
+        CHECK(!memcmp(pa, pb, sizeof pa) && !memcmp(sa, sb, sizeof sa));
+        CHECK(sa[0] > 0);
+        /* one MLP from the file: member 0 */
+        struct predictor one;
+        CHECK(predictor_load(&one, path, &s) == APQ_OK);
+        CHECK(one.n_params == q.m[0].n_params &&
+              !memcmp(one.params, q.m[0].params, one.n_params * sizeof(float)));
+        predictor_free(&one);
     }
-    predictor_free(&r);
-    predictor_free(&q);
+    pred_ensemble_free(&r);
+    pred_ensemble_free(&q);
 }
 
-TEST(pred_load_refuses_other_space) {
+/* Overwrite the i64 attribute `name` of the file at path. */
+static void set_attr_i64(const char *path, const char *name, int64_t v) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(f >= 0);
+    CHECK(H5Adelete(f, name) >= 0);
+    CHECK(h5_attr_set_i64(f, name, v) == APQ_OK);
+    H5Fclose(f);
+}
+
+TEST(pred_load_refuses_other_space_or_encoding) {
     struct space s = pred_space("fmnist-mbv2"), t = pred_space("tiny");
-    struct predictor q, r;
+    struct pred_ensemble q, r;
     make_quant(&s, &q);
     char path[600];
     snprintf(path, sizeof path, "%s/p.h5", test_tmpdir);
-    CHECK(predictor_save(&q, &s, path, 4, "tiny") == APQ_OK);
-    CHECK(predictor_load(&r, path, &t) == APQ_EMISMATCH);
-    CHECK(strstr(apq_last_error(), path) && strstr(apq_last_error(), "make"));
-    CHECK(r.params == NULL);
+    CHECK(pred_ensemble_save(&q, &s, path, 4) == APQ_OK);
+    CHECK(pred_ensemble_load(&r, path, &t) == APQ_EMISMATCH);
+    const char *e = apq_last_error();
+    CHECK(strstr(e, path) && strstr(e, "trained for space 'fmnist-mbv2'") &&
+          strstr(e, "not for 'tiny'") && strstr(e, "PREDICTOR=") && strstr(e, "make"));
+    CHECK(r.k == 0 && r.m[0].params == NULL);
+    set_attr_i64(path, "encoding_version", PRED_ENCODING_VERSION + 1);
+    CHECK(pred_ensemble_load(&r, path, &s) == APQ_EMISMATCH);
+    e = apq_last_error();
+    CHECK(strstr(e, path) && strstr(e, "encoding version 2, this build uses 1") &&
+          strstr(e, "make"));
+    /* a version-1 file (one MLP, before ensembles) */
+    CHECK(pred_ensemble_save(&q, &s, path, 4) == APQ_OK);
+    set_attr_i64(path, "format_version", 1);
+    CHECK(pred_ensemble_load(&r, path, &s) == APQ_EFORMAT);
+    CHECK(strstr(apq_last_error(), "format_version is 1, expected 2"));
     snprintf(path, sizeof path, "%s/missing.h5", test_tmpdir);
-    CHECK(predictor_load(&r, path, &s) == APQ_EIO);
-    predictor_free(&q);
+    CHECK(pred_ensemble_load(&r, path, &s) == APQ_EIO);
+    pred_ensemble_free(&q);
+}
+
+TEST(pred_samples_hash_covers_rows) {
+    /* FNV-1a 64 test vector: "a" */
+    CHECK(apq_fnv1a(APQ_FNV_OFFSET, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    const char *arch[2] = {"r12_k3m48", "r12_k5m48"}, *swapped[2] = {"r12_k5m48", "r12_k3m48"};
+    double acc[2] = {0.5, 0.75}, acc2[2] = {0.5, nextafter(0.75, 1)};
+    uint64_t h = pred_samples_hash(arch, acc, 2);
+    CHECK(h == pred_samples_hash(arch, acc, 2));
+    CHECK(h != pred_samples_hash(arch, acc2, 2));
+    CHECK(h != pred_samples_hash(swapped, acc, 2));
+    CHECK(h != pred_samples_hash(arch, acc, 1));
+}
+
+TEST(pred_split_held_out) {
+    int perm[60], ntr;
+    CHECK(predictor_split_held_out(60, 50, 1, perm, &ntr) == APQ_OK && ntr == 10);
+    CHECK(predictor_split_held_out(10, 0.01, 1, perm, &ntr) == APQ_OK && ntr == 9);
+    CHECK(predictor_split_held_out(60, 0.25, 1, perm, &ntr) == APQ_OK && ntr == 45);
+    int seen[60] = {0};
+    for (int i = 0; i < 60; i++) seen[perm[i]]++;
+    for (int i = 0; i < 60; i++) CHECK(seen[i] == 1);
+    int perm2[60];
+    CHECK(predictor_split_held_out(60, 0.25, 1, perm2, &ntr) == APQ_OK);
+    CHECK(!memcmp(perm, perm2, sizeof perm)); /* seeded */
+    CHECK(predictor_split_held_out(60, 0.25, 2, perm2, &ntr) == APQ_OK);
+    CHECK(memcmp(perm, perm2, sizeof perm));
+    CHECK(predictor_split_held_out(60, 59, 1, perm, &ntr) == APQ_ECONFIG);
+    CHECK(strstr(apq_last_error(), "leaves 1 training rows; at least 2"));
+    CHECK(predictor_split_held_out(60, 2.5, 1, perm, &ntr) == APQ_ECONFIG);
+    CHECK(predictor_split_held_out(60, 0, 1, perm, &ntr) == APQ_ECONFIG);
+    /* the old 80/20 split is the fraction 0.2 */
+    predictor_split(50, 3, perm2, &ntr);
+    CHECK(ntr == 40);
 }
 
 // ---- metrics -------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 /* test_search.c — evolution under budgets on the tiny space, the Pareto front, budget sweeps. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
 #include "../devices/devices.h"
+#include "../predictor/predictor.h"
 #include "../search/search.h"
+#include "../util/h5.h"
 
 static struct space search_space(void) {
     struct space s;
@@ -218,4 +222,118 @@ TEST(search_with_lut) {
     struct evo_result r;
     CHECK(evo_run(&s, &cfg, lut_cost, &c, synth_fitness, &s, 5, NULL, 0, &r) == APQ_EINFEASIBLE);
     lut_free(&t);
+}
+
+// ---- apq-search and its predictor ---------------------------------------------------
+
+static int run_search(char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int run_search(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int st = test_vsh(1, out, n, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* A small ensemble for space s, saved to tmpdir/name: quantized or fp32, k members. */
+static void save_ensemble(const struct space *s, int quant, int k, const char *name, char *path,
+                          size_t size) {
+    struct pred_ensemble e;
+    CHECK(pred_ensemble_init(&e, k, encode_fp32_dim(s), quant ? encode_bits_dim(s) : 0, 16, 2, 3) ==
+          APQ_OK);
+    pred_ensemble_set_base(&e, 0.5);
+    e.prov = (struct pred_provenance){"tiny", "samples.h5", 1, 40, 8, 10};
+    snprintf(path, size, "%s/%s", test_tmpdir, name);
+    CHECK(pred_ensemble_save(&e, s, path, 1) == APQ_OK);
+    pred_ensemble_free(&e);
+}
+
+/* apq-search ranks by the ensemble mean and writes each row's spread, acc_pred_std. */
+TEST(search_stage_writes_spread) {
+    struct space s = search_space();
+    struct device d;
+    struct lut t;
+    char lut[600], pred[600], out[600], log[4096];
+    snprintf(lut, sizeof lut, "%s/lut.h5", test_tmpdir);
+    CHECK(device_load("devices/bitfusion.ini", &d) == APQ_OK && lut_build(&t, &d, &s) == APQ_OK);
+    CHECK(lut_save(&t, lut, 1, "tiny") == APQ_OK);
+    lut_free(&t);
+    save_ensemble(&s, 1, 3, "q3.h5", pred, sizeof pred);
+    snprintf(out, sizeof out, "%s/search.h5", test_tmpdir);
+    int st =
+        run_search(log, sizeof log,
+                   "%s/apq-search --space supernet/spaces/tiny.ini --profile profiles/tiny.ini "
+                   "--predictor %s --lut %s --out %s",
+                   test_build_dir(), pred, lut, out);
+    if (st) fprintf(stderr, "%s", log);
+    CHECK(st == 0);
+    hid_t f;
+    if (st || h5_open_read(out, "search", 1, &f) != APQ_OK) return;
+    char **arch = NULL;
+    size_t n = 0, n_sd = 0, n_acc = 0;
+    double *sd = NULL, *acc = NULL;
+    CHECK(h5_read_strings(f, "arch", &arch, &n) == APQ_OK && n >= 1);
+    CHECK(h5_read_f64_alloc(f, "acc_pred_std", &sd, &n_sd) == APQ_OK && n_sd == n);
+    CHECK(h5_read_f64_alloc(f, "acc_pred", &acc, &n_acc) == APQ_OK && n_acc == n);
+    h5_close(f);
+    struct pred_ensemble e;
+    CHECK(pred_ensemble_load(&e, pred, &s) == APQ_OK);
+    for (size_t i = 0; i < n && i < n_sd && i < n_acc; i++) {
+        struct arch a;
+        float m, v;
+        CHECK(arch_from_string(&s, arch[i], &a) == APQ_OK);
+        pred_ensemble_predict(&e, &s, &a, 1, &m, &v);
+        CHECK(sd[i] > 0);
+        CHECK_NEAR(sd[i], v, 1e-7);
+        CHECK_NEAR(acc[i], m, 1e-5); /* the mean (batched in the search) */
+    }
+    pred_ensemble_free(&e);
+    h5_free_strings(arch, n);
+    free(sd);
+    free(acc);
+}
+
+/* PREDICTOR= refusals: another space, another encoding, an fp32 predictor, an old
+ * single-MLP file: one line naming the file, the reason and the fix; exit 1. */
+TEST(search_refuses_wrong_predictor) {
+    struct space s = search_space(), big;
+    CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &big) == APQ_OK);
+    char path[600], log[4096];
+    const char *cmd = "%s/apq-search --space supernet/spaces/tiny.ini --profile profiles/tiny.ini "
+                      "--predictor %s --lut %s/none.h5 --out %s/never.h5";
+    const char *b = test_build_dir();
+    struct {
+        int quant;
+        const struct space *sp;
+        const char *name, *attr, *want[3];
+    } cases[] = {
+        {1,
+         &big,
+         "other-space.h5",
+         NULL,
+         {"trained for space 'fmnist-mbv2'", "not for 'tiny'", "PREDICTOR="}},
+        {1,
+         &s,
+         "other-encoding.h5",
+         "encoding_version",
+         {"encoding version 99", "this build uses 1", "run make"}},
+        {0, &s, "fp32.h5", NULL, {"is an fp32 predictor", "quantization-aware", "PREDICTOR="}},
+        {1, &s, "v1.h5", "format_version", {"format_version is 99, expected 2", "run make", ""}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        save_ensemble(cases[i].sp, cases[i].quant, 2, cases[i].name, path, sizeof path);
+        if (cases[i].attr) {
+            hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+            CHECK(f >= 0 && H5Adelete(f, cases[i].attr) >= 0);
+            CHECK(h5_attr_set_i64(f, cases[i].attr, 99) == APQ_OK);
+            H5Fclose(f);
+        }
+        int st = run_search(log, sizeof log, cmd, b, path, test_tmpdir, test_tmpdir);
+        int ok = st == 1 && test_n_lines(log) == 1 && strstr(log, path) &&
+                 strstr(log, "apq-search: error: ");
+        for (int k = 0; k < 3; k++) ok = ok && strstr(log, cases[i].want[k]);
+        if (!ok) fprintf(stderr, "  %s: exit %d: %s", cases[i].name, st, log);
+        CHECK(ok);
+    }
 }

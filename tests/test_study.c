@@ -166,18 +166,18 @@ TEST(pipeline_tiny_transfer_study) {
     check_fails(st, 1, out, "predictor-quant.h5: is a quantized predictor");
     /* an fp32 predictor of another space */
     struct space s;
-    struct predictor pr;
+    struct pred_ensemble pr;
     CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &s) == APQ_OK);
-    CHECK(predictor_init(&pr, encode_dim(&s, 0), 0, 8, 1, 1) == APQ_OK);
-    pr.space_hash = s.hash;
-    pr.metrics.n_train = 10, pr.metrics.n_test = 2;
+    CHECK(pred_ensemble_init(&pr, 2, encode_dim(&s, 0), 0, 8, 1, 1) == APQ_OK);
+    for (int i = 0; i < pr.k; i++) pr.m[i].space_hash = s.hash;
+    pr.prov.n_train = 10, pr.prov.n_held_out = 2;
     snprintf(q, sizeof q, "%s/other-fp32.h5", test_tmpdir);
-    CHECK(predictor_save(&pr, &s, q, 1, "test") == APQ_OK);
-    predictor_free(&pr);
+    CHECK(pred_ensemble_save(&pr, &s, q, 1) == APQ_OK);
+    pred_ensemble_free(&pr);
     st = sh(1, out, sizeof out,
             "%s --samples %s/tiny/transfer/samples-quant.h5 --init %s --out-dir %s/x", common, runs,
             q, test_tmpdir);
-    check_fails(st, 1, out, "predictor made for space 'fmnist-mbv2'");
+    check_fails(st, 1, out, "predictor trained for space 'fmnist-mbv2'");
     snprintf(q, sizeof q, "%s/x", test_tmpdir);
     CHECK(access(q, F_OK) != 0); /* nothing written */
 

@@ -1,0 +1,82 @@
+build2/stages/samples_io.o: stages/samples_io.c stages/samples_io.h \
+ stages/../supernet/supernet.h stages/../supernet/../datasets/datasets.h \
+ stages/../supernet/../datasets/../util/util.h \
+ stages/../supernet/../nn/nn.h stages/../supernet/arch.h \
+ stages/../supernet/../util/util.h stages/../supernet/space.h \
+ stages/../util/h5.h /usr/include/hdf5/serial/hdf5.h \
+ /usr/include/hdf5/serial/H5public.h /usr/include/hdf5/serial/H5pubconf.h \
+ /usr/include/hdf5/serial/H5version.h \
+ /usr/include/hdf5/serial/H5api_adpt.h \
+ /usr/include/hdf5/serial/H5Apublic.h \
+ /usr/include/hdf5/serial/H5Ipublic.h \
+ /usr/include/hdf5/serial/H5Opublic.h \
+ /usr/include/hdf5/serial/H5Lpublic.h \
+ /usr/include/hdf5/serial/H5Tpublic.h \
+ /usr/include/hdf5/serial/H5ACpublic.h \
+ /usr/include/hdf5/serial/H5Cpublic.h \
+ /usr/include/hdf5/serial/H5Dpublic.h \
+ /usr/include/hdf5/serial/H5Epublic.h \
+ /usr/include/hdf5/serial/H5Epubgen.h \
+ /usr/include/hdf5/serial/H5Fpublic.h \
+ /usr/include/hdf5/serial/H5FDpublic.h \
+ /usr/include/hdf5/serial/H5Gpublic.h \
+ /usr/include/hdf5/serial/H5MMpublic.h \
+ /usr/include/hdf5/serial/H5Ppublic.h \
+ /usr/include/hdf5/serial/H5Spublic.h \
+ /usr/include/hdf5/serial/H5Zpublic.h \
+ /usr/include/hdf5/serial/H5PLpublic.h \
+ /usr/include/hdf5/serial/H5Rpublic.h /usr/include/hdf5/serial/H5FDcore.h \
+ /usr/include/hdf5/serial/H5FDdirect.h \
+ /usr/include/hdf5/serial/H5FDfamily.h \
+ /usr/include/hdf5/serial/H5FDhdfs.h /usr/include/hdf5/serial/H5FDlog.h \
+ /usr/include/hdf5/serial/H5FDmirror.h /usr/include/hdf5/serial/H5FDmpi.h \
+ /usr/include/hdf5/serial/H5FDmpio.h /usr/include/hdf5/serial/H5FDmulti.h \
+ /usr/include/hdf5/serial/H5FDros3.h /usr/include/hdf5/serial/H5FDsec2.h \
+ /usr/include/hdf5/serial/H5FDsplitter.h \
+ /usr/include/hdf5/serial/H5FDstdio.h
+stages/samples_io.h:
+stages/../supernet/supernet.h:
+stages/../supernet/../datasets/datasets.h:
+stages/../supernet/../datasets/../util/util.h:
+stages/../supernet/../nn/nn.h:
+stages/../supernet/arch.h:
+stages/../supernet/../util/util.h:
+stages/../supernet/space.h:
+stages/../util/h5.h:
+/usr/include/hdf5/serial/hdf5.h:
+/usr/include/hdf5/serial/H5public.h:
+/usr/include/hdf5/serial/H5pubconf.h:
+/usr/include/hdf5/serial/H5version.h:
+/usr/include/hdf5/serial/H5api_adpt.h:
+/usr/include/hdf5/serial/H5Apublic.h:
+/usr/include/hdf5/serial/H5Ipublic.h:
+/usr/include/hdf5/serial/H5Opublic.h:
+/usr/include/hdf5/serial/H5Lpublic.h:
+/usr/include/hdf5/serial/H5Tpublic.h:
+/usr/include/hdf5/serial/H5ACpublic.h:
+/usr/include/hdf5/serial/H5Cpublic.h:
+/usr/include/hdf5/serial/H5Dpublic.h:
+/usr/include/hdf5/serial/H5Epublic.h:
+/usr/include/hdf5/serial/H5Epubgen.h:
+/usr/include/hdf5/serial/H5Fpublic.h:
+/usr/include/hdf5/serial/H5FDpublic.h:
+/usr/include/hdf5/serial/H5Gpublic.h:
+/usr/include/hdf5/serial/H5MMpublic.h:
+/usr/include/hdf5/serial/H5Ppublic.h:
+/usr/include/hdf5/serial/H5Spublic.h:
+/usr/include/hdf5/serial/H5Zpublic.h:
+/usr/include/hdf5/serial/H5PLpublic.h:
+/usr/include/hdf5/serial/H5Rpublic.h:
+/usr/include/hdf5/serial/H5FDcore.h:
+/usr/include/hdf5/serial/H5FDdirect.h:
+/usr/include/hdf5/serial/H5FDfamily.h:
+/usr/include/hdf5/serial/H5FDhdfs.h:
+/usr/include/hdf5/serial/H5FDlog.h:
+/usr/include/hdf5/serial/H5FDmirror.h:
+/usr/include/hdf5/serial/H5FDmpi.h:
+/usr/include/hdf5/serial/H5FDmpio.h:
+/usr/include/hdf5/serial/H5FDmulti.h:
+/usr/include/hdf5/serial/H5FDros3.h:
+/usr/include/hdf5/serial/H5FDsec2.h:
+/usr/include/hdf5/serial/H5FDsplitter.h:
+/usr/include/hdf5/serial/H5FDstdio.h:

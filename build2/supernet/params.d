@@ -1,0 +1,11 @@
+build2/supernet/params.o: supernet/params.c supernet/supernet.h \
+ supernet/../datasets/datasets.h supernet/../datasets/../util/util.h \
+ supernet/../nn/nn.h supernet/arch.h supernet/../util/util.h \
+ supernet/space.h
+supernet/supernet.h:
+supernet/../datasets/datasets.h:
+supernet/../datasets/../util/util.h:
+supernet/../nn/nn.h:
+supernet/arch.h:
+supernet/../util/util.h:
+supernet/space.h:
