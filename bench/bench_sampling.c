@@ -99,10 +99,9 @@ int main(int argc, char **argv) {
     fprintf(f, "kind,samples,seconds,samples_per_min,val_images,calib_images,qat_steps,qat_batch,"
                "threads,blas_kernel,git_rev\n");
     for (int k = 0; k < 2; k++) {
-        fprintf(f, "%s,%d,%.2f,%.2f,%d,%d,%d,%d,%d,%s,%s\n", res[k].kind, res[k].n,
-                res[k].seconds, 60.0 * res[k].n / res[k].seconds, val.n, m.calib_images,
-                k ? m.qat_steps : 0, k ? m.qat_batch : 0, apq_threads(), apq_blas_kernel(),
-                apq_git_rev());
+        fprintf(f, "%s,%d,%.2f,%.2f,%d,%d,%d,%d,%d,%s,%s\n", res[k].kind, res[k].n, res[k].seconds,
+                60.0 * res[k].n / res[k].seconds, val.n, m.calib_images, k ? m.qat_steps : 0,
+                k ? m.qat_batch : 0, apq_threads(), apq_blas_kernel(), apq_git_rev());
         apq_log("%s: %.2f samples/min (%d in %.1f s, %d val images)", res[k].kind,
                 60.0 * res[k].n / res[k].seconds, res[k].n, res[k].seconds, val.n);
     }
