@@ -91,10 +91,10 @@ static void set_identity(struct run *r, const struct supernet *sn) {
     m->seed = (uint64_t)r->seed;
     snprintf(m->identity, sizeof m->identity,
              "quantized %d, n %ld, seed %ld, space %s, supernet %s, train %d, calib %d, batch %d, "
-             "val %d, qat %d x %d at lr %g, threads %d, kernel %s, rev %s",
+             "val %d, qat %d x %d at lr %g, threads %d, kernel %s, measure v%d",
              r->quant, r->n, r->seed, hash, m->supernet_hash, r->n_train, m->m.calib_images,
              m->batch, m->val_images, r->quant ? m->m.qat_steps : 0, r->quant ? m->m.qat_batch : 0,
-             r->quant ? m->m.qat_lr : 0, apq_threads(), apq_blas_kernel(), apq_git_rev());
+             r->quant ? m->m.qat_lr : 0, apq_threads(), apq_blas_kernel(), SN_MEASURE_VERSION);
 }
 
 /* Rows this process measured before it was stopped, from <out>.partial. */

@@ -32,7 +32,9 @@ int sample_rows_done(const struct sample_rows *r); /* measured rows */
 /* What the rows were measured with, beyond the row's index: the shard
  * (k of n, 1-based) and `identity`, one line naming everything a value
  * depends on (seed, n, space, supernet content, recipe, threads, kernel,
- * revision); a partial or shard of another identity is not used. */
+ * SN_MEASURE_VERSION: not the git revision, so a sampling run resumes
+ * across edits that leave the measurement alone); a partial or shard of
+ * another identity is not used. */
 struct sample_meta {
     int shard_k, shard_n;
     char identity[SAMPLES_IDENTITY_MAX];

@@ -260,6 +260,11 @@ int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, st
                  const struct dataset *train, int steps, int batch, float lr, uint64_t seed);
 
 /* ---- measuring one subnet (the samples and verify share the recipe) ---------- */
+/* The version of supernet_measure's arithmetic: raise it with any change that
+ * moves a measured accuracy (the quantizer, QAT, BN recalibration, the input
+ * pipeline), so that a sampling stage does not resume rows measured before
+ * it (stages/samples_io.h). */
+#define SN_MEASURE_VERSION 1
 /* The recipe every stage measures a subnet with (profile section [measure],
  * docs/formats.md "Measuring a subnet"), so that a sample's accuracy and a
  * verified row's estimate the same quantity. */
