@@ -237,6 +237,25 @@ void pred_ensemble_score(const struct pred_ensemble *e, const float *x, const fl
  * little-endian IEEE double. Order matters; every byte of both columns counts. */
 uint64_t pred_samples_hash(const char *const *arch, const double *acc_val, size_t n);
 
+/* A samples file (docs/formats.md §8) encoded for a predictor: x [n][dim]
+ * (dim = encode_dim(s, quant)), y [n] acc_val fractions, hash =
+ * pred_samples_hash of its rows, and the file's seed, val_images and
+ * qat_steps (-1 when absent). Owned; free with pred_samples_free. */
+struct pred_samples {
+    int n, dim;
+    float *x, *y;
+    uint64_t hash;
+    int64_t seed, val_images, qat_steps;
+};
+/* Read and check: the file's format and version (h5 errors), its
+ * space_hash against s (APQ_EMISMATCH "samples drawn from another space;
+ * hint: rerun make to resample"), every row an arch of s (arch_from_string's
+ * error, with the row) of the wanted kind (APQ_EMISMATCH "row i is an fp32
+ * sample, but quantized samples are needed") and an acc_val in [0, 1]
+ * (APQ_EFORMAT). d is zeroed on failure. */
+int pred_samples_load(const char *path, const struct space *s, int quant, struct pred_samples *d);
+void pred_samples_free(struct pred_samples *d);
+
 // ---- files -----------------------------------------------------------------------
 /* predictor-*.h5 (docs/formats.md §9): provenance (format "predictor",
  * version 2, seed, profile), attributes space_hash ("%016llx"), space_name,

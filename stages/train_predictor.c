@@ -22,83 +22,28 @@
 #include "../util/h5.h"
 #include "cli.h"
 
+/* The rows a stage trains or scores on (a subset of a pred_samples). */
 struct samples {
     int n, dim;
-    float *x, *y;  /* [n][dim], [n] */
-    uint64_t hash; /* pred_samples_hash of the file's rows */
+    float *x, *y; /* [n][dim], [n] */
 };
 
-/* Read arch + acc_val from a samples file, check its space and kind, and encode. */
-static int samples_load(const char *path, const struct space *s, int quant, struct samples *d) {
-    memset(d, 0, sizeof *d);
-    hid_t f;
-    char hash[64], want[32], **arch = NULL;
-    double *acc = NULL;
-    size_t n = 0, n_acc = 0;
-    int rc = h5_open_read(path, "samples", 1, &f);
+/* Read a samples file of the stage's kind; at least 10 rows. */
+static int samples_load(const char *path, const struct space *s, int quant, struct samples *d,
+                        uint64_t *hash) {
+    struct pred_samples all;
+    int rc = pred_samples_load(path, s, quant, &all);
     if (rc < 0) return rc;
-    space_hash_text(s, want);
-    if ((rc = h5_attr_get_str(f, "space_hash", hash, sizeof hash)) < 0) goto done;
-    if (strcmp(hash, want)) {
-        rc = apq_set_error(APQ_EMISMATCH,
-                           "%s: samples drawn from another space (hash %s, '%s' is %s); hint: "
-                           "rerun make to resample",
-                           path, hash, s->name, want);
-        goto done;
-    }
-    if ((rc = h5_read_strings(f, "arch", &arch, &n)) < 0 ||
-        (rc = h5_read_f64_alloc(f, "acc_val", &acc, &n_acc)) < 0)
-        goto done;
-    if (n != n_acc) {
-        rc = apq_set_error(APQ_EFORMAT, "%s: %zu archs but %zu acc_val entries", path, n, n_acc);
-        goto done;
-    }
-    if (n < 10) {
-        rc = apq_set_error(
+    if (all.n < 10) {
+        pred_samples_free(&all);
+        return apq_set_error(
             APQ_EFORMAT,
-            "%s: only %zu samples, at least 10 are needed (a held-out split and 2 to train on)",
-            path, n);
-        goto done;
+            "%s: only %d samples, at least 10 are needed (a held-out split and 2 to train on)",
+            path, all.n);
     }
-    d->n = (int)n;
-    d->dim = encode_dim(s, quant);
-    d->x = apq_falloc(n * (size_t)d->dim);
-    d->y = apq_falloc(n);
-    for (size_t i = 0; i < n; i++) {
-        struct arch a;
-        if ((rc = arch_from_string(s, arch[i], &a)) < 0) {
-            char why[600];
-            snprintf(why, sizeof why, "%s", apq_last_error());
-            rc = apq_set_error(rc, "%s: row %zu: %s", path, i, why);
-            goto done;
-        }
-        if (arch_is_quantized(&a) != quant) {
-            rc = apq_set_error(APQ_EMISMATCH,
-                               "%s: row %zu is %s, but %s trains on %s samples; hint: pass "
-                               "samples-%s.h5",
-                               path, i, quant ? "fp32" : "quantized", apq_prog,
-                               quant ? "quantized" : "fp32", quant ? "quant" : "fp32");
-            goto done;
-        }
-        if (!(acc[i] >= 0 && acc[i] <= 1)) {
-            rc = apq_set_error(APQ_EFORMAT, "%s: row %zu: acc_val %g is not a fraction in [0,1]",
-                               path, i, acc[i]);
-            goto done;
-        }
-        encode_arch(s, &a, quant, d->x + i * (size_t)d->dim);
-        d->y[i] = (float)acc[i];
-    }
-    d->hash = pred_samples_hash((const char *const *)arch, acc, n);
-done:
-    h5_free_strings(arch, n);
-    free(acc);
-    h5_close(f);
-    if (rc < 0) {
-        free(d->x);
-        free(d->y);
-        memset(d, 0, sizeof *d);
-    }
-    return rc;
+    *d = (struct samples){all.n, all.dim, all.x, all.y};
+    *hash = all.hash;
+    return APQ_OK;
 }
 
 /* The held-out split of d into train and held-out copies (predictor_split_held_out). */
@@ -224,8 +169,10 @@ int main(int argc, char **argv) {
     struct space s;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);
-    struct samples all, tr, te;
-    if ((rc = samples_load(samples_path, &s, transfer, &all)) < 0) apq_die_status(rc);
+    struct samples all = {0}, tr, te;
+    uint64_t samples_hash = 0;
+    if ((rc = samples_load(samples_path, &s, transfer, &all, &samples_hash)) < 0)
+        apq_die_status(rc);
     if (split(&all, st.held_out, (uint64_t)seed, &tr, &te) < 0)
         profile_die(profile_path, section, "%s (samples: %s)", apq_last_error(), samples_path);
     apq_log("%d samples from %s: %d train, %d held out; encoding v%d, %d inputs", all.n,
@@ -268,7 +215,7 @@ int main(int argc, char **argv) {
         pred_ensemble_free(&fp);
     }
     e.prov = (struct pred_provenance){
-        .samples_hash = all.hash, .n_train = tr.n, .n_val = n_val, .n_held_out = te.n};
+        .samples_hash = samples_hash, .n_train = tr.n, .n_val = n_val, .n_held_out = te.n};
     snprintf(e.prov.profile, sizeof e.prov.profile, "%s", st.profile);
     snprintf(e.prov.samples, sizeof e.prov.samples, "%s", samples_path);
     apq_log("held-out %d: ensemble of %d RMSE %.3f points, Kendall tau %.4f (its members alone: "

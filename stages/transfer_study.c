@@ -96,87 +96,8 @@ static void read_cfg(const char *path, struct study_cfg *c) {
     profile_finish(p);
 }
 
-struct samples {
-    int n, dim;
-    float *x, *y; /* [n][dim] encodings, [n] acc_val fractions */
-    long long file_seed, val_images, qat_steps;
-};
-
-static int fail_row(const char *path, size_t i, int rc) {
-    char why[600];
-    snprintf(why, sizeof why, "%s", apq_last_error());
-    return apq_set_error(rc, "%s: row %zu: %s", path, i, why);
-}
-
-/* Read a quantized samples file of space s and encode its rows. */
-static int samples_load(const char *path, const struct space *s, struct samples *d) {
-    memset(d, 0, sizeof *d);
-    hid_t f;
-    char hash[64], want[32], **arch = NULL;
-    double *acc = NULL;
-    size_t n = 0, n_acc = 0;
-    int64_t v[3] = {0, 0, 0};
-    int rc = h5_open_read(path, "samples", 1, &f);
-    if (rc < 0) return rc;
-    space_hash_text(s, want);
-    if ((rc = h5_attr_get_str(f, "space_hash", hash, sizeof hash)) < 0) goto done;
-    if (strcmp(hash, want)) {
-        rc = apq_set_error(APQ_EMISMATCH,
-                           "%s: samples drawn from another space (hash %s, '%s' is %s); hint: "
-                           "delete it and rerun make transfer-study",
-                           path, hash, s->name, want);
-        goto done;
-    }
-    if ((rc = h5_attr_get_i64(f, "seed", &v[0])) < 0 ||
-        (rc = h5_attr_get_i64(f, "val_images", &v[1])) < 0 ||
-        (rc = h5_read_strings(f, "arch", &arch, &n)) < 0 ||
-        (rc = h5_read_f64_alloc(f, "acc_val", &acc, &n_acc)) < 0)
-        goto done;
-    if (h5_attr_get_i64(f, "qat_steps", &v[2]) < 0) v[2] = -1; /* shown as unknown */
-    if (n != n_acc) {
-        rc = apq_set_error(APQ_EFORMAT, "%s: %zu archs but %zu acc_val entries", path, n, n_acc);
-        goto done;
-    }
-    d->n = (int)n;
-    d->dim = encode_dim(s, 1);
-    d->x = apq_falloc(n * (size_t)d->dim + 1);
-    d->y = apq_falloc(n + 1);
-    for (size_t i = 0; i < n; i++) {
-        struct arch a;
-        if ((rc = arch_from_string(s, arch[i], &a)) < 0) {
-            rc = fail_row(path, i, rc);
-            goto done;
-        }
-        if (!arch_is_quantized(&a)) {
-            rc = apq_set_error(APQ_EMISMATCH,
-                               "%s: row %zu is an fp32 sample; the study needs quantized samples "
-                               "(make transfer-study draws them)",
-                               path, i);
-            goto done;
-        }
-        if (!(acc[i] >= 0 && acc[i] <= 1)) {
-            rc = apq_set_error(APQ_EFORMAT, "%s: row %zu: acc_val %g is not a fraction in [0,1]",
-                               path, i, acc[i]);
-            goto done;
-        }
-        encode_arch(s, &a, 1, d->x + i * (size_t)d->dim);
-        d->y[i] = (float)acc[i];
-    }
-    d->file_seed = v[0], d->val_images = v[1], d->qat_steps = v[2];
-done:
-    h5_free_strings(arch, n);
-    free(acc);
-    h5_close(f);
-    if (rc < 0) {
-        free(d->x);
-        free(d->y);
-        memset(d, 0, sizeof *d);
-    }
-    return rc;
-}
-
 /* Rows idx[0..n-1] of d into x (n x dim), y (n). */
-static void gather(const struct samples *d, const int *idx, int n, float *x, float *y) {
+static void gather(const struct pred_samples *d, const int *idx, int n, float *x, float *y) {
     for (int i = 0; i < n; i++) {
         memcpy(x + (size_t)i * d->dim, d->x + (size_t)idx[i] * d->dim,
                sizeof(float) * (size_t)d->dim);
@@ -205,7 +126,7 @@ struct study {
     struct study_cfg cfg;
     long seed;
     const char *samples_path, *init_path, *out_dir, *profile_path;
-    struct samples d;
+    struct pred_samples d;
     struct pred_ensemble fp;
     double fp_alone[N_METRICS]; /* the fp32 predictor on the held-out set, no quantized samples */
     double *res;                /* [size][method][seed][metric] */
@@ -222,7 +143,7 @@ static double *res_at(const struct study *st, int k, int m, int r) {
  * rows, init stream and shuffling seed. */
 static void run_study(struct study *st) {
     const struct study_cfg *c = &st->cfg;
-    const struct samples *d = &st->d;
+    const struct pred_samples *d = &st->d;
     int *perm = apq_xmalloc(sizeof(int) * (size_t)d->n);
     for (int i = 0; i < d->n; i++) perm[i] = i;
     struct rng r;
@@ -489,7 +410,8 @@ static void write_readme(const struct study *st) {
     fprintf(f,
             "| quantized samples | `%s`: %d samples (seed %lld, accuracy on %lld val images, QAT "
             "%lld steps) |\n",
-            st->samples_path, st->d.n, st->d.file_seed, st->d.val_images, st->d.qat_steps);
+            st->samples_path, st->d.n, (long long)st->d.seed, (long long)st->d.val_images,
+            (long long)st->d.qat_steps);
     fprintf(f, "| held out | %d samples, fixed (seed %ld), never trained on |\n", c->held_out,
             st->seed);
     fprintf(f, "| training sets | ");
@@ -573,7 +495,7 @@ int main(int argc, char **argv) {
     struct space s;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);
-    if ((rc = samples_load(st.samples_path, &s, &st.d)) < 0) apq_die_status(rc);
+    if ((rc = pred_samples_load(st.samples_path, &s, 1, &st.d)) < 0) apq_die_status(rc);
     int need = c->held_out + c->sizes[c->n_sizes - 1];
     if (st.d.n < need)
         apq_die("%s: %d samples, but held_out %d + the largest size %d need %d; hint: raise "
@@ -605,6 +527,7 @@ int main(int argc, char **argv) {
     write_readme(&st); /* last: the make target */
     apq_log("study written to %s", st.out_dir);
     pred_ensemble_free(&st.fp);
-    free(st.d.x), free(st.d.y), free(st.res);
+    pred_samples_free(&st.d);
+    free(st.res);
     return 0;
 }
