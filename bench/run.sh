@@ -2,7 +2,7 @@
 # run.sh — `make bench`: apq and PyTorch, taking turns, on the same subnets, batch and threads.
 #
 #   bash bench/run.sh [APQ_BENCH [APQ_BENCH_SAMPLING]]  (default build/apq-bench build/apq-bench-sampling)
-#   THREADS=2 BENCH_SECONDS=3 BENCH_ROUNDS=3 SAMPLING_COUNT=6  (environment, defaults shown)
+#   THREADS=2 BENCH_SECONDS=3 BENCH_ROUNDS=3 SAMPLING_COUNT=16  (environment, defaults shown)
 #
 # 1. bench/torch_reference.py --bench --apq BIN starts BIN --serve beside
 #    itself (one process pair) and, round by round and case by case, times the
@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/apq-bench}
 SBIN=${2:-build/apq-bench-sampling}
-SAMPLING_COUNT=${SAMPLING_COUNT:-6}
+SAMPLING_COUNT=${SAMPLING_COUNT:-16}
 THREADS=${THREADS:-2}
 SECS=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
