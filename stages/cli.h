@@ -61,5 +61,9 @@ int cli_mkdirs(const char *dir);
  * unless a file can be created in the folder of `out` (a read-only or
  * missing folder is found before hours of training, not after). */
 void cli_require_writable(const char *out);
+/* 1 when path is a whole PNG file (it ends with the IEND chunk), else 0:
+ * gnuplot exits 0 even when the disk fills while it writes, leaving a
+ * cut-off file (the report's and the transfer study's plots). */
+int cli_png_complete(const char *path);
 
 #endif

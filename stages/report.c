@@ -144,18 +144,6 @@ static void write_h5(const char *path, const struct table *t, long seed, const c
     if ((rc = h5_commit(f, path)) < 0) apq_die_status(rc);
 }
 
-/* Whether path is a whole PNG file: it ends with the IEND chunk. gnuplot
- * exits 0 even when the disk fills while it writes, leaving a cut-off file. */
-static int png_complete(const char *path) {
-    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
-    unsigned char tail[12];
-    FILE *f = fopen(path, "rb");
-    int ok =
-        f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 && !memcmp(tail, iend, 12);
-    if (f) fclose(f);
-    return ok;
-}
-
 /* Accuracy against latency and against energy: predicted, val and test. */
 static void write_plot(const char *dir, const struct table *t, const char *device) {
     char dat[1100], gp[1100], png[1100], tmp[1200], cmd[2600];
@@ -210,7 +198,7 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
             apq_die("gnuplot was killed by signal %d drawing %s", WTERMSIG(st), png);
         apq_die("cannot run gnuplot to draw %s", png);
     }
-    if (!png_complete(tmp)) {
+    if (!cli_png_complete(tmp)) {
         remove(tmp);
         apq_die("%s: gnuplot wrote an incomplete file (is the disk full?); the previous "
                 "pareto.png is kept",

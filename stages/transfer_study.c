@@ -233,17 +233,6 @@ static int sizes_to_reach(const struct study *st, double *target) {
 
 // ---- outputs ---------------------------------------------------------------------
 
-/* Whether path is a whole PNG file (gnuplot exits 0 even when the disk fills). */
-static int png_complete(const char *path) {
-    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
-    unsigned char tail[12];
-    FILE *f = fopen(path, "rb");
-    int ok =
-        f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 && !memcmp(tail, iend, 12);
-    if (f) fclose(f);
-    return ok;
-}
-
 /* Run gnuplot on script gp (removed after); exits 1 with one line on failure. */
 static void run_gnuplot(const char *gp, const char *tmp_png, const char *png) {
     char cmd[1200];
@@ -259,7 +248,7 @@ static void run_gnuplot(const char *gp, const char *tmp_png, const char *png) {
             apq_die("gnuplot failed (exit status %d) drawing %s", WEXITSTATUS(st), png);
         apq_die("cannot run gnuplot to draw %s", png);
     }
-    if (!png_complete(tmp_png)) {
+    if (!cli_png_complete(tmp_png)) {
         remove(tmp_png);
         apq_die("%s: gnuplot wrote an incomplete file (is the disk full?)", tmp_png);
     }
