@@ -10,20 +10,6 @@
 #define PRED_FORMAT         "predictor"
 #define PRED_FORMAT_VERSION 2
 
-void predictor_predict(const struct predictor *p, const struct space *s, const struct arch *a,
-                       int n, float *acc) {
-    if (n <= 0) return;
-    int quant = p->bit_dim > 0, dim = encode_dim(s, quant), chunk = n < 1024 ? n : 1024;
-    APQ_ASSERT(p->in_dim == encode_fp32_dim(s) && p->in_dim + p->bit_dim == dim);
-    float *x = apq_falloc((size_t)chunk * (size_t)dim);
-    for (int s0 = 0; s0 < n; s0 += chunk) {
-        int m = n - s0 < chunk ? n - s0 : chunk;
-        for (int i = 0; i < m; i++) encode_arch(s, &a[s0 + i], quant, x + (size_t)i * dim);
-        predictor_forward(p, x, m, acc + s0);
-    }
-    free(x);
-}
-
 // ---- save ----------------------------------------------------------------------
 
 /* Every weight tensor of member `member`: dataset name, rank, dims, data. */

@@ -93,10 +93,6 @@ void predictor_forward(const struct predictor *p, const float *x, int n, float *
 double predictor_loss_grad(const struct predictor *p, const float *x, const float *y, int n,
                            float *grad);
 
-/* Encode n archs (quantized iff p->bit_dim > 0) and predict their accuracy. */
-void predictor_predict(const struct predictor *p, const struct space *s, const struct arch *a,
-                       int n, float *acc);
-
 // ---- training ------------------------------------------------------------------
 struct pred_train_cfg {
     int epochs, batch;

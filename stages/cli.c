@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../util/util.h"
@@ -272,4 +273,30 @@ int cli_png_complete(const char *path) {
         f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 && !memcmp(tail, iend, 12);
     if (f) fclose(f);
     return ok;
+}
+
+void cli_run_gnuplot(const char *gp, const char *tmp_png, const char *png, const char *data) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
+    int st = system(cmd);
+    if (data) remove(data);
+    remove(gp);
+    if (st != 0) { /* a wait status: the shell's 127 means gnuplot is not installed */
+        remove(tmp_png);
+        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
+            apq_die("gnuplot not found, needed to draw %s; hint: install gnuplot-nox (make deps)",
+                    png);
+        if (st != -1 && WIFEXITED(st))
+            apq_die("gnuplot failed (exit status %d) drawing %s", WEXITSTATUS(st), png);
+        if (st != -1 && WIFSIGNALED(st))
+            apq_die("gnuplot was killed by signal %d drawing %s", WTERMSIG(st), png);
+        apq_die("cannot run gnuplot to draw %s", png);
+    }
+    if (!cli_png_complete(tmp_png)) {
+        remove(tmp_png);
+        apq_die("%s: gnuplot wrote an incomplete file (is the disk full?); the previous %s is kept",
+                tmp_png, png);
+    }
+    if (rename(tmp_png, png) != 0)
+        apq_die("cannot rename %s to %s: %s", tmp_png, png, strerror(errno));
 }

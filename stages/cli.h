@@ -65,5 +65,11 @@ void cli_require_writable(const char *out);
  * gnuplot exits 0 even when the disk fills while it writes, leaving a
  * cut-off file (the report's and the transfer study's plots). */
 int cli_png_complete(const char *path);
+/* Run gnuplot on the script gp, which writes tmp_png; then rename tmp_png to
+ * png. gp and data (a data file the script reads; may be NULL) are removed
+ * either way. Exits 1 with one line when gnuplot is missing ("install
+ * gnuplot-nox"), fails, is killed, or leaves an incomplete PNG (the previous
+ * png is kept), or when the rename fails. */
+void cli_run_gnuplot(const char *gp, const char *tmp_png, const char *png, const char *data);
 
 #endif

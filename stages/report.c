@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,7 +145,7 @@ static void write_h5(const char *path, const struct table *t, long seed, const c
 
 /* Accuracy against latency and against energy: predicted, val and test. */
 static void write_plot(const char *dir, const struct table *t, const char *device) {
-    char dat[1100], gp[1100], png[1100], tmp[1200], cmd[2600];
+    char dat[1100], gp[1100], png[1100], tmp[1200];
     long pid = (long)getpid(); /* temporary names unique per process */
     snprintf(dat, sizeof dat, "%s/.pareto.dat.tmp.%ld", dir, pid);
     snprintf(gp, sizeof gp, "%s/.pareto.gp.tmp.%ld", dir, pid);
@@ -183,28 +182,7 @@ static void write_plot(const char *dir, const struct table *t, const char *devic
         remove(gp);
         apq_die_status(rc);
     }
-    snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
-    int st = system(cmd);
-    remove(dat);
-    remove(gp);
-    if (st != 0) { /* a wait status: the shell's 127 means gnuplot is not installed */
-        remove(tmp);
-        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
-            apq_die("gnuplot not found, needed to draw %s; hint: install gnuplot-nox (make deps)",
-                    png);
-        if (st != -1 && WIFEXITED(st))
-            apq_die("gnuplot failed (exit status %d) drawing %s", WEXITSTATUS(st), png);
-        if (st != -1 && WIFSIGNALED(st))
-            apq_die("gnuplot was killed by signal %d drawing %s", WTERMSIG(st), png);
-        apq_die("cannot run gnuplot to draw %s", png);
-    }
-    if (!cli_png_complete(tmp)) {
-        remove(tmp);
-        apq_die("%s: gnuplot wrote an incomplete file (is the disk full?); the previous "
-                "pareto.png is kept",
-                tmp);
-    }
-    if (rename(tmp, png) != 0) apq_die("cannot rename %s to %s: %s", tmp, png, strerror(errno));
+    cli_run_gnuplot(gp, tmp, png, dat);
 }
 
 /* Numeric attributes of an artifact for the README, formatted "%.4g" after

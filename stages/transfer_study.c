@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -233,29 +232,6 @@ static int sizes_to_reach(const struct study *st, double *target) {
 
 // ---- outputs ---------------------------------------------------------------------
 
-/* Run gnuplot on script gp (removed after); exits 1 with one line on failure. */
-static void run_gnuplot(const char *gp, const char *tmp_png, const char *png) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
-    int st = system(cmd);
-    remove(gp);
-    if (st != 0) { /* a wait status: the shell's 127 means gnuplot is not installed */
-        remove(tmp_png);
-        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
-            apq_die("gnuplot not found, needed to draw %s; hint: install gnuplot-nox (make deps)",
-                    png);
-        if (st != -1 && WIFEXITED(st))
-            apq_die("gnuplot failed (exit status %d) drawing %s", WEXITSTATUS(st), png);
-        apq_die("cannot run gnuplot to draw %s", png);
-    }
-    if (!cli_png_complete(tmp_png)) {
-        remove(tmp_png);
-        apq_die("%s: gnuplot wrote an incomplete file (is the disk full?)", tmp_png);
-    }
-    if (rename(tmp_png, png) != 0)
-        apq_die("cannot rename %s to %s: %s", tmp_png, png, strerror(errno));
-}
-
 /* transfer.png: tau and RMSE against training samples (log x), both
  * methods, mean with the seeds' min-max as error bars, methods nudged apart. */
 static void write_plot(const struct study *st) {
@@ -305,7 +281,7 @@ static void write_plot(const struct study *st) {
             c->sizes[c->n_sizes - 1] * 1.25, dat, target, c->sizes[c->n_sizes - 1],
             st->fp_alone[M_TAU], dat, st->fp_alone[M_RMSE]);
     if ((rc = apq_fclose(f, gp)) < 0) remove(dat), remove(gp), apq_die_status(rc);
-    run_gnuplot(gp, tmp, png);
+    cli_run_gnuplot(gp, tmp, png, NULL);
     remove(dat);
 }
 
