@@ -8,6 +8,10 @@
 #        [PREDICTOR=path/to/predictor-quant.h5] [SCHEDULE=sandwich|ps]
 #        [DATA_DIR=/usr/share/datasets/fashion-mnist] [SPACE=supernet/spaces/x.ini]
 #        [SHARDS=n, with make -j: the sampling stages in n processes]
+#        [PRETRAINED=dir | RETRAIN=1: reuse the shipped artifacts of dir (default: the
+#         profile's [pretrained] dir) where their settings match, or make all here]
+#   make PROFILE=full pretrained-pack: copy this run's supernet and predictors into
+#        the profile's pretrained dir, with MANIFEST and SHA256SUMS
 
 PROFILE  ?= quick
 DEVICE   ?= bitfusion
@@ -27,7 +31,7 @@ DATA   := $(patsubst %/,%,$(DATA_DIR))
 DATA_FILES = $(wildcard $(addprefix $(DATA)/,$(addsuffix *,train-images-idx3-ubyte \
                train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)))
 
-PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval transfer-study $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
+PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval transfer-study pretrained-pack $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
 
 # ---- checks that fail early with one line, before any stage runs -------------
@@ -131,13 +135,34 @@ BUDGET_ARGS := $(strip $(if $(LAT_LIST),--latency-ms $(LAT_LIST)) $(if $(strip $
 # PREDICTOR=path reuses a quantization-aware predictor from another run.
 PRED_Q := $(or $(PREDICTOR),$(R)/predictor-quant.h5)
 
+# ---- shipped artifacts (pretrained/<name>/, scripts/pretrained.sh) -------------
+# The profile's [pretrained] dir (or PRETRAINED=dir) ships a supernet and the two
+# predictors with a MANIFEST of their checksums and of the settings they were
+# made with. Each one whose settings match this run's is copied instead of made
+# (stage by stage: the predictors only over the shipped supernet); the others
+# are made here, and the script says why on stderr. RETRAIN=1 makes them all.
+PRETRAINED ?= $(shell awk '/^[ \t]*\[/ { s = $$0; gsub(/[ \t]/, "", s) } \
+  s == "[pretrained]" && $$1 == "dir" && $$2 == "=" { print $$3 }' $(PROF) 2>/dev/null)
+PRETRAINED_ENV = SPACE='$(SPACE)' PROF='$(PROF)' SEED='$(SEED)' SCHEDULE='$(SCHEDULE)' DATA_FILES='$(DATA_FILES)'
+REUSE := $(if $(and $(PRETRAINED),$(if $(filter 1,$(RETRAIN)),,x),$(filter-out pretrained-pack,$(PIPELINE_GOAL))),$(shell \
+  $(PRETRAINED_ENV) bash scripts/pretrained.sh plan $(PRETRAINED)))
+# $(call shipped,NAME): the rule that copies the shipped NAME into $(R)
+define shipped
+$$(R)/$(1): $$(PRETRAINED)/MANIFEST $$$$(call if_changed,pretrained $$(PRETRAINED))
+	@bash scripts/pretrained.sh fetch $$(PRETRAINED) $(1) $$@
+	@$$(call record,pretrained $$(PRETRAINED))
+endef
+$(foreach a,$(REUSE),$(eval $(call shipped,$(a))))
+
 # ---- device-independent artifacts ------------------------------------------
 # A killed training resumes from $@.ckpt (saved every epoch) on the next make.
 SUPERNET_ARGS = $(COMMON) --data $(DATA) $(TRAIN_ARGS) --out $@
+ifeq ($(filter supernet.h5,$(REUSE)),)
 $(R)/supernet.h5: $(B)/apq-train-supernet $(SPACE) $(PROF) $(DATA_FILES) $$(call if_changed,$$(SUPERNET_ARGS))
 	@mkdir -p $(@D)
 	$(B)/apq-train-supernet $(SUPERNET_ARGS)
 	@$(call record,$(SUPERNET_ARGS))
+endif
 
 # Sampling: one process, or SHARDS processes (make -j SHARDS=n), each its own
 # file samples-*.K-of-N.h5, then joined in index order into the same bytes
@@ -169,14 +194,24 @@ $(eval $(call sampling,fp32,$(R)/samples-fp32.h5,))
 $(eval $(call sampling,quant,$(R)/samples-quant.h5,))
 
 PRED_ARGS = $(COMMON) --samples $(R)/samples-fp32.h5 --out $@
+ifeq ($(filter predictor-fp32.h5,$(REUSE)),)
 $(R)/predictor-fp32.h5: $(B)/apq-train-predictor $(R)/samples-fp32.h5 $(PROF) $$(call if_changed,$$(PRED_ARGS))
 	$(B)/apq-train-predictor $(PRED_ARGS)
 	@$(call record,$(PRED_ARGS))
+endif
 
 TRANSFER_ARGS = $(COMMON) --samples $(R)/samples-quant.h5 --init $(R)/predictor-fp32.h5 --out $@
+ifeq ($(filter predictor-quant.h5,$(REUSE)),)
 $(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/predictor-fp32.h5 $(PROF) $$(call if_changed,$$(TRANSFER_ARGS))
 	$(B)/apq-transfer-predictor $(TRANSFER_ARGS)
 	@$(call record,$(TRANSFER_ARGS))
+endif
+
+# This run's supernet and predictors into the shipped folder (the profile's
+# [pretrained] dir or PRETRAINED=dir), with MANIFEST and SHA256SUMS.
+pretrained-pack: $(R)/supernet.h5 $(R)/predictor-fp32.h5 $(R)/predictor-quant.h5
+	@test -n '$(PRETRAINED)' || { echo "make pretrained-pack: profile $(PROFILE) names no [pretrained] dir; give PRETRAINED=dir" >&2; exit 2; }
+	@$(PRETRAINED_ENV) bash scripts/pretrained.sh pack $(PRETRAINED) $(R)
 
 # ---- per device --------------------------------------------------------------
 LUT_ARGS = $(COMMON) --device devices/$*.ini --out $@
@@ -233,4 +268,4 @@ supernet-eval: $(REPORTS)/$(PROFILE)/supernet-eval.md
 endif
 
 .PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5
-.PHONY: report scratch-baseline supernet-eval
+.PHONY: report scratch-baseline supernet-eval pretrained-pack

@@ -842,3 +842,54 @@ TEST(pipeline_inputs_noticed) {
     snprintf(dir, sizeof dir, "%s/rep/README.md", test_tmpdir);
     CHECK(access(dir, F_OK) != 0);
 }
+
+/* Shipped artifacts (scripts/pretrained.sh): a run packed with
+ * `make pretrained-pack` is reused by a fresh run folder stage by stage (no
+ * training, no sampling, the same bytes); a shipped file that fails its
+ * checksum is made again with everything after it, and RETRAIN=1 makes all. */
+TEST(pipeline_pretrained_reuse) {
+    if (!tiny_tree()) return;
+    static char out[1 << 16];
+    char ship[700], arg[4096], a[1400], b[1400];
+    snprintf(ship, sizeof ship, "%s/ship", test_tmpdir);
+    snprintf(arg, sizeof arg, "PRETRAINED=%s pretrained-pack", ship);
+    CHECK(make_tiny(out, sizeof out, arg) == 0);
+    snprintf(a, sizeof a, "cd %s && sha256sum -c --quiet SHA256SUMS && grep -c . MANIFEST", ship);
+    CHECK(run(out, sizeof out, "%s", a) == 0 && atoi(out) == 4);
+
+    char first[600];
+    snprintf(first, sizeof first, "%s", runs);
+    snprintf(runs, sizeof runs, "%s/runs2", test_tmpdir);
+    snprintf(reports, sizeof reports, "%s/reports2", test_tmpdir);
+    snprintf(arg, sizeof arg, "PRETRAINED=%s", ship);
+    int st = make_tiny(out, sizeof out, arg);
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    int shipped = 0;
+    for (const char *p = out; (p = strstr(p, "is the shipped")); p++) shipped++;
+    CHECK(shipped == 3);
+    CHECK(!strstr(out, "apq-train-supernet") && !strstr(out, "apq-sample") &&
+          !strstr(out, "apq-train-predictor") && !strstr(out, "apq-transfer-predictor"));
+    CHECK(strstr(out, "apq-verify") && strstr(out, "apq-report"));
+    const char *art[] = {"supernet.h5", "predictor-fp32.h5", "predictor-quant.h5"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof a, "cmp %s/tiny/%s %s/%s", runs, art[i], ship, art[i]);
+        CHECK(run(out, sizeof out, "%s", a) == 0);
+    }
+    CHECK(make_tiny(out, sizeof out, arg) == 0 && !strstr(out, "apq-") && !strstr(out, "shipped"));
+
+    /* one byte of the shipped quantization-aware predictor changed: it and what follows */
+    snprintf(a, sizeof a, "printf x | dd of=%s/predictor-quant.h5 bs=1 seek=3000 conv=notrunc",
+             ship);
+    CHECK(run(out, sizeof out, "%s", a) == 0);
+    snprintf(b, sizeof b, "-n PRETRAINED=%s", ship);
+    CHECK(make_tiny(out, sizeof out, b) == 0);
+    CHECK(strstr(out, "predictor-quant.h5 is missing or fails its checksum") &&
+          strstr(out, "apq-sample-quant") && strstr(out, "apq-transfer-predictor") &&
+          !strstr(out, "apq-train-supernet") && !strstr(out, "apq-sample-fp32"));
+    snprintf(b, sizeof b, "-n PRETRAINED=%s RETRAIN=1", ship);
+    CHECK(make_tiny(out, sizeof out, b) == 0);
+    CHECK(strstr(out, "apq-train-supernet --space") && strstr(out, "apq-sample-fp32") &&
+          !strstr(out, "shipped"));
+    snprintf(runs, sizeof runs, "%s", first);
+}
