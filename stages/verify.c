@@ -4,12 +4,16 @@
  * measure val and test accuracy → verified.h5. The recipe is the profile's
  * [measure], the one the samples are measured with (supernet_measure), so a
  * row's acc_val and the predictor's acc_pred estimate the same quantity. The only stage that reads
- * the test split; nothing downstream makes a decision from it. */
+ * the test split; nothing downstream makes a decision from it. Each row's
+ * subnet as measured (fine-tuned weights, quantizer ranges, recalibrated BN:
+ * supernet_extract) is kept in verified.h5 as group subnet/<row>, so that an
+ * export rebuilds exactly what was measured (docs/formats.md "A subnet's weights"). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../supernet/subnet.h"
 #include "../supernet/supernet.h"
 #include "../util/h5.h"
 #include "cli.h"
@@ -91,12 +95,15 @@ int main(int argc, char **argv) {
     float *snapshot = apq_falloc(sn.n_params);
     memcpy(snapshot, sn.params, sizeof(float) * sn.n_params);
     double *acc_val = apq_xcalloc(n, sizeof(double)), *acc_test = apq_xcalloc(n, sizeof(double));
+    struct subnet *nets = apq_xcalloc(n, sizeof *nets); /* row i's measured subnet */
+    size_t *net_of = apq_xcalloc(n, sizeof *net_of);    /* the row whose subnet row i is */
     struct apq_progress pr;
     progress_init(&pr, "verify", "subnets", (long)n);
     for (size_t i = 0; i < n; i++) {
         size_t same = i;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(archs[j], archs[i])) same = j;
+        net_of[i] = same;
         if (same < i) { /* the sweep found the same subnet twice: measured once */
             acc_val[i] = acc_val[same];
             acc_test[i] = acc_test[same];
@@ -107,8 +114,10 @@ int main(int argc, char **argv) {
             apq_die("%s: %s", search, apq_last_error());
         const struct dataset *sets[2] = {&val, &test};
         double acc[2];
-        if ((rc = supernet_measure(&sn, &c, snapshot, &a, &m, &train, sets, NULL, 2,
-                                   (uint64_t)seed * 7919u + i, acc)) < 0)
+        struct sn_quant q;
+        if ((rc = supernet_measure_ex(&sn, &c, snapshot, &a, &m, &train, sets, NULL, 2,
+                                      (uint64_t)seed * 7919u + i, acc, &q)) < 0 ||
+            (rc = supernet_extract(&sn, &a, arch_is_quantized(&a) ? &q : NULL, &nets[i])) < 0)
             apq_die("subnet %zu of %zu: %s", i + 1, n, apq_last_error());
         acc_val[i] = acc[0];
         acc_test[i] = acc[1];
@@ -134,6 +143,11 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = h5_write_i32(f, "user_budget", 1, &dn, user);
     if (rc == 0) rc = h5_write_f64(f, "acc_val", 1, &dn, acc_val);
     if (rc == 0) rc = h5_write_f64(f, "acc_test", 1, &dn, acc_test);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char group[64];
+        snprintf(group, sizeof group, "subnet/%zu", i);
+        rc = subnet_write(f, group, &nets[net_of[i]]);
+    }
     if (rc < 0) {
         h5_abort(f, out);
         apq_die_status(rc);
@@ -144,6 +158,9 @@ int main(int argc, char **argv) {
     free(user);
     free(acc_val);
     free(acc_test);
+    for (size_t i = 0; i < n; i++) subnet_free(&nets[i]);
+    free(nets);
+    free(net_of);
     free(snapshot);
     sn_ctx_free(&c);
     supernet_free(&sn);

@@ -81,8 +81,19 @@ int supernet_measure(struct supernet *sn, struct sn_ctx *c, const float *snapsho
                      const struct arch *a, const struct sn_measure *m, const struct dataset *train,
                      const struct dataset *const *eval, const int *n_eval, int n_sets,
                      uint64_t qat_seed, double *acc) {
+    struct sn_quant q;
+    return supernet_measure_ex(sn, c, snapshot, a, m, train, eval, n_eval, n_sets, qat_seed, acc,
+                               &q);
+}
+
+int supernet_measure_ex(struct supernet *sn, struct sn_ctx *c, const float *snapshot,
+                        const struct arch *a, const struct sn_measure *m,
+                        const struct dataset *train, const struct dataset *const *eval,
+                        const int *n_eval, int n_sets, uint64_t qat_seed, double *acc,
+                        struct sn_quant *q_out) {
     int quant = arch_is_quantized(a), rc = APQ_OK;
     struct sn_quant q;
+    memset(&q, 0, sizeof q);
     memcpy(sn->params, snapshot, sizeof(float) * sn->n_params);
     if (quant) {
         qat_calibrate(sn, c, a, &q, train, m->calib_images);
@@ -100,5 +111,6 @@ int supernet_measure(struct supernet *sn, struct sn_ctx *c, const float *snapsho
                                  quant ? "lower qat_lr in the profile's [measure]"
                                        : "retrain the supernet (rerun make)");
     }
+    *q_out = q;
     return APQ_OK;
 }

@@ -288,6 +288,14 @@ int supernet_measure(struct supernet *sn, struct sn_ctx *c, const float *snapsho
                      const struct arch *a, const struct sn_measure *m, const struct dataset *train,
                      const struct dataset *const *eval, const int *n_eval, int n_sets,
                      uint64_t qat_seed, double *acc);
+/* supernet_measure that also hands back the quantizers it calibrated and
+ * fine-tuned (*q_out, zeroed on an fp32 arch; set only on APQ_OK), so that
+ * supernet_extract can keep what was measured (stages/verify.c). */
+int supernet_measure_ex(struct supernet *sn, struct sn_ctx *c, const float *snapshot,
+                        const struct arch *a, const struct sn_measure *m,
+                        const struct dataset *train, const struct dataset *const *eval,
+                        const int *n_eval, int n_sets, uint64_t qat_seed, double *acc,
+                        struct sn_quant *q_out);
 
 /* ---- checkpoints -------------------------------------------------------------- */
 /* supernet.h5 (docs/formats.md): attributes space (.ini text), space_hash,

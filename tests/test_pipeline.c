@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "../stages/data.h"
+#include "../supernet/subnet.h"
 #include "../supernet/supernet.h"
 #include "../util/csvio.h"
 #include "../util/h5.h"
@@ -69,6 +71,65 @@ static size_t open_table(const char *path, const char *kind, hid_t *f, const str
     }
     h5_free_strings(arch, n);
     return n;
+}
+
+/* Top-1 accuracy of net on d, in batches of B images, as supernet_accuracy counts it. */
+static double subnet_accuracy(const struct subnet *net, const struct dataset *d, int B) {
+    const int res = net->res, nc = net->n_classes;
+    float *x = malloc(sizeof(float) * B * res * res),
+          *tmp = malloc(sizeof(float) * B * d->h * d->w);
+    float *logits = malloc(sizeof(float) * B * nc),
+          *scratch = apq_falloc(subnet_scratch_floats(net, B));
+    int *idx = malloc(sizeof(int) * B), *lab = malloc(sizeof(int) * B);
+    long correct = 0;
+    for (int off = 0; off < d->n; off += B) {
+        const int n = d->n - off < B ? d->n - off : B;
+        for (int i = 0; i < n; i++) idx[i] = off + i;
+        sn_input_batch(x, lab, tmp, d, idx, n, res, 0, NULL);
+        subnet_forward(logits, net, x, n, scratch);
+        correct += nn_count_correct(logits, lab, n, nc);
+    }
+    free(x), free(tmp), free(logits), free(scratch), free(idx), free(lab);
+    return (double)correct / d->n;
+}
+
+/* verified.h5 keeps each row's subnet (subnet/<i>, docs/formats.md "A
+ * subnet's weights"): it loads, is the row's arch, and its reference forward
+ * on the val images verify measured, in verify's batches (tiny: 64), gives
+ * the row's acc_val: the kept subnet is what verify measured. */
+static void check_verified_subnets(hid_t f, const char *path, const struct space *s) {
+    char **arch = NULL, hash[32];
+    size_t n = 0, m = 0;
+    double *acc = NULL;
+    int64_t n_val = 0;
+    CHECK(h5_read_strings(f, "arch", &arch, &n) == APQ_OK && n > 0);
+    CHECK(h5_read_f64_alloc(f, "acc_val", &acc, &m) == APQ_OK && m == n);
+    CHECK(h5_attr_get_i64(f, "val_images", &n_val) == APQ_OK && n_val > 0);
+    if (test_failed_checks) return;
+    struct dataset all, test, train, val, head;
+    CHECK(idx_load_dir("/usr/share/datasets/fashion-mnist", &all, &test) == APQ_OK);
+    dataset_split(&all, VAL_SIZE, SPLIT_SEED, &train, &val);
+    dataset_head(&val, (int)n_val, &head);
+    space_hash_text(s, hash);
+    for (size_t i = 0; i < n; i++) {
+        char group[64];
+        snprintf(group, sizeof group, "subnet/%zu", i);
+        struct subnet net;
+        const int rc = subnet_read(f, group, &net);
+        if (rc) fprintf(stderr, "  %s: %s\n", path, apq_last_error());
+        CHECK(rc == APQ_OK);
+        if (rc) continue;
+        CHECK(!strcmp(net.arch, arch[i]) && !strcmp(net.space_hash, hash));
+        const double a = subnet_accuracy(&net, &head, 64);
+        if (fabs(a - acc[i]) > 1e-9)
+            fprintf(stderr, "  %s: %s: %.6f, verify %.6f\n", path, group, a, acc[i]);
+        CHECK_NEAR(a, acc[i], 1e-9);
+        subnet_free(&net);
+    }
+    h5_free_strings(arch, n);
+    free(acc);
+    dataset_free(&all), dataset_free(&test), dataset_free(&train), dataset_free(&val);
+    dataset_free(&head);
 }
 
 TEST(pipeline_tiny_end_to_end) {
@@ -136,6 +197,7 @@ TEST(pipeline_tiny_end_to_end) {
     CHECK(nv == n);
     check_finite_col(f, p, "acc_val", nv, 0, 1);
     check_finite_col(f, p, "acc_test", nv, 0, 1);
+    check_verified_subnets(f, p, &s);
     h5_close(f);
 
     /* the report */
