@@ -1,7 +1,8 @@
 /* qint_simd.c — the AVX-512 VNNI path of the fast integer kernels (matrix
- * product and depthwise), built when the target has AVX-512 F/BW/VL/DQ/VNNI/
- * VBMI (QINT_HAVE_SIMD, qint_internal.h); empty otherwise, and qint_fast.c's
- * portable path runs. Same bytes as the references (tests/test_qint.c).
+ * product, depthwise, residual add), built when the target has AVX-512
+ * F/BW/VL/DQ/VNNI/VBMI (QINT_HAVE_SIMD, qint_internal.h); empty otherwise,
+ * and qint_fast.c's portable path runs. Same bytes as the references
+ * (tests/test_qint.c).
  *
  * Matrix product: a register tile of 4 pixels x 32 output channels (8 int32
  * accumulators); per group of 4 inputs, each pixel's 4 bytes are broadcast
