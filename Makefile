@@ -34,13 +34,17 @@ objs = $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c))
 UTIL_O     := $(call objs,util)
 DATA_O     := $(call objs,datasets)
 NN_O       := $(call objs,nn)
-QUANT_O    := $(call objs,quant)
+# the fake quantizers the training stages run; the integer kernels and models
+# (qint*, qmodel*) only in apq-export and the tests, so that they do not relink
+# (and make rerun) the training and sampling stages
+QUANT_O    := $(B)/quant/quant.o
+QINT_O     := $(filter-out $(QUANT_O),$(call objs,quant))
 SPACE_O    := $(B)/supernet/space.o $(B)/supernet/arch.o
 SUPERNET_O := $(call objs,supernet)
 PRED_O     := $(call objs,predictor)
 DEV_O      := $(call objs,devices)
 SEARCH_O   := $(call objs,search)
-ALL_LIB_O  := $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
+ALL_LIB_O  := $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(QINT_O) $(SUPERNET_O) $(PRED_O) $(DEV_O) $(SEARCH_O)
 
 # ---- Debian packages ----------------------------------------------------
 DEPS_STAMP := $(B)/.deps-ok
@@ -58,12 +62,13 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 # ---- stage programs (each links only the modules it runs) ---------------
 NET_O := $(B)/stages/data.o $(B)/stages/cli.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
 STAGES := train-supernet sample-fp32 sample-quant verify train-predictor transfer-predictor \
-          build-lut search report evaluate transfer-study
+          build-lut search report evaluate transfer-study export
 $(B)/apq-train-supernet:     $(B)/stages/train_supernet.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-sample-fp32:        $(B)/stages/sample.o $(B)/stages/samples_io.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-sample-quant:       $(B)/stages/sample.o $(B)/stages/samples_io.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-evaluate:           $(B)/stages/evaluate.o $(B)/stages/cli.o $(NET_O)
 $(B)/apq-verify:             $(B)/stages/verify.o $(B)/stages/cli.o $(NET_O)
+$(B)/apq-export:             $(B)/stages/export.o $(B)/stages/cli.o $(NET_O) $(QINT_O)
 $(B)/apq-train-predictor:    $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-transfer-predictor: $(B)/stages/train_predictor.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(PRED_O)
 $(B)/apq-build-lut:          $(B)/stages/build_lut.o $(B)/stages/cli.o $(UTIL_O) $(SPACE_O) $(DEV_O)

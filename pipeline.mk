@@ -10,6 +10,7 @@
 #        [SHARDS=n, with make -j: the sampling stages in n processes]
 #        [PRETRAINED=dir | RETRAIN=1: reuse the shipped artifacts of dir (default: the
 #         profile's [pretrained] dir) where their settings match, or make all here]
+#   make export: every verified point as an integer-only model, reports/<profile>/<device>/models/
 #   make PROFILE=full pretrained-pack: copy this run's supernet and predictors into
 #        the profile's pretrained dir, with MANIFEST and SHA256SUMS
 
@@ -31,7 +32,7 @@ DATA   := $(patsubst %/,%,$(DATA_DIR))
 DATA_FILES = $(wildcard $(addprefix $(DATA)/,$(addsuffix *,train-images-idx3-ubyte \
                train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)))
 
-PIPELINE_GOAL := $(filter all report scratch-baseline supernet-eval transfer-study pretrained-pack $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
+PIPELINE_GOAL := $(filter all report export scratch-baseline supernet-eval transfer-study pretrained-pack $(R)/% $(REPORTS)/%,$(or $(MAKECMDGOALS),all))
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
 
 # ---- checks that fail early with one line, before any stage runs -------------
@@ -241,6 +242,17 @@ $(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5 $(R)/super
 
 report all: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/README.md)
 
+# ---- every verified point as an integer-only model (make export) ---------------
+# models/<row>/model.h5 and models/exports.csv: each row's subnet as verify
+# measured it, converted to integers and measured against it on the test split.
+EXPORT_ARGS = $(COMMON) --data $(DATA) --verified $(R)/$*/verified.h5 --out-dir $(@D)
+$(REPORTS)/$(PROFILE)/%/models/exports.csv: $(B)/apq-export $(R)/%/verified.h5 $(PROF) $(DATA_FILES) $$(call if_changed,$$(EXPORT_ARGS))
+	@mkdir -p $(@D)
+	$(B)/apq-export $(EXPORT_ARGS)
+	@$(call record,$(EXPORT_ARGS))
+
+export: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/models/exports.csv)
+
 # ---- OFA's claim checked: extracted subnets vs the same subnets from scratch ----
 SCRATCH := smallest middle largest
 SCRATCH_ARGS = $(COMMON) --data $(DATA) --out $@
@@ -268,4 +280,4 @@ supernet-eval: $(REPORTS)/$(PROFILE)/supernet-eval.md
 endif
 
 .PRECIOUS: $(R)/%/lut.h5 $(R)/%/search.h5 $(R)/%/verified.h5
-.PHONY: report scratch-baseline supernet-eval pretrained-pack
+.PHONY: report export scratch-baseline supernet-eval pretrained-pack

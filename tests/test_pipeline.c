@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "../quant/qmodel.h"
 #include "../stages/data.h"
 #include "../supernet/subnet.h"
 #include "../supernet/supernet.h"
@@ -954,4 +955,56 @@ TEST(pipeline_pretrained_reuse) {
     CHECK(strstr(out, "apq-train-supernet --space") && strstr(out, "apq-sample-fp32") &&
           !strstr(out, "shipped"));
     snprintf(runs, sizeof runs, "%s", first);
+}
+
+/* make export on the tiny run: one integer model per verified row, measured
+ * against its fake-quantized subnet on the test images; the figures in
+ * exports.csv are those of model.h5, which loads and runs; a verified.h5
+ * without subnets is refused with one line. */
+TEST(pipeline_tiny_export) {
+    if (!tiny_tree()) return;
+    static char out[1 << 16];
+    int st = make_tiny(out, sizeof out, "export");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    char p[1400];
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/models/exports.csv", reports);
+    struct csv_table t;
+    if (csv_read_table(p, &t) != APQ_OK) {
+        CHECK(0);
+        return;
+    }
+    snprintf(p, sizeof p, "%s/tiny/bitfusion/verified.h5", runs);
+    hid_t f;
+    char **archs = NULL;
+    size_t n = 0;
+    CHECK(h5_open_read(p, "verified", 1, &f) == APQ_OK);
+    CHECK(h5_read_strings(f, "arch", &archs, &n) == APQ_OK);
+    h5_free_strings(archs, n);
+    h5_close(f);
+    CHECK(n > 0 && t.n_rows - 1 == (int)n);
+    int c_fake = csv_table_col(&t, "acc_test_fake"), c_int = csv_table_col(&t, "acc_test_int"),
+        c_ag = csv_table_col(&t, "top1_agreement"), c_fl = csv_table_col(&t, "flash_bytes");
+    CHECK(c_fake >= 0 && c_int >= 0 && c_ag >= 0 && c_fl >= 0);
+    for (int r = 1; r < t.n_rows && c_fl >= 0; r++) {
+        double fake = atof(t.cell[r][c_fake]), in = atof(t.cell[r][c_int]);
+        CHECK(fake > 0.3 && fabs(fake - in) <= 0.05 && atof(t.cell[r][c_ag]) >= 0.9);
+        snprintf(p, sizeof p, "%s/tiny/bitfusion/models/%d/model.h5", reports, r - 1);
+        struct qmodel m;
+        CHECK(qmodel_load(p, &m) == APQ_OK);
+        size_t flash, ram;
+        qmodel_memory(&m, &flash, &ram);
+        CHECK((long long)flash == atoll(t.cell[r][c_fl]));
+        qmodel_free(&m);
+    }
+    csv_table_free(&t);
+    /* a verified.h5 of old, without subnets */
+    const char *b = test_build_dir();
+    snprintf(
+        p, sizeof p,
+        "APQ_QUIET=1 %s/apq-export --space supernet/spaces/tiny.ini --profile profiles/tiny.ini "
+        "--data /usr/share/datasets/fashion-mnist --verified %s/tiny/bitfusion/search.h5 "
+        "--out-dir %s/x",
+        b, runs, test_tmpdir);
+    CHECK(run(out, sizeof out, "%s", p) == 1 && test_n_lines(out) == 1 && strstr(out, "search.h5"));
 }

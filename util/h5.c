@@ -683,6 +683,10 @@ int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, con
     return write_dataset(loc, name, rank, dims, H5T_NATIVE_INT32, data);
 }
 
+int h5_write_u8(hid_t loc, const char *name, int rank, const hsize_t *dims, const uint8_t *data) {
+    return write_dataset(loc, name, rank, dims, H5T_NATIVE_UINT8, data);
+}
+
 int h5_write_strings(hid_t loc, const char *name, const char *const *strs, size_t n) {
     h5_quiet();
     APQ_ASSERT(name && (strs || n == 0));
@@ -725,6 +729,10 @@ int h5_read_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, doub
 
 int h5_read_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, int32_t *out) {
     return read_dataset(loc, name, rank, dims, H5T_INTEGER, H5T_NATIVE_INT32, out);
+}
+
+int h5_read_u8(hid_t loc, const char *name, int rank, const hsize_t *dims, uint8_t *out) {
+    return read_dataset(loc, name, rank, dims, H5T_INTEGER, H5T_NATIVE_UINT8, out);
 }
 
 int h5_shape(hid_t loc, const char *name, int *rank, hsize_t dims[4]) {

@@ -47,6 +47,8 @@ int h5_write_provenance(hid_t file, const char *kind, int version, uint64_t seed
 int h5_write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data);
 int h5_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, const double *data);
 int h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, const int32_t *data);
+/* Bytes (H5T_NATIVE_UINT8): packed weights, tables of small values. */
+int h5_write_u8(hid_t loc, const char *name, int rank, const hsize_t *dims, const uint8_t *data);
 /* A 1-D dataset of n fixed-length strings (length = longest + 1, NUL padded). */
 int h5_write_strings(hid_t loc, const char *name, const char *const *strs, size_t n);
 
@@ -58,6 +60,7 @@ int h5_write_strings(hid_t loc, const char *name, const char *const *strs, size_
 int h5_read_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, float *out);
 int h5_read_f64(hid_t loc, const char *name, int rank, const hsize_t *dims, double *out);
 int h5_read_i32(hid_t loc, const char *name, int rank, const hsize_t *dims, int32_t *out);
+int h5_read_u8(hid_t loc, const char *name, int rank, const hsize_t *dims, uint8_t *out);
 /* Shape of a dataset (rank <= 4). */
 int h5_shape(hid_t loc, const char *name, int *rank, hsize_t dims[4]);
 /* Read a 1-D f32/f64 dataset of any length; *out is malloc'ed (caller frees). */

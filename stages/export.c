@@ -1,0 +1,131 @@
+/* apq-export — every verified subnet as an integer-only model (issue 15):
+ * for each row of verified.h5, its subnet as verify measured it (group
+ * subnet/<row>) converted to integers (quant/qmodel.h), measured against the
+ * fake-quantized subnet on the test split (top-1 accuracy of both and their
+ * agreement), and written as <out-dir>/<row>/model.h5; the figures of every
+ * row go to <out-dir>/exports.csv (docs/formats.md "model.h5", "exports.csv"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../quant/qmodel.h"
+#include "../supernet/subnet.h"
+#include "../supernet/supernet.h"
+#include "../util/csvio.h"
+#include "../util/h5.h"
+#include "cli.h"
+#include "data.h"
+
+struct row {
+    char arch[ARCH_STR_MAX];
+    struct qmodel_agreement ag;
+    size_t flash, ram;
+};
+
+/* Export row i of verified file f into dir/<i>/model.h5. */
+static int export_row(hid_t f, const char *verified, size_t i, const struct dataset *test,
+                      const char *dir, uint64_t seed, const char *profile, struct row *r) {
+    char group[64], path[1200];
+    snprintf(group, sizeof group, "subnet/%zu", i);
+    struct subnet net;
+    struct qmodel m;
+    int rc = subnet_read(f, group, &net);
+    if (rc < 0) return rc;
+    if ((rc = qmodel_from_subnet(&net, &m)) < 0) {
+        subnet_free(&net);
+        return apq_set_error(rc, "%s: row %zu: %s", verified, i, apq_last_error());
+    }
+    snprintf(r->arch, sizeof r->arch, "%s", net.arch);
+    qmodel_memory(&m, &r->flash, &r->ram);
+    rc = qmodel_compare(&net, &m, test, &r->ag);
+    snprintf(path, sizeof path, "%s/%zu", dir, i);
+    if (rc == 0) rc = cli_mkdirs(path);
+    snprintf(path, sizeof path, "%s/%zu/model.h5", dir, i);
+    if (rc == 0) rc = qmodel_save(&m, path, seed, profile);
+    qmodel_free(&m);
+    subnet_free(&net);
+    return rc;
+}
+
+static int write_csv(const char *dir, const struct row *rows, size_t n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/exports.csv", dir);
+    struct csvw w;
+    int rc = csvw_open(&w, path, NULL);
+    if (rc < 0) return rc;
+    const char *head[] = {"row",          "arch",           "acc_test_fake",
+                          "acc_test_int", "top1_agreement", "test_images",
+                          "flash_bytes",  "ram_bytes"};
+    for (int c = 0; c < 8; c++) csvw_str(&w, head[c]);
+    csvw_end_row(&w);
+    for (size_t i = 0; i < n; i++) {
+        csvw_i64(&w, (long long)i);
+        csvw_str(&w, rows[i].arch);
+        csvw_f64(&w, rows[i].ag.acc_fake, "%.6f");
+        csvw_f64(&w, rows[i].ag.acc_int, "%.6f");
+        csvw_f64(&w, rows[i].ag.agreement, "%.6f");
+        csvw_i64(&w, rows[i].ag.n);
+        csvw_i64(&w, (long long)rows[i].flash);
+        csvw_i64(&w, (long long)rows[i].ram);
+        csvw_end_row(&w);
+    }
+    return csvw_commit(&w);
+}
+
+int main(int argc, char **argv) {
+    if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
+    const char *space_path = NULL, *profile_path = NULL, *data = NULL, *verified = NULL,
+               *out_dir = NULL;
+    long seed = 1, test_images = 0;
+    struct cli_opt opts[] = {
+        {"space", CLI_STR, &space_path, "search-space .ini"},
+        {"profile", CLI_STR, &profile_path, "profile .ini"},
+        {"seed", CLI_INT, &seed, "random seed (default 1)"},
+        {"data", CLI_STR, &data, "folder with the four IDX files"},
+        {"verified", CLI_STR, &verified, "verified.h5 from apq-verify (with its subnets)"},
+        {"test-images", CLI_INT, &test_images, "test images to measure on (default 0: all)"},
+        {"out-dir", CLI_STR, &out_dir, "output folder: <row>/model.h5 and exports.csv"},
+    };
+    cli_parse(argc, argv, opts, 7, "export every verified subnet as an integer-only model");
+    cli_require("space", space_path);
+    cli_require("profile", profile_path);
+    cli_require("data", data);
+    cli_require("verified", verified);
+    cli_require("out-dir", out_dir);
+    if (test_images < 0)
+        cli_usage_error("--test-images %ld: expected 0 (all) or more", test_images);
+    struct profile *p = profile_load(profile_path, "export");
+    char prof_name[64];
+    snprintf(prof_name, sizeof prof_name, "%s", profile_name(p));
+    profile_finish(p);
+    struct space s;
+    int rc = space_load(space_path, &s);
+    if (rc < 0) apq_die_status(rc);
+    hid_t f;
+    if ((rc = h5_open_read(verified, "verified", 1, &f)) < 0) apq_die_status(rc);
+    char **archs;
+    size_t n;
+    if ((rc = h5_read_strings(f, "arch", &archs, &n)) < 0) apq_die_status(rc);
+    if (!h5_exists(f, "subnet"))
+        apq_die("%s: holds no subnets (made before verify kept them); rerun make to verify again",
+                verified);
+    struct dataset train, val, test;
+    stage_load_data(data, &s, space_path, 0, 0, (int)test_images, &train, &val, &test);
+    if ((rc = cli_mkdirs(out_dir)) < 0) apq_die_status(rc);
+    struct row *rows = apq_xcalloc(n, sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = export_row(f, verified, i, &test, out_dir, (uint64_t)seed, prof_name, &rows[i])) <
+            0)
+            apq_die_status(rc);
+        apq_log("row %zu %s: test %.2f%% fake-quantized, %.2f%% integer, top-1 agreement %.2f%%, "
+                "flash %zu B, RAM %zu B",
+                i, rows[i].arch, 100 * rows[i].ag.acc_fake, 100 * rows[i].ag.acc_int,
+                100 * rows[i].ag.agreement, rows[i].flash, rows[i].ram);
+    }
+    h5_close(f);
+    if ((rc = write_csv(out_dir, rows, n)) < 0) apq_die_status(rc);
+    h5_free_strings(archs, n);
+    free(rows);
+    stage_free_data(&train, &val, &test);
+    return 0;
+}

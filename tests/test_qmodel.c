@@ -1,0 +1,186 @@
+/* test_qmodel.c — the integer model of a quantized subnet (quant/qmodel.h):
+ * the integer resize against the float one, the reference and fast kernels
+ * giving the same logits, the conversion tracking the fake-quantized subnet,
+ * the memory plan, and model.h5's round trip and refusals. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/nn.h"
+#include "../quant/qmodel.h"
+#include "../quant/qmodel_internal.h"
+#include "../supernet/subnet.h"
+#include "../supernet/supernet.h"
+#include "test.h"
+
+/* Within half a byte step of nn_resize_bilinear (plus float noise), for
+ * every resolution of the space and a few odd ones; the identity at h. */
+TEST(qmodel_resize_matches_float) {
+    struct rng r;
+    rng_init(&r, 5, RNG_DATA);
+    uint8_t in[28 * 28], out[64 * 64];
+    float fin[28 * 28], fout[64 * 64];
+    for (int i = 0; i < 28 * 28; i++) fin[i] = in[i] = (uint8_t)rng_int(&r, 256);
+    const int sizes[] = {20, 24, 28, 13, 33, 56};
+    for (int s = 0; s < 6; s++) {
+        int oh = sizes[s];
+        qmodel_resize(out, in, 28, oh);
+        nn_resize_bilinear(fout, fin, 1, 28, 28, 1, oh, oh);
+        double worst = 0;
+        for (int i = 0; i < oh * oh; i++) worst = fmax(worst, fabs(out[i] - fout[i]));
+        CHECK(worst <= 0.5 + 0.01); /* the final rounding + the weights' 1/32768 steps */
+        if (oh == 28) CHECK(!memcmp(out, in, sizeof in));
+    }
+    rng_free(&r);
+}
+
+/* A random quantized subnet of a perturbed supernet (fmnist-mbv2), its
+ * quantizers calibrated on synthetic images, BN recalibrated; bits > 0 sets
+ * every block's bit-widths to bits. */
+static void random_subnet(uint64_t seed, int bits, struct subnet *net, struct dataset *d) {
+    struct space s;
+    struct supernet sn;
+    struct sn_ctx c;
+    struct rng r;
+    struct arch a;
+    struct sn_quant q;
+    CHECK(space_load("supernet/spaces/fmnist-mbv2.ini", &s) == APQ_OK);
+    supernet_init(&sn, &s, seed, 0);
+    rng_init(&r, seed, RNG_SAMPLE);
+    for (int i = 0; i < sn.n_tensors; i++) { /* BN gamma 1 + N(0, 0.2): not the identity */
+        const struct sn_tensor *t = &sn.tensors[i];
+        size_t len = strlen(t->name);
+        if (t->is_buffer || len < 10 || strcmp(t->name + len - 10, "/bn/weight")) continue;
+        for (size_t j = 0; j < t->size; j++)
+            sn.params[t->offset + j] = 1 + (float)rng_normal(&r, 0.2);
+    }
+    CHECK(sn_ctx_init(&c, &sn, 64, 1) == APQ_OK);
+    *d = test_synthetic_dataset(64, seed + 1);
+    arch_sample(&s, &r, 1, &a);
+    if (bits) arch_set_bits(&s, &a, bits);
+    qat_calibrate(&sn, &c, &a, &q, d, 64);
+    supernet_recalibrate(&sn, &c, &a, &q, d, 64);
+    CHECK(supernet_extract(&sn, &a, &q, net) == APQ_OK);
+    sn_ctx_free(&c);
+    supernet_free(&sn);
+    rng_free(&r);
+}
+
+/* The reference kernels and the fast ones give the same int32 logits, and
+ * the model's dequantized logits follow the fake-quantized subnet's. */
+TEST(qmodel_ref_fast_and_fake_agree) {
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct subnet net;
+        struct dataset d;
+        struct qmodel m;
+        random_subnet(seed, 8, &net, &d);
+        CHECK(qmodel_from_subnet(&net, &m) == APQ_OK);
+        CHECK(m.n_layers > net.n_layers && m.logit_scale > 0);
+        void *work = aligned_alloc(64, (qmodel_work_bytes(&m) + 63) / 64 * 64);
+        int32_t a[10], b[10];
+        float *x = apq_falloc((size_t)net.res * net.res), *tmp = apq_falloc(28 * 28),
+              *fl = apq_falloc(10), *scr = apq_falloc(subnet_scratch_floats(&net, 1));
+        double num = 0, den = 0;
+        for (int i = 0; i < 16; i++) {
+            const uint8_t *img = d.images + (size_t)i * 28 * 28;
+            qmodel_run(&m, img, a, work, 1);
+            qmodel_run(&m, img, b, work, 0);
+            CHECK(!memcmp(a, b, sizeof a));
+            int lab;
+            sn_input_batch(x, &lab, tmp, &d, &i, 1, net.res, 0, NULL);
+            subnet_forward(fl, &net, x, 1, scr);
+            for (int k = 0; k < 10; k++) {
+                double e = a[k] * m.logit_scale - fl[k];
+                num += e * e;
+                den += (double)fl[k] * fl[k];
+            }
+        }
+        /* 8 bits everywhere. The two differ by rounding and by the residual: the
+         * integer add takes the block input as quantized (clipped at its range),
+         * the fake graph the float one; in a random network block inputs beyond
+         * the clip are common, so the logits differ by about 0.3 of their RMS
+         * (trained subnets agree on 97-99% of top-1 classes, docs/integer.md).
+         * A wrong scale, sign or layout gives 1 or more. */
+        fprintf(stderr, "  seed %d: relative RMS logit error %.3g\n", (int)seed, sqrt(num / den));
+        CHECK(den > 0 && sqrt(num / den) < 0.45);
+        size_t flash, ram;
+        qmodel_memory(&m, &flash, &ram);
+        CHECK(flash > 0 && ram == m.arena_bytes + m.scratch_bytes);
+        free(work), free(x), free(tmp), free(fl), free(scr);
+        qmodel_free(&m);
+        subnet_free(&net);
+        dataset_free(&d);
+    }
+}
+
+/* The arena plan: no two tensors that are live at once overlap, and no
+ * layer writes over its own input (an add over its first input excepted). */
+TEST(qmodel_memory_plan_no_overlap) {
+    struct subnet net;
+    struct dataset d;
+    struct qmodel m;
+    random_subnet(11, 0, &net, &d);
+    CHECK(qmodel_from_subnet(&net, &m) == APQ_OK);
+    int first[QMODEL_MAX_TENSORS], last[QMODEL_MAX_TENSORS];
+    for (int t = 0; t < m.n_tensors; t++) first[t] = t ? 1 << 30 : -1, last[t] = -1;
+    for (int j = 0; j < m.n_layers; j++) {
+        const struct qmodel_layer *l = &m.l[j];
+        if (l->out >= 0 && first[l->out] > j) first[l->out] = j;
+        last[l->in] = j;
+        if (l->in2 >= 0) last[l->in2] = j;
+        if (l->out >= 0 && last[l->out] < j) last[l->out] = j;
+    }
+    int bad = 0;
+    for (int u = 0; u < m.n_tensors; u++)
+        for (int v = u + 1; v < m.n_tensors; v++) {
+            if (first[u] > last[v] || first[v] > last[u]) continue;
+            if (m.t[u].offset == m.t[v].offset) continue; /* an add in place */
+            size_t a0 = m.t[u].offset, a1 = a0 + (size_t)m.t[u].h * m.t[u].h * m.t[u].c;
+            size_t b0 = m.t[v].offset, b1 = b0 + (size_t)m.t[v].h * m.t[v].h * m.t[v].c;
+            bad += a0 < b1 && b0 < a1;
+            CHECK(a1 <= m.arena_bytes && b1 <= m.arena_bytes);
+        }
+    CHECK(bad == 0);
+    qmodel_free(&m);
+    subnet_free(&net);
+    dataset_free(&d);
+}
+
+TEST(qmodel_file_roundtrip_and_refusals) {
+    struct subnet net;
+    struct dataset d;
+    struct qmodel m, m2;
+    random_subnet(21, 0, &net, &d);
+    CHECK(qmodel_from_subnet(&net, &m) == APQ_OK);
+    char path[700], cmd[1600];
+    snprintf(path, sizeof path, "%s/model.h5", test_tmpdir);
+    CHECK(qmodel_save(&m, path, 1, "test") == APQ_OK);
+    CHECK(qmodel_load(path, &m2) == APQ_OK);
+    CHECK(m2.n_layers == m.n_layers && m2.n_tensors == m.n_tensors &&
+          m2.arena_bytes == m.arena_bytes && m2.logit_scale == m.logit_scale);
+    void *w1 = aligned_alloc(64, (qmodel_work_bytes(&m) + 63) / 64 * 64),
+         *w2 = aligned_alloc(64, (qmodel_work_bytes(&m2) + 63) / 64 * 64);
+    for (int i = 0; i < 8; i++) {
+        int32_t a[10], b[10];
+        qmodel_run(&m, d.images + (size_t)i * 784, a, w1, 0);
+        qmodel_run(&m2, d.images + (size_t)i * 784, b, w2, 0);
+        CHECK(!memcmp(a, b, sizeof a));
+    }
+    free(w1), free(w2);
+    qmodel_free(&m2);
+    /* truncated, and not a model */
+    snprintf(cmd, sizeof cmd, "head -c 5000 %s > %s/cut.h5", path, test_tmpdir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s/cut.h5", test_tmpdir);
+    CHECK(qmodel_load(cmd, &m2) < 0 && strstr(apq_last_error(), "cut.h5"));
+    CHECK(subnet_save(&net, cmd, 1, "test") == APQ_OK);
+    CHECK(qmodel_load(cmd, &m2) < 0 && strstr(apq_last_error(), "cut.h5"));
+    /* a layer table that points outside the tensors */
+    CHECK(qmodel_check(&m, "x") == APQ_OK);
+    m.l[3].in = m.n_tensors + 4;
+    CHECK(qmodel_check(&m, "poked") == APQ_EFORMAT && strstr(apq_last_error(), "poked: layer 3"));
+    m.l[3].in = 0;
+    qmodel_free(&m);
+    subnet_free(&net);
+    dataset_free(&d);
+}
