@@ -209,10 +209,13 @@ $(R)/predictor-quant.h5: $(B)/apq-transfer-predictor $(R)/samples-quant.h5 $(R)/
 endif
 
 # This run's supernet and predictors into the shipped folder (the profile's
-# [pretrained] dir or PRETRAINED=dir), with MANIFEST and SHA256SUMS.
-pretrained-pack: $(R)/supernet.h5 $(R)/predictor-fp32.h5 $(R)/predictor-quant.h5
+# [pretrained] dir or PRETRAINED=dir), with MANIFEST and SHA256SUMS; the
+# predictors as far as they are made (PACK=supernet ships the supernet alone,
+# so that a run longer than one sitting goes on from the shipped supernet).
+PACK ?= all
+pretrained-pack: $(R)/supernet.h5 $(if $(filter supernet,$(PACK)),,$(R)/predictor-fp32.h5 $(R)/predictor-quant.h5)
 	@test -n '$(PRETRAINED)' || { echo "make pretrained-pack: profile $(PROFILE) names no [pretrained] dir; give PRETRAINED=dir" >&2; exit 2; }
-	@$(PRETRAINED_ENV) bash scripts/pretrained.sh pack $(PRETRAINED) $(R)
+	@$(PRETRAINED_ENV) bash scripts/pretrained.sh pack $(PRETRAINED) $(R) $(filter supernet,$(PACK))
 
 # ---- per device --------------------------------------------------------------
 LUT_ARGS = $(COMMON) --device devices/$*.ini --out $@

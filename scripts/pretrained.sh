@@ -8,7 +8,10 @@
 #   pretrained.sh fetch DIR NAME DEST
 #                                copy DIR/NAME to DEST (atomically) after checking
 #                                its checksum again; exit 1 with one line if it fails
-#   pretrained.sh pack  DIR RUN  copy RUN's three artifacts into DIR and write
+#   pretrained.sh pack  DIR RUN [supernet]
+#                                copy RUN's artifacts into DIR (the supernet, then
+#                                each predictor as far as RUN has made them: a
+#                                long run ships its supernet first) and write
 #                                DIR/MANIFEST and DIR/SHA256SUMS
 #
 # The settings come from the environment, as pipeline.mk exports them: SPACE,
@@ -82,6 +85,10 @@ plan() {
         predictor-fp32.h5) want=$K_FP ;;
         *) want=$K_Q ;;
         esac
+        if [ -z "$(field "$name" 3)" ]; then
+            echo "pretrained: $DIR ships no $name; making it here" >&2
+            break
+        fi
         if [ "$(field "$name" 3)" != "$want" ]; then
             echo "pretrained: $DIR/$name was made with other settings (space, profile section, seed, schedule or data); making it here" >&2
             break
@@ -105,22 +112,30 @@ fetch() {
 }
 
 pack() {
-    local run=$1 name tmp
-    for name in $ARTIFACTS; do
-        [ -f "$run/$name" ] || die "$run/$name: no such file; run the pipeline first (make PROFILE=...)"
+    local run=$1 only=${2:-} name tmp shipped=""
+    [ -f "$run/supernet.h5" ] || die "$run/supernet.h5: no such file; run the pipeline first (make PROFILE=...)"
+    for name in $ARTIFACTS; do # the chain as far as this run has made it
+        [ -f "$run/$name" ] || break
+        shipped="$shipped $name"
+        [ "$only" = supernet ] && break
     done
     mkdir -p "$DIR"
-    for name in $ARTIFACTS; do cp "$run/$name" "$DIR/$name.tmp" && mv -f "$DIR/$name.tmp" "$DIR/$name"; done
+    for name in $ARTIFACTS; do rm -f "$DIR/$name"; done
+    for name in $shipped; do cp "$run/$name" "$DIR/$name.tmp" && mv -f "$DIR/$name.tmp" "$DIR/$name"; done
     tmp=$DIR/MANIFEST.tmp
     echo "# apq-pretrained $MANIFEST_VERSION" > "$tmp"
     echo "supernet.h5 $(sha "$DIR/supernet.h5") $(key_supernet)" >> "$tmp"
     mv -f "$tmp" "$DIR/MANIFEST" # the fp32 key needs the supernet's checksum from it
-    keys
-    echo "predictor-fp32.h5 $(sha "$DIR/predictor-fp32.h5") $K_FP" >> "$DIR/MANIFEST"
-    keys
-    echo "predictor-quant.h5 $(sha "$DIR/predictor-quant.h5") $K_Q" >> "$DIR/MANIFEST"
-    (cd "$DIR" && sha256sum $ARTIFACTS > SHA256SUMS.tmp && mv -f SHA256SUMS.tmp SHA256SUMS)
-    echo "pretrained: packed $run into $DIR (MANIFEST, SHA256SUMS)" >&2
+    if [ -f "$DIR/predictor-fp32.h5" ]; then
+        keys
+        echo "predictor-fp32.h5 $(sha "$DIR/predictor-fp32.h5") $K_FP" >> "$DIR/MANIFEST"
+    fi
+    if [ -f "$DIR/predictor-quant.h5" ]; then
+        keys
+        echo "predictor-quant.h5 $(sha "$DIR/predictor-quant.h5") $K_Q" >> "$DIR/MANIFEST"
+    fi
+    (cd "$DIR" && sha256sum $shipped > SHA256SUMS.tmp && mv -f SHA256SUMS.tmp SHA256SUMS)
+    echo "pretrained: packed$shipped of $run into $DIR (MANIFEST, SHA256SUMS)" >&2
 }
 
 [ $# -ge 2 ] || die "usage: pretrained.sh plan DIR | fetch DIR NAME DEST | pack DIR RUN"
@@ -131,6 +146,6 @@ if [ "$cmd" != fetch ]; then : "${SPACE:?}" "${PROF:?}" "${SEED:?}"; fi
 case $cmd in
 plan) plan ;;
 fetch) [ $# -eq 4 ] || die "usage: pretrained.sh fetch DIR NAME DEST"; fetch "$3" "$4" ;;
-pack) [ $# -eq 3 ] || die "usage: pretrained.sh pack DIR RUN"; pack "$3" ;;
+pack) [ $# -ge 3 ] || die "usage: pretrained.sh pack DIR RUN [supernet]"; pack "$3" "${4:-}" ;;
 *) die "unknown command '$cmd'" ;;
 esac

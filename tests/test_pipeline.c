@@ -954,6 +954,19 @@ TEST(pipeline_pretrained_reuse) {
     CHECK(make_tiny(out, sizeof out, b) == 0);
     CHECK(strstr(out, "apq-train-supernet --space") && strstr(out, "apq-sample-fp32") &&
           !strstr(out, "shipped"));
+
+    /* the supernet shipped alone (PACK=supernet): the predictors are made over it */
+    snprintf(runs, sizeof runs, "%s", first);
+    snprintf(b, sizeof b, "PRETRAINED=%s2 PACK=supernet pretrained-pack", ship);
+    CHECK(make_tiny(out, sizeof out, b) == 0);
+    snprintf(a, sizeof a, "cd %s2 && ls && grep -c . MANIFEST", ship);
+    CHECK(run(out, sizeof out, "%s", a) == 0 && strstr(out, "supernet.h5") &&
+          !strstr(out, "predictor") && strstr(out, "\n2\n"));
+    snprintf(runs, sizeof runs, "%s/runs3", test_tmpdir);
+    snprintf(b, sizeof b, "-n PRETRAINED=%s2", ship);
+    CHECK(make_tiny(out, sizeof out, b) == 0);
+    CHECK(strstr(out, "ships no predictor-fp32.h5") && strstr(out, "apq-sample-fp32") &&
+          strstr(out, "apq-train-predictor") && !strstr(out, "apq-train-supernet"));
     snprintf(runs, sizeof runs, "%s", first);
 }
 
