@@ -162,6 +162,16 @@ struct qint_add {
     int shift_a, shift_b; /* each in [QINT_SHIFT_MIN, QINT_SHIFT_MAX] */
     int zp, lo, hi;       /* output zero point and clamp, as struct qint_out */
 };
+/* 1 when p meets qint_add's preconditions (shifts in range and at most
+ * QINT_ADD_MAX_SHIFT_DIFF apart, zero points and clamp within 0..255), else 0. */
+static inline int qint_add_valid(const struct qint_add *p) {
+    return p->shift_a >= QINT_SHIFT_MIN && p->shift_a <= QINT_SHIFT_MAX &&
+           p->shift_b >= QINT_SHIFT_MIN && p->shift_b <= QINT_SHIFT_MAX &&
+           p->shift_a - p->shift_b <= QINT_ADD_MAX_SHIFT_DIFF &&
+           p->shift_b - p->shift_a <= QINT_ADD_MAX_SHIFT_DIFF && p->zp_a >= 0 && p->zp_a <= 255 &&
+           p->zp_b >= 0 && p->zp_b <= 255 && p->zp >= 0 && p->zp <= 255 && 0 <= p->lo &&
+           p->lo <= p->hi && p->hi <= 255;
+}
 void qint_add_ref(uint8_t *out, const uint8_t *a, const uint8_t *b, const struct qint_add *p,
                   size_t n);
 

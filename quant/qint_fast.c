@@ -450,12 +450,7 @@ void qint_linear(uint8_t *out, const uint8_t *in, int zp_in, const int8_t *w, co
 
 void qint_add(uint8_t *out, const uint8_t *a, const uint8_t *b, const struct qint_add *p,
               size_t n) {
-    assert(p->shift_a >= QINT_SHIFT_MIN && p->shift_a <= QINT_SHIFT_MAX);
-    assert(p->shift_b >= QINT_SHIFT_MIN && p->shift_b <= QINT_SHIFT_MAX);
-    assert(p->shift_a - p->shift_b <= QINT_ADD_MAX_SHIFT_DIFF &&
-           p->shift_b - p->shift_a <= QINT_ADD_MAX_SHIFT_DIFF);
-    assert(p->zp_a >= 0 && p->zp_a <= 255 && p->zp_b >= 0 && p->zp_b <= 255);
-    assert(p->zp >= 0 && p->zp <= 255 && 0 <= p->lo && p->lo <= p->hi && p->hi <= 255);
+    assert(qint_add_valid(p));
     const int na = 31 + p->shift_a, nb = 31 + p->shift_b, nmax = na > nb ? na : nb;
     /* the aligned multipliers (|m0| 2^d < 2^55) and qint_round_shift by nmax,
      * r = 0 for every T when nmax >= 64 (|T| < 2^63) */

@@ -202,12 +202,7 @@ void qint_linear_ref(uint8_t *out, const uint8_t *in, int zp_in, const int8_t *w
 
 void qint_add_ref(uint8_t *out, const uint8_t *a, const uint8_t *b, const struct qint_add *p,
                   size_t n) {
-    assert(p->shift_a >= QINT_SHIFT_MIN && p->shift_a <= QINT_SHIFT_MAX);
-    assert(p->shift_b >= QINT_SHIFT_MIN && p->shift_b <= QINT_SHIFT_MAX);
-    assert(p->shift_a - p->shift_b <= QINT_ADD_MAX_SHIFT_DIFF &&
-           p->shift_b - p->shift_a <= QINT_ADD_MAX_SHIFT_DIFF);
-    assert(p->zp_a >= 0 && p->zp_a <= 255 && p->zp_b >= 0 && p->zp_b <= 255);
-    assert(p->zp >= 0 && p->zp <= 255 && 0 <= p->lo && p->lo <= p->hi && p->hi <= 255);
+    assert(qint_add_valid(p));
     const int na = 31 + p->shift_a, nb = 31 + p->shift_b, nmax = na > nb ? na : nb;
     const int64_t ua = (int64_t)1 << (nmax - na), ub = (int64_t)1 << (nmax - nb);
     for (size_t i = 0; i < n; i++) {
