@@ -102,7 +102,8 @@ programs: $(addprefix $(B)/apq-,$(STAGES))
 $(B)/apq-bench: $(B)/bench/bench.o $(NET_O)
 $(B)/apq-golden-supernet: $(B)/bench/golden_supernet.o $(NET_O)
 $(B)/apq-bench-sampling: $(B)/bench/bench_sampling.o $(NET_O)
-$(B)/apq-bench $(B)/apq-golden-supernet $(B)/apq-bench-sampling:
+$(B)/apq-bench-export: $(B)/bench/bench_export.o $(NET_O) $(QINT_O)
+$(B)/apq-bench $(B)/apq-golden-supernet $(B)/apq-bench-sampling $(B)/apq-bench-export:
 	$(LINK)
 bench: $(B)/apq-bench $(B)/apq-bench-sampling
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
