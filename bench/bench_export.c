@@ -98,9 +98,12 @@ int main(int argc, char **argv) {
     const char *out = "bench/out";
     double sec = 3;
     for (int i = 1; i + 1 < argc; i += 2)
-        if (!strcmp(argv[i], "--out")) out = argv[i + 1];
-        else if (!strcmp(argv[i], "--seconds")) sec = atof(argv[i + 1]);
-        else apq_die("usage: apq-bench-export [--out DIR] [--seconds S]");
+        if (!strcmp(argv[i], "--out"))
+            out = argv[i + 1];
+        else if (!strcmp(argv[i], "--seconds"))
+            sec = atof(argv[i + 1]);
+        else
+            apq_die("usage: apq-bench-export [--out DIR] [--seconds S]");
     struct space s;
     struct supernet sn;
     struct sn_ctx c;
@@ -143,7 +146,9 @@ int main(int argc, char **argv) {
         timed(cmd);
         /* n images for about sec seconds, from a first guess on 20 */
         double guess = time_export(dir, data, 20);
-        int n = (int)(guess * sec) < 20 ? 20 : (int)(guess * sec) > 10000 ? 10000 : (int)(guess * sec);
+        int n = (int)(guess * sec) < 20      ? 20
+                : (int)(guess * sec) > 10000 ? 10000
+                                             : (int)(guess * sec);
         double v_exp = time_export(dir, data, n);
         double v_ref = time_qmodel(&m, &test, 1, sec), v_fast = time_qmodel(&m, &test, 0, sec);
         double v_fp = time_fp32(&sn, &c, &s, &a, &test, sec);

@@ -3,9 +3,11 @@
  * (qint.h; docs/integer.md). One output at a time, loop nests in the order
  * of the formula, int32 accumulators, the output stage of qint.h.
  *
- * Plain C11 with no apq header (an exported model.c may copy this file);
- * preconditions are assert()s. Not here: the fast kernels (qint_fast.c).
- */
+ * Also the integer bilinear resize of the input image. Plain C11 with no apq
+ * header: an exported model.c carries these functions' text (qmodel_emit.c
+ * copies them from build/quant/qint_src.h, which the Makefile makes from
+ * this file); preconditions are assert()s. Not here: the fast kernels
+ * (qint_fast.c). */
 #include "qint.h"
 
 #include <assert.h>

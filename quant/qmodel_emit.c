@@ -121,7 +121,7 @@ static void emit_i32(FILE *f, const char *name, int j, const int32_t *v, int n) 
 }
 
 static const char *op_name(enum qmodel_op op) {
-    static const char *names[] = {"first convolution", "depthwise", "pointwise",
+    static const char *names[] = {"first convolution", "depthwise",    "pointwise",
                                   "residual add",      "average pool", "classifier"};
     return names[op];
 }
@@ -174,12 +174,15 @@ static void emit_layer(FILE *f, const struct qmodel *m, const struct qmodel_laye
     switch (l->op) {
     case QM_CONV:
         emit_weights(f, l, j, w, sizeof w);
-        fprintf(f, "    qint_conv_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, %d, %d);\n",
+        fprintf(f,
+                "    qint_conv_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, %d, "
+                "%d);\n",
                 oo, oi, ti->zp, w, j, q, H, H, l->cin, l->cout, l->k, l->stride);
         break;
     case QM_DW:
         emit_weights(f, l, j, w, sizeof w);
-        fprintf(f, "    qint_dw_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, %d);\n",
+        fprintf(f,
+                "    qint_dw_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, %d);\n",
                 oo, oi, ti->zp, w, j, q, H, H, l->cout, l->k, l->stride);
         break;
     case QM_PW:
@@ -199,14 +202,14 @@ static void emit_layer(FILE *f, const struct qmodel *m, const struct qmodel_laye
         break;
     }
     case QM_POOL:
-        fprintf(f, "    qint_avgpool_ref(arena + %zu, arena + %zu, %d, %ld, %d, %d, %d, %d, %d, %d);\n",
-                oo, oi, ti->zp, (long)l->pool_m0, l->pool_shift, to->zp, l->lo, l->hi, H * H,
-                l->cin);
+        fprintf(
+            f, "    qint_avgpool_ref(arena + %zu, arena + %zu, %d, %ld, %d, %d, %d, %d, %d, %d);\n",
+            oo, oi, ti->zp, (long)l->pool_m0, l->pool_shift, to->zp, l->lo, l->hi, H * H, l->cin);
         break;
     case QM_LINEAR:
         emit_weights(f, l, j, w, sizeof w);
-        fprintf(f, "    qint_linear_s32_ref(logits, arena + %zu, %d, %s, b%d, %d, %d);\n", oi, ti->zp,
-                w, j, l->cin, l->cout);
+        fprintf(f, "    qint_linear_s32_ref(logits, arena + %zu, %d, %s, b%d, %d, %d);\n", oi,
+                ti->zp, w, j, l->cin, l->cout);
         break;
     }
 }
@@ -223,8 +226,8 @@ static void write_header(FILE *f, const struct qmodel *m) {
             " *\n"
             " * Memory (static, exact): flash %zu bytes (packed weights, int32 bias and\n"
             " * multipliers, int8 shifts: const arrays); RAM %zu bytes = the activation\n"
-            " * arena %zu + the weight unpack scratch %zu (model.c's two buffers; plus a\n"
-            " * few hundred bytes of stack). apq's plan with its fast kernels\n"
+            " * arena %zu + the weight unpack scratch %zu (model.c's static buffers;\n"
+            " * plus a few hundred bytes of stack). apq's plan with its fast kernels\n"
             " * (qmodel_memory): flash %zu, RAM %zu bytes.\n"
             " *\n"
             " * Integers only: every layer accumulates in int32 and requantizes with\n"
