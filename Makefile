@@ -59,6 +59,22 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(COMPILE) -c $< -o $@
 
+# The text of the reference kernels as C strings, which qmodel_emit_c copies
+# into an exported model.c (the generated code is the library's own text), and
+# of the exported main.c.
+# One string per line, backslashes and quotes escaped.
+QINT_SRC_LINES = sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/",/'
+%/quant/qint_src.h: quant/qint.h quant/qint_ref.c quant/emit/main.c
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from quant/qint.h, quant/qint_ref.c, quant/emit/main.c by the Makefile */'; \
+	   echo 'static const char *const qint_h_text[] = {'; $(QINT_SRC_LINES) quant/qint.h; \
+	   echo '    0};'; echo 'static const char *const qint_ref_text[] = {'; \
+	   $(QINT_SRC_LINES) quant/qint_ref.c; echo '    0};'; \
+	   echo 'static const char *const main_text[] = {'; \
+	   $(QINT_SRC_LINES) quant/emit/main.c; echo '    0};'; } > $@.tmp && mv $@.tmp $@
+$(B)/quant/qmodel_emit.o: $(B)/quant/qint_src.h
+$(B)/quant/qmodel_emit.o: APQ_CFLAGS += -I$(B)/quant
+
 # ---- stage programs (each links only the modules it runs) ---------------
 NET_O := $(B)/stages/data.o $(B)/stages/cli.o $(UTIL_O) $(DATA_O) $(NN_O) $(QUANT_O) $(SUPERNET_O)
 STAGES := train-supernet sample-fp32 sample-quant verify train-predictor transfer-predictor \
@@ -86,7 +102,8 @@ programs: $(addprefix $(B)/apq-,$(STAGES))
 $(B)/apq-bench: $(B)/bench/bench.o $(NET_O)
 $(B)/apq-golden-supernet: $(B)/bench/golden_supernet.o $(NET_O)
 $(B)/apq-bench-sampling: $(B)/bench/bench_sampling.o $(NET_O)
-$(B)/apq-bench $(B)/apq-golden-supernet $(B)/apq-bench-sampling:
+$(B)/apq-bench-export: $(B)/bench/bench_export.o $(NET_O) $(QINT_O)
+$(B)/apq-bench $(B)/apq-golden-supernet $(B)/apq-bench-sampling $(B)/apq-bench-export:
 	$(LINK)
 bench: $(B)/apq-bench $(B)/apq-bench-sampling
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
@@ -169,6 +186,8 @@ $(FB)/libapq.a: $(FUZZ_LIB_O)
 $(FB)/fuzz_%: $(FB)/fuzz/fuzz_%.o $(FB)/libapq.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ \
 	    -L/usr/lib/x86_64-linux-gnu/hdf5/serial $(APQ_LDLIBS) $(LDLIBS)
+$(FB)/quant/qmodel_emit.o: $(FB)/quant/qint_src.h
+$(FB)/quant/qmodel_emit.o: FUZZ_CFLAGS += -I$(FB)/quant
 fuzz-build: $(FUZZ:%=$(FB)/fuzz_%)
 fuzz: fuzz-build
 	@set -e; for h in $(FUZZ); do \

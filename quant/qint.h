@@ -175,6 +175,12 @@ static inline int qint_add_valid(const struct qint_add *p) {
 void qint_add_ref(uint8_t *out, const uint8_t *a, const uint8_t *b, const struct qint_add *p,
                   size_t n);
 
+/* Integer bilinear resize of one image: out [oh][oh] from in [h][h] bytes,
+ * half-pixel centres (nn_resize_bilinear's formula in exact rationals:
+ * src = max(0, ((2d+1) h - oh) / (2 oh))), weights in 1/32768, one rounding
+ * half up; out = in when oh == h. h, oh in 1..2^15. */
+void qint_resize_bilinear(uint8_t *out, const uint8_t *in, int h, int oh);
+
 // ---- fast kernels (qint_fast.c, qint_simd.c) -----------------------------------
 /* Each convolution comes in two forms with the same bytes out:
  *  - one call, qint_pw(...): repacks the layer into scratch on every call;

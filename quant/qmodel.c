@@ -493,38 +493,8 @@ int qmodel_argmax(const int32_t *logits, int n) {
 
 // ---- the forward ------------------------------------------------------------------------
 
-/* Source index and weight (in 1/32768) of output position d of an h -> oh
- * resize, half-pixel centres (nn_resize_bilinear's formula in exact
- * rationals: src = max(0, ((2d+1) h - oh) / (2 oh))). */
-static void resize_index(int d, int h, int oh, int *i0, int *i1, int *lam) {
-    long num = (long)(2 * d + 1) * h - oh, den = 2L * oh;
-    if (num < 0) num = 0;
-    long i = num / den;
-    if (i > h - 1) i = h - 1;
-    *i0 = (int)i;
-    *i1 = (int)i + (i < h - 1);
-    *lam = (int)(((num - i * den) * 32768 + oh) / den);
-}
-
 void qmodel_resize(uint8_t *out, const uint8_t *in, int h, int oh) {
-    if (oh == h) {
-        memcpy(out, in, (size_t)h * h);
-        return;
-    }
-    for (int y = 0; y < oh; y++) {
-        int y0, y1, ly;
-        resize_index(y, h, oh, &y0, &y1, &ly);
-        for (int x = 0; x < oh; x++) {
-            int x0, x1, lx;
-            resize_index(x, h, oh, &x0, &x1, &lx);
-            uint64_t top =
-                (uint64_t)(32768 - lx) * in[y0 * h + x0] + (uint64_t)lx * in[y0 * h + x1];
-            uint64_t bot =
-                (uint64_t)(32768 - lx) * in[y1 * h + x0] + (uint64_t)lx * in[y1 * h + x1];
-            uint64_t v = (uint64_t)(32768 - ly) * top + (uint64_t)ly * bot;
-            out[y * oh + x] = (uint8_t)((v + (1u << 29)) >> 30);
-        }
-    }
+    qint_resize_bilinear(out, in, h, oh);
 }
 
 static void run_layer(const struct qmodel *m, const struct qmodel_layer *l, uint8_t *arena,

@@ -122,7 +122,8 @@ void qmodel_run(const struct qmodel *m, const uint8_t *image, int32_t *logits, v
 
 /* The integer bilinear resize (docs/integer.md): out [oh][oh] from in [h][h]
  * bytes, half-pixel centres as nn_resize_bilinear, weights in 1/32768 and one
- * rounding half up; out = in when oh == h. */
+ * rounding half up; out = in when oh == h. qint_resize_bilinear (qint.h), the
+ * text an exported model.c carries (qmodel_emit.h). */
 void qmodel_resize(uint8_t *out, const uint8_t *in, int h, int oh);
 
 /* Static memory of the deployed model (what model.c declares): flash = packed

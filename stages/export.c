@@ -2,13 +2,15 @@
  * for each row of verified.h5, its subnet as verify measured it (group
  * subnet/<row>) converted to integers (quant/qmodel.h), measured against the
  * fake-quantized subnet on the test split (top-1 accuracy of both and their
- * agreement), and written as <out-dir>/<row>/model.h5; the figures of every
- * row go to <out-dir>/exports.csv (docs/formats.md "model.h5", "exports.csv"). */
+ * agreement), and written as <out-dir>/<row>/model.h5 with its standalone C
+ * beside it (model.h, model.c, main.c: quant/qmodel_emit.h); the figures of
+ * every row go to <out-dir>/exports.csv (docs/formats.md §20). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../quant/qmodel.h"
+#include "../quant/qmodel_emit.h"
 #include "../supernet/subnet.h"
 #include "../supernet/supernet.h"
 #include "../util/csvio.h"
@@ -22,7 +24,7 @@ struct row {
     size_t flash, ram;
 };
 
-/* Export row i of verified file f into dir/<i>/model.h5. */
+/* Export row i of verified file f into dir/<i>/: model.h5, model.h, model.c, main.c. */
 static int export_row(hid_t f, const char *verified, size_t i, const struct dataset *test,
                       const char *dir, uint64_t seed, const char *profile, struct row *r) {
     char group[64], path[1200];
@@ -42,6 +44,8 @@ static int export_row(hid_t f, const char *verified, size_t i, const struct data
     if (rc == 0) rc = cli_mkdirs(path);
     snprintf(path, sizeof path, "%s/%zu/model.h5", dir, i);
     if (rc == 0) rc = qmodel_save(&m, path, seed, profile);
+    snprintf(path, sizeof path, "%s/%zu", dir, i);
+    if (rc == 0) rc = qmodel_emit_c(&m, path);
     qmodel_free(&m);
     subnet_free(&net);
     return rc;

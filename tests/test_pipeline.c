@@ -970,9 +970,50 @@ TEST(pipeline_pretrained_reuse) {
     snprintf(runs, sizeof runs, "%s", first);
 }
 
+/* Row 0's exported C (model.h, model.c, main.c beside model.h5) compiled with
+ * cc alone, run on the test split: the int32 logits of the first 16 images
+ * are the library's integer path's (qmodel_run) bit for bit, and its accuracy
+ * line is exports.csv's acc_test_int on the same test_images. */
+static void check_emitted_c(const struct qmodel *m, const char *acc_int, const char *n_test) {
+    static char out[1 << 16];
+    const int n = atoi(n_test);
+    int st = run(out, sizeof out,
+                 "cd %s/tiny/bitfusion/models/0 && cc -std=c11 -O2 -Wall -Wextra -Werror -o "
+                 "%s/model main.c model.c",
+                 reports, test_tmpdir);
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    CHECK(run(out, sizeof out, "%s/model /usr/share/datasets/fashion-mnist --logits 16 --images %d",
+              test_tmpdir, n) == 0);
+    struct dataset all, test;
+    CHECK(idx_load_dir("/usr/share/datasets/fashion-mnist", &all, &test) == APQ_OK);
+    void *work = aligned_alloc(64, (qmodel_work_bytes(m) + 63) / 64 * 64);
+    const char *s = out;
+    int mismatches = 0;
+    for (int i = 0; i < 16; i++) {
+        int32_t a[1000];
+        qmodel_run(m, test.images + (size_t)i * test.h * test.w, a, work, 0);
+        for (int k = 0; k < m->n_classes; k++) {
+            char *end;
+            long v = strtol(s, &end, 10);
+            mismatches += end == s || v != a[k];
+            s = end;
+        }
+    }
+    CHECK(mismatches == 0);
+    long hits = -1, total = -1;
+    const char *line = strstr(s, "accuracy ");
+    CHECK(line && sscanf(line, "accuracy %*f (%ld/%ld)", &hits, &total) == 2);
+    fprintf(stderr, "  row 0's model.c: %s", line ? line : "no accuracy line\n");
+    CHECK(total == n && n > 0 && fabs((double)hits / n - atof(acc_int)) < 5e-7);
+    free(work);
+    dataset_free(&all), dataset_free(&test);
+}
+
 /* make export on the tiny run: one integer model per verified row, measured
  * against its fake-quantized subnet on the test images; the figures in
- * exports.csv are those of model.h5, which loads and runs; a verified.h5
+ * exports.csv are those of model.h5, which loads and runs; row 0's model.c
+ * compiles with cc alone and gives the library's logits; a verified.h5
  * without subnets is refused with one line. */
 TEST(pipeline_tiny_export) {
     if (!tiny_tree()) return;
@@ -1008,6 +1049,8 @@ TEST(pipeline_tiny_export) {
         size_t flash, ram;
         qmodel_memory(&m, &flash, &ram);
         CHECK((long long)flash == atoll(t.cell[r][c_fl]));
+        if (r == 1)
+            check_emitted_c(&m, t.cell[r][c_int], t.cell[r][csv_table_col(&t, "test_images")]);
         qmodel_free(&m);
     }
     csv_table_free(&t);

@@ -1,13 +1,15 @@
 /* test_qmodel.c — the integer model of a quantized subnet (quant/qmodel.h):
  * the integer resize against the float one, the reference and fast kernels
  * giving the same logits, the conversion tracking the fake-quantized subnet,
- * the memory plan, and model.h5's round trip and refusals. */
+ * the memory plan, model.h5's round trip and refusals, and the standalone C
+ * export (model.c compiled with cc alone, its logits bit for bit). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../nn/nn.h"
 #include "../quant/qmodel.h"
+#include "../quant/qmodel_emit.h"
 #include "../quant/qmodel_internal.h"
 #include "../supernet/subnet.h"
 #include "../supernet/supernet.h"
@@ -182,5 +184,119 @@ TEST(qmodel_file_roundtrip_and_refusals) {
     m.l[3].in = 0;
     qmodel_free(&m);
     subnet_free(&net);
+    dataset_free(&d);
+}
+
+// ---- the standalone C export (quant/qmodel_emit.h) -------------------------------
+
+static int sh(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int st = test_vsh(0, out, n, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* The first n images and labels of d as a plain IDX pair in dir. */
+static void write_idx(const char *dir, const struct dataset *d, int n) {
+    char p[1300];
+    const uint8_t hi[16] = {0, 0,  8, 3, 0, 0, (uint8_t)(n >> 8), (uint8_t)n, 0, 0,
+                            0, 28, 0, 0, 0, 28};
+    const uint8_t hl[8] = {0, 0, 8, 1, 0, 0, (uint8_t)(n >> 8), (uint8_t)n};
+    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", dir);
+    FILE *f = fopen(p, "wb");
+    CHECK(f && fwrite(hi, 1, 16, f) == 16 && fwrite(d->images, 784, (size_t)n, f) == (size_t)n);
+    if (f) fclose(f);
+    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", dir);
+    f = fopen(p, "wb");
+    CHECK(f && fwrite(hl, 1, 8, f) == 8 && fwrite(d->labels, 1, (size_t)n, f) == (size_t)n);
+    if (f) fclose(f);
+}
+
+/* Bytes of model.c's const arrays (w, b, m, s per layer): what model.h calls flash. */
+static size_t const_bytes(const char *path) {
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    size_t total = 0, n;
+    char type[16];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "static const %15s %*[a-z]%*d[%zu]", type, &n) == 2)
+            total += n * (!strcmp(type, "int32_t") ? 4 : 1);
+    if (f) fclose(f);
+    return total;
+}
+
+/* One subnet exported, compiled with -Werror, run on an IDX pair: every int32
+ * logit equals qmodel_run's (reference and fast kernels), the accuracy line
+ * counts the same top-1 hits, model.h's memory figures are the code's. */
+static void check_emitted(uint64_t seed, int bits, const char *data, const struct dataset *d) {
+    struct subnet net;
+    struct dataset dd;
+    struct qmodel m;
+    random_subnet(seed, bits, &net, &dd);
+    CHECK(qmodel_from_subnet(&net, &m) == APQ_OK);
+    char dir[700], p[800];
+    static char out[1 << 16];
+    snprintf(dir, sizeof dir, "%s/c%d", test_tmpdir, (int)seed);
+    CHECK(sh(NULL, 0, "mkdir -p %s", dir) == 0);
+    CHECK(qmodel_emit_c(&m, dir) == APQ_OK);
+    int st = sh(out, sizeof out,
+                "cd %s && cc -std=c11 -O2 -Wall -Wextra -Werror -o model main.c model.c", dir);
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    CHECK(sh(out, sizeof out, "%s/model %s --logits 16 --images 64", dir, data) == 0);
+    void *work = aligned_alloc(64, (qmodel_work_bytes(&m) + 63) / 64 * 64);
+    const char *s = out;
+    int hits = 0, mismatches = 0;
+    for (int i = 0; i < 64; i++) {
+        int32_t a[10], b[10];
+        qmodel_run(&m, d->images + (size_t)i * 784, a, work, 1);
+        qmodel_run(&m, d->images + (size_t)i * 784, b, work, 0);
+        CHECK(!memcmp(a, b, sizeof a));
+        hits += qmodel_argmax(a, 10) == d->labels[i];
+        for (int k = 0; k < 10 && i < 16; k++) {
+            char *end;
+            long v = strtol(s, &end, 10);
+            mismatches += end == s || v != a[k];
+            s = end;
+        }
+    }
+    fprintf(stderr, "  seed %d, bits %d: %d layers, %zu B arena, %s", (int)seed, bits, m.n_layers,
+            m.arena_bytes, s + 1);
+    CHECK(mismatches == 0);
+    snprintf(p, sizeof p, "(%d/64)", hits);
+    CHECK(strstr(s, "accuracy ") && strstr(s, p));
+    size_t flash, ram;
+    qmodel_memory(&m, &flash, &ram);
+    snprintf(p, sizeof p, "%s/model.c", dir);
+    CHECK(const_bytes(p) == flash);
+    snprintf(p, sizeof p, "grep -c 'APQ_MODEL_RAM_BYTES     %zu$' %s/model.h",
+             qmodel_emit_ram_bytes(&m), dir);
+    CHECK(sh(NULL, 0, "%s", p) == 0);
+    snprintf(p, sizeof p, "grep -c 'APQ_MODEL_FLASH_BYTES   %zu$' %s/model.h", flash, dir);
+    CHECK(sh(NULL, 0, "%s", p) == 0);
+    CHECK(sh(NULL, 0, "ls %s | grep -c tmp", dir) != 0); /* no temporary left */
+    free(work);
+    qmodel_free(&m);
+    subnet_free(&net);
+    dataset_free(&dd);
+}
+
+TEST(qmodel_emit_c_bit_exact) {
+    struct dataset d = test_synthetic_dataset(64, 99);
+    char data[1200];
+    static char out[4096];
+    snprintf(data, sizeof data, "%s/data", test_tmpdir);
+    CHECK(sh(NULL, 0, "mkdir -p %s", data) == 0);
+    write_idx(data, &d, 64);
+    check_emitted(31, 4, data, &d); /* the blocks unpacked from 4-bit fields */
+    check_emitted(32, 0, data, &d); /* mixed 4/6/8 bits: unpacked and in place */
+    /* main.c's refusals: a missing file, a bad option */
+    snprintf(data, sizeof data, "%s/c31/model %s/nowhere", test_tmpdir, test_tmpdir);
+    CHECK(sh(out, sizeof out, "%s", data) == 1 && test_n_lines(out) == 1 &&
+          strstr(out, "nowhere/t10k-images-idx3-ubyte.gz"));
+    snprintf(data, sizeof data, "%s/c31/model --logits x", test_tmpdir);
+    CHECK(sh(out, sizeof out, "%s", data) == 2 && test_n_lines(out) == 1);
     dataset_free(&d);
 }
