@@ -85,6 +85,7 @@ static int copy_kernels(FILE *f, const struct qmodel *m) {
         {qint_h_text, h, "static inline int64_t qint_requant_inline(", "}", 1},
         {qint_h_text, h, "static inline uint8_t qint_out_inline(", "}", 1},
         {qint_h_text, h, "struct qint_add {", "};", any_add},
+        {qint_h_text, h, "static inline int qint_add_valid(", "}", any_add},
         {qint_ref_text, r, "static int field_bits(", "}", any_unpack},
         {qint_ref_text, r, "int qint_unpack(", "}", any_unpack},
         {qint_ref_text, r, "static void check_layer(", "}", 1},
