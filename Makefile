@@ -105,9 +105,9 @@ $(B)/apq-bench-sampling: $(B)/bench/bench_sampling.o $(NET_O)
 $(B)/apq-bench-export: $(B)/bench/bench_export.o $(NET_O) $(QINT_O)
 $(B)/apq-bench $(B)/apq-golden-supernet $(B)/apq-bench-sampling $(B)/apq-bench-export:
 	$(LINK)
-bench: $(B)/apq-bench $(B)/apq-bench-sampling
+bench: $(B)/apq-bench $(B)/apq-bench-sampling $(B)/apq-bench-export
 	@EXTRA_PKGS="python3-torch python3-h5py" bash scripts/deps.sh
-	bash bench/run.sh $(B)/apq-bench $(B)/apq-bench-sampling
+	bash bench/run.sh $(B)/apq-bench $(B)/apq-bench-sampling $(B)/apq-bench-export
 # make ab REV=<git rev> [AB_CASE=train-smallest] [AB_ARGS="--rounds 200 --steps 1"]: that revision's apq-bench and this
 # tree's taking turns (bench/ab.py): the median speed ratio with its 95% interval. Both
 # build this tree's bench/bench.c, so REV needs the API it calls (sn_sgd_update, supernet_forward).

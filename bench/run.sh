@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — `make bench`: apq and PyTorch, taking turns, on the same subnets, batch and threads.
 #
-#   bash bench/run.sh [APQ_BENCH [APQ_BENCH_SAMPLING]]  (default build/apq-bench build/apq-bench-sampling)
+#   bash bench/run.sh [APQ_BENCH [APQ_BENCH_SAMPLING [APQ_BENCH_EXPORT]]]
+#       (default build/apq-bench build/apq-bench-sampling build/apq-bench-export)
 #   THREADS=2 BENCH_SECONDS=3 BENCH_ROUNDS=3 SAMPLING_COUNT=16  (environment, defaults shown)
 #
 # 1. bench/torch_reference.py --bench --apq BIN starts BIN --serve beside
@@ -23,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/apq-bench}
 SBIN=${2:-build/apq-bench-sampling}
+EBIN=${3:-build/apq-bench-export}
 SAMPLING_COUNT=${SAMPLING_COUNT:-16}
 THREADS=${THREADS:-2}
 SECS=${BENCH_SECONDS:-3}
@@ -51,6 +53,11 @@ OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS "$PY" bench/torch_referen
 SN=runs/quick/supernet.h5
 echo "bench: sampling throughput, $SAMPLING_COUNT fp32 and $SAMPLING_COUNT quantized samples, $THREADS threads" >&2
 APQ_THREADS=$THREADS "$SBIN" --out "$OUT" --count "$SAMPLING_COUNT" $([ -f "$SN" ] && echo --supernet "$SN")
+
+# 4. integer inference (issue 15): the exported model.c compiled with cc, the
+#    library's integer kernels and apq's fp32 forward, batch 1, one thread
+echo "bench: integer inference, batch 1, 1 thread" >&2
+APQ_THREADS=1 "$EBIN" --out "$OUT" >&2
 
 "$PY" - "$OUT" "$THREADS" <<'EOF'
 import csv, datetime, os, platform, statistics, sys
@@ -124,6 +131,22 @@ for r in csv.DictReader(open(f"{out}/sampling.csv")):
     qat = f"{r['qat_steps']} steps x {r['qat_batch']}" if r["kind"] == "quant" else "—"
     L.append(f"| sample-{r['kind']} | {spm:.1f} | ≥ {floor}: {'met' if spm >= floor else '**not met**'} | "
              f"{60 / spm:.2f} | {r['samples']} | {r['val_images']} | {r['calib_images']} | {qat} |")
+L += ["", "## Integer inference (issue 15)", "",
+      "Images/s at batch 1 and 1 thread (a device runs one image) of bench/bench_export.c's cases: "
+      "the largest and the smallest subnet at 8 and 4 bits (random He-initialised supernet, "
+      "quantizers calibrated). *export*: the standalone model.c + main.c of `make export`, "
+      "compiled with `cc -std=c11 -O3 -march=native`; *library*: qmodel_run on the fast "
+      "kernels (quant/qint.h, plans); *fp32*: apq's supernet_forward. Floor (issue 15): the "
+      "8-bit integer model at least as fast as fp32.", "",
+      "| case | export | library (fast kernels) | reference kernels | fp32 | floor (8-bit, export / library) | flash B | RAM B |",
+      "|---|---:|---:|---:|---:|---|---:|---:|"]
+for r in csv.DictReader(open(f"{out}/export.csv")):
+    ex, fa, fp = float(r["export"]), float(r["qint_fast"]), float(r["fp32"])
+    fl = "—"
+    if r["case"].endswith("-8"):
+        fl = f"{'met' if ex >= fp else '**not met**'} / {'met' if fa >= fp else '**not met**'}"
+    L.append(f"| {r['case']} | {ex:.0f} | {fa:.0f} | {float(r['qint_ref']):.0f} | {fp:.0f} | {fl} | "
+             f"{r['flash_bytes']} | {r['ram_bytes']} |")
 L += ["", "Subnets (docs/formats.md §6):", ""]
 for c in ("largest", "smallest", "random"):
     L.append(f"- {c}: `{apq['train-' + c]['arch']}`")
