@@ -21,6 +21,7 @@
 #include "../predictor/predictor.h"
 #include "../util/h5.h"
 #include "cli.h"
+#include "pred_cfg.h"
 
 /* The rows a stage trains or scores on (a subset of a pred_samples). */
 struct samples {
@@ -107,14 +108,7 @@ struct settings {
 static void read_profile(const char *path, int transfer, struct settings *st) {
     const char *section = transfer ? "transfer-predictor" : "train-predictor";
     struct profile *prof = profile_load(path, section);
-    st->cfg = (struct pred_train_cfg){
-        .epochs = (int)profile_int(prof, "epochs", 300, 1, 1000000),
-        .batch = (int)profile_int(prof, "batch", 256, 1, 4096),
-        .lr = profile_f64(prof, "lr", 1e-3, 1e-8, 10),
-        .weight_decay = profile_f64(prof, "weight_decay", 1e-4, 0, 1),
-        .patience = (int)profile_int(prof, "patience", 0, 0, 1000000),
-        .val_fraction = profile_f64(prof, "val_fraction", 0.2, 0.01, 0.5),
-    };
+    st->cfg = stage_pred_cfg_load(prof);
     st->held_out = profile_f64(prof, "held_out", 0.2, 1e-6, 1e9);
     st->hidden = transfer ? 0 : (int)profile_int(prof, "hidden", 400, 1, 4096);
     st->layers = transfer ? 0 : (int)profile_int(prof, "layers", 3, 1, PRED_MAX_LAYERS);

@@ -27,6 +27,7 @@
 #include "../util/csvio.h"
 #include "../util/h5.h"
 #include "cli.h"
+#include "pred_cfg.h"
 
 #define MAX_SIZES 16
 #define SECTION   "transfer-study"
@@ -78,16 +79,9 @@ static void read_cfg(const char *path, struct study_cfg *c) {
                     "held_out %d + the largest size %d = %d exceeds samples = %d; raise samples or "
                     "lower held_out or sizes",
                     c->held_out, largest, c->held_out + largest, c->samples);
-    /* the same keys and ranges as apq-transfer-predictor (stages/train_predictor.c) */
+    /* the keys apq-transfer-predictor reads (stage_pred_cfg_load), plus its own below */
     p = profile_load(path, "transfer-predictor");
-    c->train = (struct pred_train_cfg){
-        .epochs = (int)profile_int(p, "epochs", 300, 1, 1000000),
-        .batch = (int)profile_int(p, "batch", 256, 1, 4096),
-        .lr = profile_f64(p, "lr", 1e-3, 1e-8, 10),
-        .weight_decay = profile_f64(p, "weight_decay", 1e-4, 0, 1),
-        .patience = (int)profile_int(p, "patience", 0, 0, 1000000),
-        .val_fraction = profile_f64(p, "val_fraction", 0.2, 0.01, 0.5),
-    };
+    c->train = stage_pred_cfg_load(p);
     (void)profile_f64(p, "held_out", 0.2, 1e-6,
                       1e9); /* the pipeline's split; the study has its own */
     c->zero_bits = (int)profile_int(p, "zero_bit_branch", 0, 0, 1);
