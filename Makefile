@@ -59,19 +59,19 @@ $(B)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(COMPILE) -c $< -o $@
 
-# The text of the reference kernels as C strings, which qmodel_emit_c copies
+# The text of the integer kernels as C strings, which qmodel_emit_c copies
 # into an exported model.c (the generated code is the library's own text), and
-# of the exported main.c.
-# One string per line, backslashes and quotes escaped.
+# of the exported main.c: one array <file>_text per file (qint.h -> qint_h_text),
+# one string per line, backslashes and quotes escaped.
+QINT_TEXT = quant/qint.h quant/qint_ref.c quant/qint_internal.h quant/qint_fast.c \
+            quant/qint_simd.c quant/emit/main.c
 QINT_SRC_LINES = sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/",/'
-%/quant/qint_src.h: quant/qint.h quant/qint_ref.c quant/emit/main.c
+%/quant/qint_src.h: $(QINT_TEXT)
 	@mkdir -p $(dir $@)
-	@{ echo '/* generated from quant/qint.h, quant/qint_ref.c, quant/emit/main.c by the Makefile */'; \
-	   echo 'static const char *const qint_h_text[] = {'; $(QINT_SRC_LINES) quant/qint.h; \
-	   echo '    0};'; echo 'static const char *const qint_ref_text[] = {'; \
-	   $(QINT_SRC_LINES) quant/qint_ref.c; echo '    0};'; \
-	   echo 'static const char *const main_text[] = {'; \
-	   $(QINT_SRC_LINES) quant/emit/main.c; echo '    0};'; } > $@.tmp && mv $@.tmp $@
+	@{ echo '/* generated from $(QINT_TEXT) by the Makefile */'; \
+	   for f in $(QINT_TEXT); do n=$$(basename $$f | tr . _); \
+	     echo "static const char *const $${n}_text[] = {"; $(QINT_SRC_LINES) $$f; echo '    0};'; \
+	   done; } > $@.tmp && mv $@.tmp $@
 $(B)/quant/qmodel_emit.o: $(B)/quant/qint_src.h
 $(B)/quant/qmodel_emit.o: APQ_CFLAGS += -I$(B)/quant
 

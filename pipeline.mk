@@ -11,6 +11,7 @@
 #        [PRETRAINED=dir | RETRAIN=1: reuse the shipped artifacts of dir (default: the
 #         profile's [pretrained] dir) where their settings match, or make all here]
 #   make export: every verified point as an integer-only model, reports/<profile>/<device>/models/
+#        (also part of make: the report's acc_test_int, flash_kb and peak_ram_kb come from it)
 #   make PROFILE=full pretrained-pack: copy this run's supernet and predictors into
 #        the profile's pretrained dir, with MANIFEST and SHA256SUMS
 
@@ -236,10 +237,11 @@ $(R)/%/verified.h5: $(B)/apq-verify $(R)/%/search.h5 $(R)/supernet.h5 $(PROF) $(
 
 # With PREDICTOR= this run makes no fp32 predictor, and the report says so.
 OWN_PRED_FP32 := $(if $(PREDICTOR),,$(R)/predictor-fp32.h5)
-REPORT_ARGS = --verified $(R)/$*/verified.h5 --supernet $(R)/supernet.h5 \
+REPORT_ARGS = --verified $(R)/$*/verified.h5 --exports $(REPORTS)/$(PROFILE)/$*/models/exports.csv \
+    --supernet $(R)/supernet.h5 \
     $(if $(OWN_PRED_FP32),--predictor-fp32 $(OWN_PRED_FP32)) --predictor-quant $(PRED_Q) \
     --profile $(PROFILE) --device $* --seed $(SEED) --out-dir $(@D)
-$(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5 $(R)/supernet.h5 $(PRED_Q) $(OWN_PRED_FP32) $$(call if_changed,$$(REPORT_ARGS))
+$(REPORTS)/$(PROFILE)/%/README.md: $(B)/apq-report $(R)/%/verified.h5 $(REPORTS)/$(PROFILE)/%/models/exports.csv $(R)/supernet.h5 $(PRED_Q) $(OWN_PRED_FP32) $$(call if_changed,$$(REPORT_ARGS))
 	$(B)/apq-report $(REPORT_ARGS)
 	@$(call record,$(REPORT_ARGS))
 

@@ -55,7 +55,7 @@ static void write_idx(const char *dir, const struct dataset *d) {
 
 /* images/s of the compiled model in dir on the first n images, best of 3. */
 static double time_export(const char *dir, const char *data, int n) {
-    char c0[1400], cn[1400];
+    char c0[2400], cn[2400];
     snprintf(c0, sizeof c0, "%s/model %s --images 0 > /dev/null", dir, data);
     snprintf(cn, sizeof cn, "%s/model %s --images %d > /dev/null", dir, data, n);
     double best = 0;
@@ -123,15 +123,26 @@ int main(int argc, char **argv) {
     if (!csv) apq_die("%s: cannot write", path);
     fprintf(csv, "case,arch,export,qint_ref,qint_fast,fp32,flash_bytes,ram_bytes\n");
     printf("case,export,qint_ref,qint_fast,fp32 (images/s, batch 1, 1 thread),flash,ram\n");
-    const char *names[] = {"largest-8", "largest-4", "smallest-8", "smallest-4"};
-    for (int k = 0; k < 4; k++) {
+    const char *names[] = {"int8-largest",  "int4-largest", "int8-smallest",
+                           "int4-smallest", "int8-random",  "int4-random"};
+    struct arch random;
+    struct rng r;
+    rng_init(&r, 1, 0);
+    arch_sample(&s, &r, 1, &random);
+    rng_free(&r);
+    for (int k = 0; k < 6; k++) {
         struct arch a;
         struct sn_quant q;
         struct subnet net;
         struct qmodel m;
         const int bits = k % 2 ? 4 : 8;
-        (k < 2 ? arch_largest : arch_smallest)(&s, bits, &a);
-        a.res = (uint16_t)s.in_size;
+        if (k < 4) {
+            (k < 2 ? arch_largest : arch_smallest)(&s, bits, &a);
+            a.res = (uint16_t)s.in_size;
+        } else {
+            a = random;
+            arch_set_bits(&s, &a, bits);
+        }
         qat_calibrate(&sn, &c, &a, &q, &test, 64);
         supernet_recalibrate(&sn, &c, &a, &q, &test, 64);
         if ((rc = supernet_extract(&sn, &a, &q, &net)) < 0 ||

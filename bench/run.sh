@@ -133,8 +133,9 @@ for r in csv.DictReader(open(f"{out}/sampling.csv")):
              f"{60 / spm:.2f} | {r['samples']} | {r['val_images']} | {r['calib_images']} | {qat} |")
 L += ["", "## Integer inference (issue 15)", "",
       "Images/s at batch 1 and 1 thread (a device runs one image) of bench/bench_export.c's cases: "
-      "the largest and the smallest subnet at 8 and 4 bits (random He-initialised supernet, "
-      "quantizers calibrated). *export*: the standalone model.c + main.c of `make export`, "
+      "the largest and the smallest subnet and one random subnet (arch_sample, seed 1), every block "
+      "at 8 (int8-) or 4 (int4-) bits (random He-initialised supernet, quantizers calibrated). "
+      "*export*: the standalone model.c + main.c of `make export`, "
       "compiled with `cc -std=c11 -O3 -march=native`; *library*: qmodel_run on the fast "
       "kernels (quant/qint.h, plans); *fp32*: apq's supernet_forward. Floor (issue 15): the "
       "8-bit integer model at least as fast as fp32.", "",
@@ -143,13 +144,14 @@ L += ["", "## Integer inference (issue 15)", "",
 for r in csv.DictReader(open(f"{out}/export.csv")):
     ex, fa, fp = float(r["export"]), float(r["qint_fast"]), float(r["fp32"])
     fl = "—"
-    if r["case"].endswith("-8"):
+    if r["case"].startswith("int8-"):
         fl = f"{'met' if ex >= fp else '**not met**'} / {'met' if fa >= fp else '**not met**'}"
     L.append(f"| {r['case']} | {ex:.0f} | {fa:.0f} | {float(r['qint_ref']):.0f} | {fp:.0f} | {fl} | "
              f"{r['flash_bytes']} | {r['ram_bytes']} |")
 L += ["", "Subnets (docs/formats.md §6):", ""]
 for c in ("largest", "smallest", "random"):
     L.append(f"- {c}: `{apq['train-' + c]['arch']}`")
+L.append(f"- int8-random / int4-random: `{[r for r in csv.DictReader(open(f'{out}/export.csv')) if r['case'] == 'int8-random'][0]['arch']}` (bits as named)")
 L += ["", "Raw numbers: bench/out/torch.csv (both sides, every round), bench/out/cases.csv, "
       "bench/out/apq.env; joined: bench/out/results.csv.", ""]
 with open("bench/results.md.tmp", "w") as f:

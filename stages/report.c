@@ -2,7 +2,9 @@
  * pareto.h5, pareto.png (gnuplot) and README.md in reports/<profile>/<device>/.
  * Every searched budget's verified subnet is one row, sorted by latency; the
  * column on_front marks the rows no other row beats on both latency and
- * val accuracy. Columns are documented in reports/README.md. */
+ * val accuracy. With --exports (apq-export's exports.csv) each row also gets
+ * the exported integer model's test accuracy and its static memory. Columns
+ * are documented in reports/README.md. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,11 +19,17 @@
 #include "../util/h5.h"
 #include "cli.h"
 
-#define NC 11
+#define NC 14
 static const char *num_cols[NC] = {
-    "budget_latency_ms", "budget_energy_mj", "latency_ms", "energy_mj", "macs_m",     "weight_kb",
-    "acc_pred",          "acc_pred_std",     "acc_val",    "acc_test",  "user_budget"};
-enum { C_BUD, C_BUDE, C_LAT, C_EN, C_MACS, C_WKB, C_PRED, C_SD, C_VAL, C_TEST, C_USER };
+    "budget_latency_ms", "budget_energy_mj", "latency_ms",   "energy_mj",  "macs_m",
+    "weight_kb",         "acc_pred",         "acc_pred_std", "acc_val",    "acc_test",
+    "user_budget",       "acc_test_int",     "flash_kb",     "peak_ram_kb"};
+/* columns C_BUD..C_USER come from verified.h5, C_TINT..C_RAM from exports.csv
+ * (NaN without --exports) */
+// clang-format off
+enum { C_BUD, C_BUDE, C_LAT, C_EN, C_MACS, C_WKB, C_PRED, C_SD, C_VAL, C_TEST, C_USER,
+       C_TINT, C_FLASH, C_RAM };
+// clang-format on
 
 struct table {
     size_t n;
@@ -55,7 +63,9 @@ static void read_verified(const char *path, long seed, struct table *t) {
     hsize_t dn = t->n;
     for (int j = 0; j < NC; j++) {
         t->col[j] = apq_xcalloc(t->n, sizeof(double));
-        if (j == C_USER) {
+        if (j > C_USER) {
+            for (size_t i = 0; i < t->n; i++) t->col[j][i] = NAN;
+        } else if (j == C_USER) {
             int32_t *u = apq_xcalloc(t->n, sizeof(int32_t));
             if ((rc = h5_read_i32(f, num_cols[j], 1, &dn, u)) < 0) apq_die_status(rc);
             for (size_t i = 0; i < t->n; i++) t->col[j][i] = u[i];
@@ -81,6 +91,34 @@ static void read_verified(const char *path, long seed, struct table *t) {
             t->order[j] = t->order[j - 1];
             t->order[j - 1] = tmp;
         }
+}
+
+/* The exported models' figures (apq-export's exports.csv, docs/formats.md
+ * §20) into the table: row i of the CSV must be verified row i (the same
+ * arch). acc_test_int in percent; flash and peak RAM (the reference build's
+ * static RAM: activation arena and unpack scratch) in KiB. */
+static void read_exports(const char *path, struct table *t) {
+    struct csv_table c;
+    int rc = csv_read_table(path, &c);
+    if (rc < 0) apq_die_status(rc);
+    const char *names[4] = {"arch", "acc_test_int", "flash_bytes", "ram_bytes"};
+    int col[4];
+    for (int k = 0; k < 4; k++)
+        if ((col[k] = csv_table_col(&c, names[k])) < 0)
+            apq_die("%s: no column %s; hint: delete it and run make export", path, names[k]);
+    if ((size_t)c.n_rows - 1 != t->n)
+        apq_die("%s: %d rows for %zu verified points; hint: delete it and run make", path,
+                c.n_rows - 1, t->n);
+    for (size_t i = 0; i < t->n; i++) {
+        char **r = c.cell[i + 1];
+        if (strcmp(r[col[0]], t->arch[i]))
+            apq_die("%s: row %zu is %s, not the verified %s; hint: delete it and run make", path, i,
+                    r[col[0]], t->arch[i]);
+        t->col[C_TINT][i] = 100 * atof(r[col[1]]);
+        t->col[C_FLASH][i] = atof(r[col[2]]) / 1024;
+        t->col[C_RAM][i] = atof(r[col[3]]) / 1024;
+    }
+    csv_table_free(&c);
 }
 
 static void write_csv(const char *path, const struct table *t) {
@@ -209,7 +247,7 @@ static void attr_texts(const char *path, const char *kind, int version, long see
 }
 
 struct inputs {
-    const char *verified, *supernet, *pred_fp32, *pred_quant, *out_dir, *profile, *device;
+    const char *verified, *exports, *supernet, *pred_fp32, *pred_quant, *out_dir, *profile, *device;
     long seed;
     char a[12][32]; /* the stages' figures for the README (read_summaries) */
 };
@@ -285,16 +323,17 @@ static void write_readme(const struct inputs *in, const struct table *t) {
             "deviation) of the predictor ensemble's members.\n\n");
     fprintf(f,
             "| budget ms | latency ms | energy mJ | MMACs | weights KiB | pred | pred sd | val | "
-            "test | on_front | arch |\n");
-    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
+            "test | test int | flash KiB | RAM KiB | on_front | arch |\n");
+    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|\n");
     for (size_t r = 0; r < t->n; r++) {
         int i = t->order[r];
         fprintf(f,
-                "| %.4g%s | %.4g | %.4g | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %s | `%s` |\n",
+                "| %.4g%s | %.4g | %.4g | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | "
+                "%.1f | %s | `%s` |\n",
                 t->col[C_BUD][i], t->col[C_USER][i] ? " (yours)" : "", t->col[C_LAT][i],
                 t->col[C_EN][i], t->col[C_MACS][i], t->col[C_WKB][i], t->col[C_PRED][i],
-                t->col[C_SD][i], t->col[C_VAL][i], t->col[C_TEST][i], t->front[i] ? "yes" : "",
-                t->arch[i]);
+                t->col[C_SD][i], t->col[C_VAL][i], t->col[C_TEST][i], t->col[C_TINT][i],
+                t->col[C_FLASH][i], t->col[C_RAM][i], t->front[i] ? "yes" : "", t->arch[i]);
     }
     double bias, lo, hi;
     pred_bias(t, &bias, &lo, &hi);
@@ -318,6 +357,8 @@ int main(int argc, char **argv) {
     struct inputs in = {.seed = 1};
     struct cli_opt opts[] = {
         {"verified", CLI_STR, &in.verified, "verified.h5 from apq-verify"},
+        {"exports", CLI_STR, &in.exports,
+         "exports.csv from apq-export (the integer models' columns; omitted: NaN)"},
         {"supernet", CLI_STR, &in.supernet, "supernet.h5 (for its training summary)"},
         {"predictor-fp32", CLI_STR, &in.pred_fp32,
          "predictor-fp32.h5 (its metrics; omit when the quant predictor was reused)"},
@@ -327,7 +368,7 @@ int main(int argc, char **argv) {
         {"seed", CLI_INT, &in.seed, "seed of the run"},
         {"out-dir", CLI_STR, &in.out_dir, "report folder (reports/<profile>/<device>)"},
     };
-    cli_parse(argc, argv, opts, 8, "write the Pareto report");
+    cli_parse(argc, argv, opts, 9, "write the Pareto report");
     cli_require("verified", in.verified);
     cli_require("supernet", in.supernet);
     cli_require("predictor-quant", in.pred_quant);
@@ -336,6 +377,7 @@ int main(int argc, char **argv) {
     cli_require("device", in.device);
     struct table t;
     read_verified(in.verified, in.seed, &t);
+    if (in.exports) read_exports(in.exports, &t);
     read_summaries(&in); /* every input read before any output is replaced */
     int rc = cli_mkdirs(in.out_dir);
     if (rc < 0) apq_die_status(rc);

@@ -210,6 +210,17 @@ TEST(pipeline_tiny_end_to_end) {
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         CHECK(csv_table_col(&t, cols[i]) >= 0);
     CHECK(t.n_rows == (int)nv + 1);
+    /* the exported models' columns (make runs apq-export): the integer model's
+     * test accuracy near the fake-quantized one, memory of a tiny net */
+    const int c_test = csv_table_col(&t, "acc_test"), c_int = csv_table_col(&t, "acc_test_int"),
+              c_fl = csv_table_col(&t, "flash_kb"), c_ram = csv_table_col(&t, "peak_ram_kb");
+    CHECK(c_int >= 0 && c_fl >= 0 && c_ram >= 0);
+    for (int r = 1; r < t.n_rows && c_int >= 0 && c_fl >= 0 && c_ram >= 0; r++) {
+        const double a = atof(t.cell[r][c_int]), fl = atof(t.cell[r][c_fl]),
+                     ram = atof(t.cell[r][c_ram]);
+        CHECK(a > 30 && a <= 100 && fabs(a - atof(t.cell[r][c_test])) < 5);
+        CHECK(fl > 0.5 && fl < 1000 && ram > 0.5 && ram < 1000);
+    }
     csv_table_free(&t);
     snprintf(p, sizeof p, "%s/tiny/bitfusion/pareto.h5", reports);
     CHECK(open_table(p, "pareto", &f, &s) == nv);

@@ -227,9 +227,26 @@ static size_t const_bytes(const char *path) {
     return total;
 }
 
-/* One subnet exported, compiled with -Werror, run on an IDX pair: every int32
- * logit equals qmodel_run's (reference and fast kernels), the accuracy line
- * counts the same top-1 hits, model.h's memory figures are the code's. */
+/* The int32 logits model prints for its first 16 images (out: its output)
+ * against a [16][10]; returns the mismatches; *rest points after them. */
+static int logit_mismatches(const char *out, const int32_t (*a)[10], const char **rest) {
+    int mismatches = 0;
+    for (int i = 0; i < 16; i++)
+        for (int k = 0; k < 10; k++) {
+            char *end;
+            long v = strtol(out, &end, 10);
+            mismatches += end == out || v != a[i][k];
+            out = end;
+        }
+    *rest = out;
+    return mismatches;
+}
+
+/* One subnet exported, compiled with -Werror in its three builds (fast
+ * portable, fast for this CPU, -DAPQ_MODEL_REFERENCE), run on an IDX pair:
+ * every int32 logit equals qmodel_run's (reference and fast kernels), the
+ * accuracy line counts the same top-1 hits, model.h's memory figures are the
+ * code's. */
 static void check_emitted(uint64_t seed, int bits, const char *data, const struct dataset *d) {
     struct subnet net;
     struct dataset dd;
@@ -241,42 +258,46 @@ static void check_emitted(uint64_t seed, int bits, const char *data, const struc
     snprintf(dir, sizeof dir, "%s/c%d", test_tmpdir, (int)seed);
     CHECK(sh(NULL, 0, "mkdir -p %s", dir) == 0);
     CHECK(qmodel_emit_c(&m, dir) == APQ_OK);
-    int st = sh(out, sizeof out,
-                "cd %s && cc -std=c11 -O2 -Wall -Wextra -Werror -o model main.c model.c", dir);
-    if (st) fprintf(stderr, "%s", out);
-    CHECK(st == 0);
-    CHECK(sh(out, sizeof out, "%s/model %s --logits 16 --images 64", dir, data) == 0);
     void *work = aligned_alloc(64, (qmodel_work_bytes(&m) + 63) / 64 * 64);
-    const char *s = out;
-    int hits = 0, mismatches = 0;
+    int32_t a[64][10];
+    int hits = 0;
     for (int i = 0; i < 64; i++) {
-        int32_t a[10], b[10];
-        qmodel_run(&m, d->images + (size_t)i * 784, a, work, 1);
+        int32_t b[10];
+        qmodel_run(&m, d->images + (size_t)i * 784, a[i], work, 1);
         qmodel_run(&m, d->images + (size_t)i * 784, b, work, 0);
-        CHECK(!memcmp(a, b, sizeof a));
-        hits += qmodel_argmax(a, 10) == d->labels[i];
-        for (int k = 0; k < 10 && i < 16; k++) {
-            char *end;
-            long v = strtol(s, &end, 10);
-            mismatches += end == s || v != a[k];
-            s = end;
-        }
+        CHECK(!memcmp(a[i], b, sizeof b));
+        hits += qmodel_argmax(a[i], 10) == d->labels[i];
     }
-    fprintf(stderr, "  seed %d, bits %d: %d layers, %zu B arena, %s", (int)seed, bits, m.n_layers,
-            m.arena_bytes, s + 1);
-    CHECK(mismatches == 0);
-    snprintf(p, sizeof p, "(%d/64)", hits);
-    CHECK(strstr(s, "accuracy ") && strstr(s, p));
+    const char *builds[] = {"", "-march=native", "-DAPQ_MODEL_REFERENCE"};
+    for (int k = 0; k < 3; k++) {
+        int st = sh(out, sizeof out,
+                    "cd %s && cc -std=c11 -O2 -Wall -Wextra -Werror %s -o model main.c model.c",
+                    dir, builds[k]);
+        if (st) fprintf(stderr, "%s", out);
+        CHECK(st == 0);
+        CHECK(sh(out, sizeof out, "%s/model %s --logits 16 --images 64", dir, data) == 0);
+        const char *s;
+        CHECK(logit_mismatches(out, (const int32_t(*)[10])a, &s) == 0);
+        fprintf(stderr, "  seed %d, bits %d, build '%s': %d layers, %zu B arena, %s", (int)seed,
+                bits, builds[k], m.n_layers, m.arena_bytes, s + 1);
+        snprintf(p, sizeof p, "(%d/64)", hits);
+        CHECK(strstr(s, "accuracy ") && strstr(s, p));
+    }
     size_t flash, ram;
     qmodel_memory(&m, &flash, &ram);
     snprintf(p, sizeof p, "%s/model.c", dir);
     CHECK(const_bytes(p) == flash);
-    snprintf(p, sizeof p, "grep -c 'APQ_MODEL_RAM_BYTES     %zu$' %s/model.h",
-             qmodel_emit_ram_bytes(&m), dir);
-    CHECK(sh(NULL, 0, "%s", p) == 0);
-    snprintf(p, sizeof p, "grep -c 'APQ_MODEL_FLASH_BYTES   %zu$' %s/model.h", flash, dir);
-    CHECK(sh(NULL, 0, "%s", p) == 0);
-    CHECK(sh(NULL, 0, "ls %s | grep -c tmp", dir) != 0); /* no temporary left */
+    const struct {
+        const char *name;
+        size_t v;
+    } defs[] = {{"RAM_BYTES", qmodel_emit_ram_bytes(&m)},
+                {"FLASH_BYTES", flash},
+                {"FAST_RAM_BYTES", qmodel_emit_fast_ram_bytes(&m)}};
+    for (int k = 0; k < 3; k++)
+        CHECK(sh(NULL, 0, "grep -q '^#define APQ_MODEL_%s  *%zu$' %s/model.h", defs[k].name,
+                 defs[k].v, dir) == 0);
+    CHECK(qmodel_emit_fast_ram_bytes(&m) > m.arena_bytes + flash); /* the plans hold int8 weights */
+    CHECK(sh(NULL, 0, "ls %s | grep -c tmp", dir) != 0);           /* no temporary left */
     free(work);
     qmodel_free(&m);
     subnet_free(&net);
