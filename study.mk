@@ -20,9 +20,14 @@ ifeq ($(PIPELINE_RULES),1)
 
 # The profile's [transfer-study] section checked (exit 2 on a bad value) and
 # its samples count, first: before the supernet or any sample is made.
+# Under make -j (the default, pipeline.mk) nothing else starts before it:
+# the supernet waits for it when the study is a goal.
 $(R)/transfer/samples.n: $(PROF) | $(B)/apq-transfer-study
 	@mkdir -p $(@D)
-	$(B)/apq-transfer-study --profile $(PROF) --print-samples > $@
+	$(B)/apq-transfer-study --profile $(PROF) --print-samples > $@.tmp && mv $@.tmp $@
+ifneq ($(filter transfer-study,$(PIPELINE_GOAL)),)
+$(R)/supernet.h5: | $(R)/transfer/samples.n
+endif
 
 # The pipeline's sampling rules (pipeline.mk: SHARDS, resume) with --n that count.
 # The study program is order-only above: an edit to it does not resample.

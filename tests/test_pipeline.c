@@ -571,8 +571,10 @@ TEST(pipeline_kill_and_resume) {
               "sed 's/^checkpoint_every = 0$/checkpoint_every = 5/' profiles/tiny.ini > %s && "
               "grep -q '^checkpoint_every = 5$' %s",
               prof, prof) == 0);
-    snprintf(args, sizeof args, "B=%s PROFILE=tiny PROF=%s RUNS=%s/runs REPORTS=%s/reports",
-             test_build_dir(), prof, dir, dir);
+    /* one sampling process: its partial file is samples-*.h5.partial */
+    snprintf(args, sizeof args,
+             "B=%s PROFILE=tiny PROF=%s RUNS=%s/runs REPORTS=%s/reports SHARDS=1", test_build_dir(),
+             prof, dir, dir);
     /* each stage, and what it needs made first (uninterrupted) */
     const char *stages[4] = {"supernet.h5", "samples-fp32.h5", "samples-quant.h5",
                              "bitfusion/verified.h5"};
