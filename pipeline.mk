@@ -13,6 +13,7 @@
 #         profile's [pretrained] dir) where their settings match, or make all here]
 #   make export: every verified point as an integer-only model, reports/<profile>/<device>/models/
 #        (also part of make: the report's acc_test_int, flash_kb and peak_ram_kb come from it)
+#   make export ARCH=<arch text>: one subnet, into models/<arch>/
 #   make PROFILE=full pretrained-pack: copy this run's supernet and predictors into
 #        the profile's pretrained dir, with MANIFEST and SHA256SUMS
 
@@ -75,6 +76,11 @@ ifneq ($(PIPELINE_GOAL),)
   ifneq ($(strip $(ENERGY_MJ)),)
     ifeq ($(call numbers_ok,$(ENERGY_MJ),1),)
       $(error ENERGY_MJ=$(ENERGY_MJ): expected one energy budget in mJ, a finite number > 0 (e.g. ENERGY_MJ=0.8))
+    endif
+  endif
+  ifneq ($(ARCH),)
+    ifneq ($(words $(ARCH))$(strip $(call strip_chars,$(ARCH),a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z 0 1 2 3 4 5 6 7 8 9 _ .)),1)
+      $(error ARCH=$(ARCH): an arch text is one word of letters, digits, _ and . (docs/formats.md §6, e.g. the arch column of pareto.csv))
     endif
   endif
   ifeq ($(call whole_ok,$(SHARDS),1,64),)
@@ -262,7 +268,22 @@ $(REPORTS)/$(PROFILE)/%/models/exports.csv: $(B)/apq-export $(R)/%/verified.h5 $
 	$(B)/apq-export $(EXPORT_ARGS)
 	@$(call record,$(EXPORT_ARGS))
 
+ifeq ($(ARCH),)
 export: $(foreach d,$(DEVICES),$(REPORTS)/$(PROFILE)/$(d)/models/exports.csv)
+else
+# make export ARCH=<arch text>: that one subnet into models/<arch>/ of the
+# first device, QAT-finetuned with verify's recipe unless it is a verified
+# row (then that row's subnet); needs the supernet only
+ARCH_DEV  := $(firstword $(DEVICES))
+ARCH_OUT  := $(REPORTS)/$(PROFILE)/$(ARCH_DEV)/models/$(ARCH)/exports.csv
+ARCH_VER  = $(wildcard $(R)/$(ARCH_DEV)/verified.h5)
+ARCH_ARGS = $(COMMON) --data $(DATA) --supernet $(R)/supernet.h5 --arch $(ARCH) \
+    $(if $(ARCH_VER),--verified $(ARCH_VER)) --out-dir $(@D)
+$(ARCH_OUT): $(B)/apq-export $(R)/supernet.h5 $(ARCH_VER) $(PROF) $(DATA_FILES) $$(call if_changed,$$(ARCH_ARGS))
+	$(B)/apq-export $(ARCH_ARGS)
+	@$(call record,$(ARCH_ARGS))
+export: $(ARCH_OUT)
+endif
 
 # ---- OFA's claim checked: extracted subnets vs the same subnets from scratch ----
 SCRATCH := smallest middle largest

@@ -53,6 +53,15 @@ OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS "$PY" bench/torch_referen
 SN=runs/quick/supernet.h5
 echo "bench: sampling throughput, $SAMPLING_COUNT fp32 and $SAMPLING_COUNT quantized samples, $THREADS threads" >&2
 APQ_THREADS=$THREADS "$SBIN" --out "$OUT" --count "$SAMPLING_COUNT" $([ -f "$SN" ] && echo --supernet "$SN")
+# and as make runs them: $THREADS processes of one thread each at once (SHARDS);
+# the throughput is their sum
+echo "bench: sampling throughput, $THREADS processes of 1 thread at once" >&2
+for k in $(seq 1 "$THREADS"); do
+    mkdir -p "$OUT/shard$k"
+    APQ_THREADS=1 "$SBIN" --out "$OUT/shard$k" --count "$SAMPLING_COUNT" \
+        $([ -f "$SN" ] && echo --supernet "$SN") 2> "$OUT/shard$k/log" &
+done
+wait
 
 # 4. integer inference (issue 15): the exported model.c compiled with cc, the
 #    library's integer kernels and apq's fp32 forward, batch 1, one thread
@@ -123,14 +132,20 @@ L += ["", "## Sampling throughput (the predictors' samples)", "",
       "Per sample the work of apq-sample-fp32 / apq-sample-quant (stages/sample.c, "
       "supernet_measure): profiles/quick.ini's [measure] recipe, random subnets of fmnist-mbv2 "
       "drawn as the stages draw them, accuracy on the whole val split; "
-      f"{threads} threads, apq alone (no PyTorch peer). Floors from issue 14.", "",
+      f"apq alone (no PyTorch peer): one process on {threads} threads, and {threads} processes of one "
+      "thread at once, as `make` runs the sampling shards (their samples/min summed; s/sample is "
+      "per sample of the whole). Floors from issue 14.", "",
       "| stage | samples/min | floor | s/sample | samples | val images | calib images | QAT |",
       "|---|---:|---|---:|---:|---:|---:|---|"]
-for r in csv.DictReader(open(f"{out}/sampling.csv")):
-    spm, floor = float(r["samples_per_min"]), (15 if r["kind"] == "fp32" else 6)
+shards = [list(csv.DictReader(open(f"{out}/shard{k}/sampling.csv"))) for k in range(1, threads + 1)]
+for i, r in enumerate(csv.DictReader(open(f"{out}/sampling.csv"))):
     qat = f"{r['qat_steps']} steps x {r['qat_batch']}" if r["kind"] == "quant" else "—"
-    L.append(f"| sample-{r['kind']} | {spm:.1f} | ≥ {floor}: {'met' if spm >= floor else '**not met**'} | "
-             f"{60 / spm:.2f} | {r['samples']} | {r['val_images']} | {r['calib_images']} | {qat} |")
+    floor = 15 if r["kind"] == "fp32" else 6
+    for how, spm, n in ((f"1 process, {threads} threads", float(r["samples_per_min"]), int(r["samples"])),
+                        (f"{threads} shards of 1 thread (make)", sum(float(s[i]["samples_per_min"]) for s in shards),
+                         sum(int(s[i]["samples"]) for s in shards))):
+        L.append(f"| sample-{r['kind']}, {how} | {spm:.1f} | ≥ {floor}: {'met' if spm >= floor else '**not met**'} | "
+                 f"{60 / spm:.2f} | {n} | {r['val_images']} | {r['calib_images']} | {qat} |")
 L += ["", "## Integer inference (issue 15)", "",
       "Images/s at batch 1 and 1 thread (a device runs one image) of bench/bench_export.c's cases: "
       "the largest and the smallest subnet and one random subnet (arch_sample, seed 1), every block "

@@ -67,35 +67,33 @@ static int run_exported(const char *dir, const char *data, int n, long hits) {
     return APQ_OK;
 }
 
-/* Export row i of verified file f into dir/<i>/: model.h5, model.h, model.c, main.c. */
-static int export_row(hid_t f, const char *verified, size_t i, const struct dataset *test,
-                      const char *data, const char *dir, uint64_t seed, const char *profile,
-                      struct row *r) {
-    char group[64], path[1200];
-    snprintf(group, sizeof group, "subnet/%zu", i);
-    struct subnet net;
+/* Export one measured subnet into rowdir: convert (quant/qmodel.h), compare
+ * with the fake-quantized subnet on test, write model.h5 and the standalone
+ * C, build and run it (run_exported). what names the subnet in errors. */
+static int export_subnet(const struct subnet *net, const char *what, const struct dataset *test,
+                         const char *data, const char *rowdir, uint64_t seed, const char *profile,
+                         struct row *r) {
+    char path[1200];
     struct qmodel m;
-    int rc = subnet_read(f, group, &net);
-    if (rc < 0) return rc;
-    if ((rc = qmodel_from_subnet(&net, &m)) < 0) {
-        subnet_free(&net);
-        return apq_set_error(rc, "%s: row %zu: %s", verified, i, apq_last_error());
-    }
-    snprintf(r->arch, sizeof r->arch, "%s", net.arch);
+    int rc = qmodel_from_subnet(net, &m);
+    if (rc < 0) return apq_set_error(rc, "%s: %s", what, apq_last_error());
+    snprintf(r->arch, sizeof r->arch, "%s", net->arch);
     size_t fast_scratch;
     qmodel_memory(&m, &r->flash, &fast_scratch);
     r->ram = qmodel_emit_ram_bytes(&m);
     r->fast_ram = qmodel_emit_fast_ram_bytes(&m);
-    rc = qmodel_compare(&net, &m, test, &r->ag);
-    snprintf(path, sizeof path, "%s/%zu", dir, i);
-    if (rc == 0) rc = cli_mkdirs(path);
-    snprintf(path, sizeof path, "%s/%zu/model.h5", dir, i);
+    rc = qmodel_compare(net, &m, test, &r->ag);
+    if (rc == 0) rc = cli_mkdirs(rowdir);
+    snprintf(path, sizeof path, "%s/model.h5", rowdir);
     if (rc == 0) rc = qmodel_save(&m, path, seed, profile);
-    snprintf(path, sizeof path, "%s/%zu", dir, i);
-    if (rc == 0) rc = qmodel_emit_c(&m, path);
-    if (rc == 0) rc = run_exported(path, data, r->ag.n, lround(r->ag.acc_int * r->ag.n));
+    if (rc == 0) rc = qmodel_emit_c(&m, rowdir);
+    if (rc == 0) rc = run_exported(rowdir, data, r->ag.n, lround(r->ag.acc_int * r->ag.n));
     qmodel_free(&m);
-    subnet_free(&net);
+    if (rc == 0)
+        apq_log("%s %s: test %.2f%% fake-quantized, %.2f%% integer, top-1 agreement %.2f%%, "
+                "flash %zu B, RAM %zu B",
+                what, r->arch, 100 * r->ag.acc_fake, 100 * r->ag.acc_int, 100 * r->ag.agreement,
+                r->flash, r->ram);
     return rc;
 }
 
@@ -125,25 +123,145 @@ static int write_csv(const char *dir, const struct row *rows, size_t n) {
     return csvw_commit(&w);
 }
 
+/* Every row of verified (its subnet/<row> groups) into out_dir/<row>/, and
+ * out_dir/exports.csv. */
+static void export_verified(const struct space *s, const char *space_path, const char *data,
+                            const char *verified, int test_images, const char *out_dir, long seed,
+                            const char *profile) {
+    hid_t f;
+    int rc = h5_open_read(verified, "verified", 1, &f);
+    if (rc < 0) apq_die_status(rc);
+    char **archs;
+    size_t n;
+    if ((rc = h5_read_strings(f, "arch", &archs, &n)) < 0) apq_die_status(rc);
+    if (!h5_exists(f, "subnet"))
+        apq_die("%s: holds no subnets (made before verify kept them); rerun make to verify again",
+                verified);
+    struct dataset train, val, test;
+    stage_load_data(data, s, space_path, 0, 0, test_images, &train, &val, &test);
+    if ((rc = cli_mkdirs(out_dir)) < 0) apq_die_status(rc);
+    struct row *rows = apq_xcalloc(n, sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        char group[64], what[1300], rowdir[1200];
+        struct subnet net;
+        snprintf(group, sizeof group, "subnet/%zu", i);
+        snprintf(what, sizeof what, "%s: row %zu", verified, i);
+        snprintf(rowdir, sizeof rowdir, "%s/%zu", out_dir, i);
+        if ((rc = subnet_read(f, group, &net)) < 0) apq_die_status(rc);
+        rc = export_subnet(&net, what, &test, data, rowdir, (uint64_t)seed, profile, &rows[i]);
+        subnet_free(&net);
+        if (rc < 0) apq_die_status(rc);
+    }
+    h5_close(f);
+    if ((rc = write_csv(out_dir, rows, n)) < 0) apq_die_status(rc);
+    h5_free_strings(archs, n);
+    free(rows);
+    stage_free_data(&train, &val, &test);
+}
+
+/* The verified row of verified (if given and readable) that holds arch text,
+ * read into net: 1; 0 when there is none. */
+static int verified_subnet(const char *verified, const char *text, struct subnet *net) {
+    hid_t f;
+    char **archs;
+    size_t n;
+    if (!verified || h5_open_read(verified, "verified", 1, &f) < 0) return 0;
+    int found = 0;
+    if (h5_read_strings(f, "arch", &archs, &n) == 0) {
+        for (size_t i = 0; i < n && !found; i++) {
+            char group[64];
+            snprintf(group, sizeof group, "subnet/%zu", i);
+            found = !strcmp(archs[i], text) && subnet_read(f, group, net) == 0;
+        }
+        h5_free_strings(archs, n);
+    }
+    h5_close(f);
+    return found;
+}
+
+/* make export ARCH=text: the subnet as verify measures a report point (the
+ * profile's [measure] recipe: quantizer calibration, QAT, BN recalibration;
+ * [verify]'s val and test images), or the verified row's own subnet when the
+ * arch is a report point, exported into out_dir with a one-row exports.csv. */
+static void export_arch(const struct space *s, const char *space_path, const char *profile_path,
+                        const char *data, const char *supernet, const char *verified,
+                        const char *text, int test_images, const char *out_dir, long seed,
+                        const char *profile) {
+    struct arch a;
+    char canon[ARCH_STR_MAX];
+    int rc = arch_from_string(s, text, &a);
+    if (rc < 0) apq_die("ARCH=%s: %s", text, apq_last_error());
+    if (!arch_is_quantized(&a))
+        apq_die("ARCH=%s is an fp32 subnet: an integer model needs a bit-width for every block "
+                "(the q<bits> of docs/formats.md §6)",
+                text);
+    arch_to_string(s, &a, canon, sizeof canon);
+    struct profile *p = profile_load(profile_path, "verify");
+    const int IMAGES = 10000000; /* more than any IDX set holds */
+    const int n_val = (int)profile_int(p, "val_images", 0, 0, IMAGES);
+    profile_int(p, "test_images", 0, 0, IMAGES); /* the test set is --test-images', as for rows */
+    profile_finish(p);
+    struct sn_measure m;
+    int batch, n_train;
+    stage_measure_load(profile_path, &m, &batch, &n_train);
+    struct subnet net;
+    struct dataset train, val, test;
+    const int known = verified_subnet(verified, canon, &net);
+    stage_load_data(data, s, space_path, known ? 0 : n_train, known ? 0 : n_val, test_images,
+                    &train, &val, &test);
+    if (!known) {
+        struct supernet sn;
+        struct sn_ctx c;
+        struct sn_quant q;
+        supernet_init(&sn, s, 0, 0);
+        if ((rc = supernet_load(&sn, supernet)) < 0) apq_die_status(rc);
+        if ((rc = sn_ctx_init(&c, &sn, batch > m.qat_batch ? batch : m.qat_batch, (uint64_t)seed)) <
+            0)
+            apq_die_status(rc);
+        float *snapshot = apq_falloc(sn.n_params);
+        memcpy(snapshot, sn.params, sizeof(float) * sn.n_params);
+        const struct dataset *sets[2] = {&val, &test};
+        double acc[2];
+        if ((rc = supernet_measure_ex(&sn, &c, snapshot, &a, &m, &train, sets, NULL, 2,
+                                      (uint64_t)seed * 7919u, acc, &q)) < 0 ||
+            (rc = supernet_extract(&sn, &a, &q, &net)) < 0)
+            apq_die("ARCH=%s: %s", text, apq_last_error());
+        apq_log("%s: not a report point; QAT-finetuned as verify does: val %.2f%%, test %.2f%%",
+                canon, 100 * acc[0], 100 * acc[1]);
+        free(snapshot);
+        sn_ctx_free(&c);
+        supernet_free(&sn);
+    }
+    struct row r;
+    if ((rc = export_subnet(&net, "ARCH", &test, data, out_dir, (uint64_t)seed, profile, &r)) < 0 ||
+        (rc = write_csv(out_dir, &r, 1)) < 0)
+        apq_die_status(rc);
+    subnet_free(&net);
+    stage_free_data(&train, &val, &test);
+}
+
 int main(int argc, char **argv) {
     if (apq_runtime_init(argc, argv, 0) < 0) apq_die_status(APQ_EUSAGE);
     const char *space_path = NULL, *profile_path = NULL, *data = NULL, *verified = NULL,
-               *out_dir = NULL;
+               *out_dir = NULL, *arch = NULL, *supernet = NULL;
     long seed = 1, test_images = 0;
     struct cli_opt opts[] = {
         {"space", CLI_STR, &space_path, "search-space .ini"},
         {"profile", CLI_STR, &profile_path, "profile .ini"},
         {"seed", CLI_INT, &seed, "random seed (default 1)"},
         {"data", CLI_STR, &data, "folder with the four IDX files"},
-        {"verified", CLI_STR, &verified, "verified.h5 from apq-verify (with its subnets)"},
+        {"verified", CLI_STR, &verified,
+         "verified.h5 from apq-verify (with its subnets); optional with --arch"},
+        {"arch", CLI_STR, &arch, "export this one subnet (arch text) into --out-dir"},
+        {"supernet", CLI_STR, &supernet, "supernet.h5 (with --arch: QAT of a non-report subnet)"},
         {"test-images", CLI_INT, &test_images, "test images to measure on (default 0: all)"},
         {"out-dir", CLI_STR, &out_dir, "output folder: <row>/model.h5 and exports.csv"},
     };
-    cli_parse(argc, argv, opts, 7, "export every verified subnet as an integer-only model");
+    cli_parse(argc, argv, opts, 9, "export verified subnets as integer-only models");
     cli_require("space", space_path);
     cli_require("profile", profile_path);
     cli_require("data", data);
-    cli_require("verified", verified);
+    cli_require(arch ? "supernet" : "verified", arch ? supernet : verified);
     cli_require("out-dir", out_dir);
     if (test_images < 0)
         cli_usage_error("--test-images %ld: expected 0 (all) or more", test_images);
@@ -154,30 +272,10 @@ int main(int argc, char **argv) {
     struct space s;
     int rc = space_load(space_path, &s);
     if (rc < 0) apq_die_status(rc);
-    hid_t f;
-    if ((rc = h5_open_read(verified, "verified", 1, &f)) < 0) apq_die_status(rc);
-    char **archs;
-    size_t n;
-    if ((rc = h5_read_strings(f, "arch", &archs, &n)) < 0) apq_die_status(rc);
-    if (!h5_exists(f, "subnet"))
-        apq_die("%s: holds no subnets (made before verify kept them); rerun make to verify again",
-                verified);
-    struct dataset train, val, test;
-    stage_load_data(data, &s, space_path, 0, 0, (int)test_images, &train, &val, &test);
-    if ((rc = cli_mkdirs(out_dir)) < 0) apq_die_status(rc);
-    struct row *rows = apq_xcalloc(n, sizeof *rows);
-    for (size_t i = 0; i < n; i++) {
-        rc = export_row(f, verified, i, &test, data, out_dir, (uint64_t)seed, prof_name, &rows[i]);
-        if (rc < 0) apq_die_status(rc);
-        apq_log("row %zu %s: test %.2f%% fake-quantized, %.2f%% integer, top-1 agreement %.2f%%, "
-                "flash %zu B, RAM %zu B",
-                i, rows[i].arch, 100 * rows[i].ag.acc_fake, 100 * rows[i].ag.acc_int,
-                100 * rows[i].ag.agreement, rows[i].flash, rows[i].ram);
-    }
-    h5_close(f);
-    if ((rc = write_csv(out_dir, rows, n)) < 0) apq_die_status(rc);
-    h5_free_strings(archs, n);
-    free(rows);
-    stage_free_data(&train, &val, &test);
+    if (arch)
+        export_arch(&s, space_path, profile_path, data, supernet, verified, arch, (int)test_images,
+                    out_dir, seed, prof_name);
+    else
+        export_verified(&s, space_path, data, verified, (int)test_images, out_dir, seed, prof_name);
     return 0;
 }

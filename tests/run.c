@@ -65,6 +65,34 @@ struct dataset test_synthetic_dataset(int n, uint64_t seed) {
     return d;
 }
 
+int test_sh(int quiet, char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int st = test_vsh(quiet, out, n, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+int test_make_tiny(char *out, size_t n, const char *runs, const char *reports, const char *extra) {
+    return test_sh(0, out, n, "make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s %s", test_build_dir(),
+                   runs, reports, extra);
+}
+
+int test_tiny_tree(char *runs, size_t n_runs, char *reports, size_t n_reports) {
+    static char out[1 << 16];
+    char e2e[600], p[1200];
+    snprintf(e2e, sizeof e2e, "%.*s/pipeline_tiny_end_to_end",
+             (int)(strrchr(test_tmpdir, '/') - test_tmpdir), test_tmpdir);
+    snprintf(p, sizeof p, "%s/reports/tiny/bitfusion/README.md", e2e);
+    const char *root = access(p, F_OK) == 0 ? e2e : test_tmpdir;
+    snprintf(runs, n_runs, "%s/runs", root);
+    snprintf(reports, n_reports, "%s/reports", root);
+    int st = test_make_tiny(out, sizeof out, runs, reports, "");
+    if (st) fprintf(stderr, "%s", out);
+    CHECK(st == 0);
+    return st == 0;
+}
+
 int test_n_lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';

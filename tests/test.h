@@ -67,6 +67,16 @@ const char *test_build_dir(void);
  * n - 1 bytes, into out (NUL-terminated; out may be NULL). Returns the
  * command's exit status, -1 when it could not run or died of a signal. */
 int test_vsh(int quiet, char *out, size_t n, const char *fmt, va_list ap);
+/* test_vsh with its arguments inline. */
+int test_sh(int quiet, char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* make -s B=<build> PROFILE=tiny RUNS=runs REPORTS=reports <extra> through
+ * test_vsh (not quiet); its exit status. */
+int test_make_tiny(char *out, size_t n, const char *runs, const char *reports, const char *extra);
+/* The tiny pipeline's folders, made complete by make: pipeline_tiny_end_to_end's
+ * (when it ran before in this run of the tests) or the current test's own;
+ * runs and reports set to them. 1 when make succeeded (else a failed CHECK). */
+int test_tiny_tree(char *runs, size_t n_runs, char *reports, size_t n_reports);
 /* The number of '\n' in s. */
 int test_n_lines(const char *s);
 /* n random 28x28 images (uniform bytes) with random labels 0..9, from seed

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "test.h"
-#include "../quant/qmodel.h"
 #include "../stages/data.h"
 #include "../supernet/subnet.h"
 #include "../supernet/supernet.h"
@@ -31,8 +30,7 @@ static int run(char *out, size_t n, const char *fmt, ...) {
 static char runs[600], reports[600];
 
 static int make_tiny(char *out, size_t n, const char *extra) {
-    return run(out, n, "make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s %s", test_build_dir(), runs,
-               reports, extra);
+    return test_make_tiny(out, n, runs, reports, extra);
 }
 
 static void check_finite_col(hid_t f, const char *path, const char *name, size_t n, double lo,
@@ -661,18 +659,7 @@ TEST(pipeline_sampling_shards_same_bytes) {
  * folder beside this test's), else a new one in this test's folder. 0 (a
  * failed check) when make failed. */
 static int tiny_tree(void) {
-    static char out[1 << 16];
-    char e2e[600], p[1200];
-    snprintf(e2e, sizeof e2e, "%.*s/pipeline_tiny_end_to_end",
-             (int)(strrchr(test_tmpdir, '/') - test_tmpdir), test_tmpdir);
-    snprintf(p, sizeof p, "%s/reports/tiny/bitfusion/README.md", e2e);
-    const char *root = access(p, F_OK) == 0 ? e2e : test_tmpdir;
-    snprintf(runs, sizeof runs, "%.580s/runs", root);
-    snprintf(reports, sizeof reports, "%.580s/reports", root);
-    int st = make_tiny(out, sizeof out, "");
-    if (st) fprintf(stderr, "%s", out);
-    CHECK(st == 0);
-    return st == 0;
+    return test_tiny_tree(runs, sizeof runs, reports, sizeof reports);
 }
 
 /* Lines in out, and whether exactly one of them holds `want`. */
@@ -981,99 +968,4 @@ TEST(pipeline_pretrained_reuse) {
     CHECK(strstr(out, "ships no predictor-fp32.h5") && strstr(out, "apq-sample-fp32") &&
           strstr(out, "apq-train-predictor") && !strstr(out, "apq-train-supernet"));
     snprintf(runs, sizeof runs, "%s", first);
-}
-
-/* Row 0's exported C (model.h, model.c, main.c beside model.h5) compiled with
- * cc alone, run on the test split: the int32 logits of the first 16 images
- * are the library's integer path's (qmodel_run) bit for bit, and its accuracy
- * line is exports.csv's acc_test_int on the same test_images. */
-static void check_emitted_c(const struct qmodel *m, const char *acc_int, const char *n_test) {
-    static char out[1 << 16];
-    const int n = atoi(n_test);
-    int st = run(out, sizeof out,
-                 "cd %s/tiny/bitfusion/models/0 && cc -std=c11 -O2 -Wall -Wextra -Werror -o "
-                 "%s/model main.c model.c",
-                 reports, test_tmpdir);
-    if (st) fprintf(stderr, "%s", out);
-    CHECK(st == 0);
-    CHECK(run(out, sizeof out, "%s/model /usr/share/datasets/fashion-mnist --logits 16 --images %d",
-              test_tmpdir, n) == 0);
-    struct dataset all, test;
-    CHECK(idx_load_dir("/usr/share/datasets/fashion-mnist", &all, &test) == APQ_OK);
-    void *work = aligned_alloc(64, (qmodel_work_bytes(m) + 63) / 64 * 64);
-    const char *s = out;
-    int mismatches = 0;
-    for (int i = 0; i < 16; i++) {
-        int32_t a[1000];
-        qmodel_run(m, test.images + (size_t)i * test.h * test.w, a, work, 0);
-        for (int k = 0; k < m->n_classes; k++) {
-            char *end;
-            long v = strtol(s, &end, 10);
-            mismatches += end == s || v != a[k];
-            s = end;
-        }
-    }
-    CHECK(mismatches == 0);
-    long hits = -1, total = -1;
-    const char *line = strstr(s, "accuracy ");
-    CHECK(line && sscanf(line, "accuracy %*f (%ld/%ld)", &hits, &total) == 2);
-    fprintf(stderr, "  row 0's model.c: %s", line ? line : "no accuracy line\n");
-    CHECK(total == n && n > 0 && fabs((double)hits / n - atof(acc_int)) < 5e-7);
-    free(work);
-    dataset_free(&all), dataset_free(&test);
-}
-
-/* make export on the tiny run: one integer model per verified row, measured
- * against its fake-quantized subnet on the test images; the figures in
- * exports.csv are those of model.h5, which loads and runs; row 0's model.c
- * compiles with cc alone and gives the library's logits; a verified.h5
- * without subnets is refused with one line. */
-TEST(pipeline_tiny_export) {
-    if (!tiny_tree()) return;
-    static char out[1 << 16];
-    int st = make_tiny(out, sizeof out, "export");
-    if (st) fprintf(stderr, "%s", out);
-    CHECK(st == 0);
-    char p[1400];
-    snprintf(p, sizeof p, "%s/tiny/bitfusion/models/exports.csv", reports);
-    struct csv_table t;
-    if (csv_read_table(p, &t) != APQ_OK) {
-        CHECK(0);
-        return;
-    }
-    snprintf(p, sizeof p, "%s/tiny/bitfusion/verified.h5", runs);
-    hid_t f;
-    char **archs = NULL;
-    size_t n = 0;
-    CHECK(h5_open_read(p, "verified", 1, &f) == APQ_OK);
-    CHECK(h5_read_strings(f, "arch", &archs, &n) == APQ_OK);
-    h5_free_strings(archs, n);
-    h5_close(f);
-    CHECK(n > 0 && t.n_rows - 1 == (int)n);
-    int c_fake = csv_table_col(&t, "acc_test_fake"), c_int = csv_table_col(&t, "acc_test_int"),
-        c_ag = csv_table_col(&t, "top1_agreement"), c_fl = csv_table_col(&t, "flash_bytes");
-    CHECK(c_fake >= 0 && c_int >= 0 && c_ag >= 0 && c_fl >= 0);
-    for (int r = 1; r < t.n_rows && c_fl >= 0; r++) {
-        double fake = atof(t.cell[r][c_fake]), in = atof(t.cell[r][c_int]);
-        CHECK(fake > 0.3 && fabs(fake - in) <= 0.05 && atof(t.cell[r][c_ag]) >= 0.9);
-        snprintf(p, sizeof p, "%s/tiny/bitfusion/models/%d/model.h5", reports, r - 1);
-        struct qmodel m;
-        CHECK(qmodel_load(p, &m) == APQ_OK);
-        size_t flash, ram;
-        qmodel_memory(&m, &flash, &ram);
-        CHECK((long long)flash == atoll(t.cell[r][c_fl]));
-        if (r == 1)
-            check_emitted_c(&m, t.cell[r][c_int], t.cell[r][csv_table_col(&t, "test_images")]);
-        qmodel_free(&m);
-    }
-    csv_table_free(&t);
-    /* a verified.h5 of old, without subnets */
-    const char *b = test_build_dir();
-    snprintf(
-        p, sizeof p,
-        "APQ_QUIET=1 %s/apq-export --space supernet/spaces/tiny.ini --profile profiles/tiny.ini "
-        "--data /usr/share/datasets/fashion-mnist --verified %s/tiny/bitfusion/search.h5 "
-        "--out-dir %s/x",
-        b, runs, test_tmpdir);
-    CHECK(run(out, sizeof out, "%s", p) == 1 && test_n_lines(out) == 1 && strstr(out, "search.h5"));
 }
