@@ -41,9 +41,9 @@ struct row {
 static int run_exported(const char *dir, const char *data, int n, long hits) {
     if (strchr(dir, '\'') || strchr(data, '\''))
         return apq_set_error(APQ_EIO, "%s: a path with a quote cannot be given to the shell", dir);
-    char bin[1300], cmd[3000], line[512];
+    char bin[1300], cmd[4000], line[512];
     snprintf(bin, sizeof bin, "%s/model.tmp.%ld", dir, (long)getpid());
-    snprintf(cmd, sizeof cmd, "cd '%s' && " EXPORT_CC " -o '%s' main.c model.c", dir, bin);
+    snprintf(cmd, sizeof cmd, EXPORT_CC " -o '%s' '%s/main.c' '%s/model.c'", bin, dir, dir);
     if (system(cmd) != 0) {
         remove(bin);
         return apq_set_error(APQ_EIO, "%s: '" EXPORT_CC "' failed on model.c; is cc installed?",

@@ -126,7 +126,7 @@ TEST(pipeline_tiny_export) {
 TEST(pipeline_tiny_export_arch) {
     if (!test_tiny_tree(runs, sizeof runs, reports, sizeof reports)) return;
     static char out[1 << 16];
-    char p[2200], arg[1600], row0[ARCH_STR_MAX] = "";
+    char p[2200], arg[4000], row0[ARCH_STR_MAX] = "";
     struct csv_table t;
     snprintf(p, sizeof p, "%s/tiny/bitfusion/models/exports.csv", reports);
     if (make_tiny(out, sizeof out, "export") != 0 || csv_read_table(p, &t) != APQ_OK) {
@@ -144,6 +144,18 @@ TEST(pipeline_tiny_export_arch) {
     CHECK(csv_read_table(p, &t) == APQ_OK && t.n_rows == 2);
     if (t.n_rows == 2) CHECK(atof(t.cell[1][csv_table_col(&t, "acc_test_int")]) == int0);
     csv_table_free(&t);
+    /* the same from another folder, with a relative output folder */
+    const char *b = test_build_dir();
+    char bin[1200];
+    snprintf(bin, sizeof bin, "%s%s%s", b[0] == '/' ? "" : APQ_SRC_DIR, b[0] == '/' ? "" : "/", b);
+    snprintf(arg, sizeof arg,
+             "cd %s && APQ_QUIET=1 %s/apq-export --space %s/supernet/spaces/tiny.ini --profile "
+             "%s/profiles/tiny.ini --data /usr/share/datasets/fashion-mnist --supernet "
+             "%s/tiny/supernet.h5 --verified %s/tiny/bitfusion/verified.h5 --arch %s --out-dir rel",
+             test_tmpdir, bin, APQ_SRC_DIR, APQ_SRC_DIR, runs, runs, row0);
+    CHECK(test_sh(0, out, sizeof out, "%s", arg) == 0);
+    snprintf(p, sizeof p, "%s/rel/model.c", test_tmpdir);
+    CHECK(access(p, F_OK) == 0);
     /* another subnet of the tiny space, all blocks at 6 bits */
     struct space s;
     struct arch a;
