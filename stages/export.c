@@ -69,10 +69,12 @@ static int run_exported(const char *dir, const char *data, int n, long hits) {
 
 /* Export one measured subnet into rowdir: convert (quant/qmodel.h), compare
  * with the fake-quantized subnet on test, write model.h5 and the standalone
- * C, build and run it (run_exported). what names the subnet in errors. */
+ * C, build and run it (run_exported). what names the subnet in errors. With
+ * same (an earlier row of the same subnet: verify measured it once) its
+ * measurements are taken over and the files written without them. */
 static int export_subnet(const struct subnet *net, const char *what, const struct dataset *test,
                          const char *data, const char *rowdir, uint64_t seed, const char *profile,
-                         struct row *r) {
+                         const struct row *same, struct row *r) {
     char path[1200];
     struct qmodel m;
     int rc = qmodel_from_subnet(net, &m);
@@ -82,12 +84,15 @@ static int export_subnet(const struct subnet *net, const char *what, const struc
     qmodel_memory(&m, &r->flash, &fast_scratch);
     r->ram = qmodel_emit_ram_bytes(&m);
     r->fast_ram = qmodel_emit_fast_ram_bytes(&m);
-    rc = qmodel_compare(net, &m, test, &r->ag);
+    if (same)
+        r->ag = same->ag;
+    else
+        rc = qmodel_compare(net, &m, test, &r->ag);
     if (rc == 0) rc = cli_mkdirs(rowdir);
     snprintf(path, sizeof path, "%s/model.h5", rowdir);
     if (rc == 0) rc = qmodel_save(&m, path, seed, profile);
     if (rc == 0) rc = qmodel_emit_c(&m, rowdir);
-    if (rc == 0) rc = run_exported(rowdir, data, r->ag.n, lround(r->ag.acc_int * r->ag.n));
+    if (rc == 0 && !same) rc = run_exported(rowdir, data, r->ag.n, lround(r->ag.acc_int * r->ag.n));
     qmodel_free(&m);
     if (rc == 0)
         apq_log("%s %s: test %.2f%% fake-quantized, %.2f%% integer, top-1 agreement %.2f%%, "
@@ -148,7 +153,11 @@ static void export_verified(const struct space *s, const char *space_path, const
         snprintf(what, sizeof what, "%s: row %zu", verified, i);
         snprintf(rowdir, sizeof rowdir, "%s/%zu", out_dir, i);
         if ((rc = subnet_read(f, group, &net)) < 0) apq_die_status(rc);
-        rc = export_subnet(&net, what, &test, data, rowdir, (uint64_t)seed, profile, &rows[i]);
+        const struct row *same = NULL; /* verify stores a repeated arch's one subnet again */
+        for (size_t j = 0; j < i && !same; j++)
+            if (!strcmp(archs[j], archs[i])) same = &rows[j];
+        rc =
+            export_subnet(&net, what, &test, data, rowdir, (uint64_t)seed, profile, same, &rows[i]);
         subnet_free(&net);
         if (rc < 0) apq_die_status(rc);
     }
@@ -233,7 +242,8 @@ static void export_arch(const struct space *s, const char *space_path, const cha
         supernet_free(&sn);
     }
     struct row r;
-    if ((rc = export_subnet(&net, "ARCH", &test, data, out_dir, (uint64_t)seed, profile, &r)) < 0 ||
+    if ((rc = export_subnet(&net, "ARCH", &test, data, out_dir, (uint64_t)seed, profile, NULL,
+                            &r)) < 0 ||
         (rc = write_csv(out_dir, &r, 1)) < 0)
         apq_die_status(rc);
     subnet_free(&net);
