@@ -396,10 +396,12 @@ size_t subnet_scratch_floats(const struct subnet *net, int n) {
     return 4 * b.act + b.w + b.conv + b.chan;
 }
 
-/* One layer on in (quantized already), into y; add: the residual input or NULL. */
+/* One layer on in (quantized already), into y; add: the residual input or
+ * NULL; mid_range > 0: BN's output fake-quantized to signed 8 bits at that
+ * range before the add (supernet_forward's quantized residual). */
 static void run_layer(float *y, const struct subnet *net, const struct subnet_layer *l,
-                      const float *in, const float *w, const float *add, int n, float *scale,
-                      float *conv_scratch) {
+                      const float *in, const float *w, const float *add, float mid_range, int n,
+                      float *scale, float *conv_scratch) {
     const int M = n * l->h_out * l->h_out;
     if (has_bn(l->kind)) nn_bn_eval_scales(scale, l->gamma, l->var, l->cout, net->bn_eps);
     switch (l->kind) {
@@ -427,6 +429,13 @@ static void run_layer(float *y, const struct subnet *net, const struct subnet_la
         nn_linear_forward(y, l->cout, in, l->cin, w, l->cin, l->bias, n, l->cin, l->cout);
         return;
     }
+    if (add && mid_range > 0) {
+        const size_t nc = (size_t)M * l->cout;
+        nn_bn_apply(y, y, scale, l->mean, l->beta, M, l->cout, l->relu6, NULL);
+        quant_act_forward(y, y, nc, 8, mid_range, 1);
+        for (size_t i = 0; i < nc; i++) y[i] += add[i];
+        return;
+    }
     nn_bn_apply(y, y, scale, l->mean, l->beta, M, l->cout, l->relu6, add);
 }
 
@@ -444,12 +453,12 @@ void subnet_forward(float *logits, const struct subnet *net, const float *x, int
     for (int i = 0; i < net->n_layers; i++) {
         const struct subnet_layer *l = &net->layer[i];
         const size_t n_in = (size_t)n * l->h_in * l->h_in * l->cin;
-        if (is_source[i]) memcpy(skip, cur, sizeof(float) * n_in); /* before quantization */
         const float *in = cur, *w = l->w;
         if (l->a_bits) {
             quant_act_forward(qx, cur, n_in, l->a_bits, l->a_range, l->a_signed);
             in = qx;
         }
+        if (is_source[i]) memcpy(skip, in, sizeof(float) * n_in); /* as this layer takes it */
         if (l->w_bits) {
             const int rows = l->kind == SUBNET_DW ? l->k * l->k : l->cout;
             const int cols = (int)(weight_floats(l) / (size_t)rows);
@@ -457,7 +466,10 @@ void subnet_forward(float *logits, const struct subnet *net, const float *x, int
             w = wq;
         }
         float *y = i == net->n_layers - 1 ? logits : act[i & 1];
-        run_layer(y, net, l, in, w, l->skip >= 0 ? skip : NULL, n, scale, conv);
+        /* a quantized residual: the 8-bit projection at the next layer's input range */
+        const float mid =
+            l->skip >= 0 && l->a_bits && i + 1 < net->n_layers ? net->layer[i + 1].a_range : 0;
+        run_layer(y, net, l, in, w, l->skip >= 0 ? skip : NULL, mid, n, scale, conv);
         cur = y;
     }
 }

@@ -86,7 +86,8 @@ struct tape_nodes {
 
 /* Upper bound on the arena floats one forward+backward of the largest subnet
  * at batch n needs: every layer keeps about 5 tensors of its output size
- * (conv out, BN out, quantized copy, and gradients) plus weight scratch. */
+ * (conv out, BN out, quantized copy, and gradients), a residual's projection
+ * two more (its 8-bit copy and the sum), plus weight scratch. */
 static size_t arena_bound(const struct supernet *sn, int n) {
     const struct space *s = &sn->s;
     struct arch a;
@@ -97,7 +98,7 @@ static size_t arena_bound(const struct supernet *sn, int n) {
     for (int i = 0; i < nl; i++) {
         size_t out = (size_t)n * L[i].h_out * L[i].h_out * L[i].cout;
         size_t in = (size_t)n * L[i].h_in * L[i].h_in * L[i].cin;
-        total += 6 * out + 2 * in + 4 * (size_t)layer_weights(&L[i]) + 64 * 8;
+        total += 8 * out + 2 * in + 4 * (size_t)layer_weights(&L[i]) + 64 * 8;
         total += 16 * 3 * (size_t)s->max_kernel * s->max_kernel * L[i].cout;
     }
     return total + (size_t)n * s->in_size * s->in_size * 4 + (1u << 20);
@@ -239,24 +240,39 @@ static struct sn_op *bn_op(struct fwd *f, int in, struct sn_bn *bn, int M, int C
     return op;
 }
 
+static int emit_qact(struct fwd *f, int in, int bits, int is_signed);
+
 /* Batch norm over node `in` [M][C], followed by ReLU6 when relu6 (one fused
- * pass); with skip >= 0, the residual sum BN(in) + skip in the same pass: the
- * BN's output node then has no values and an OP_ADD node holds the sum. */
+ * pass); with skip >= 0, the residual sum BN(in) + skip. Unquantized, the sum
+ * is made in the same pass: the BN's output node then has no values and an
+ * OP_ADD node holds the sum. Quantized, as the integer model computes it
+ * (docs/integer.md §3b): BN(in) fake-quantized to signed 8 bits at the range
+ * of the next layer's input quantizer (layer f->layer, which the sum goes to),
+ * then added to the skip (the block input as quantized for the block). */
 static int emit_bn_skip(struct fwd *f, int in, struct sn_bn *bn, int M, int C, int relu6,
                         int skip) {
+    const int mid8 = skip >= 0 && f->quant && !f->calib_quant;
     float *x = f->t->node[in].v;
     /* only training's backward needs the BN input: elsewhere normalise in place */
     float *y = f->mode == SN_TRAIN ? A(f, (size_t)M * C) : x;
-    const float *add = skip >= 0 ? f->t->node[skip].v : NULL;
+    const float *add = skip >= 0 && !mid8 ? f->t->node[skip].v : NULL;
     struct nn_dw_pre n;
     struct sn_op *op = bn_op(f, in, bn, M, C, relu6, &n);
     nn_bn_apply(y, x, n.scale, n.mean, n.shift, M, C, relu6, add);
     op->out = new_node(f, add ? NULL : y, (size_t)M * C);
-    if (!add) return op->out;
+    if (skip < 0) return op->out;
+    int a = op->out;
+    float *sumv = y;
+    if (mid8) {
+        a = emit_qact(f, a, 8, 1);
+        const float *p = f->t->node[a].v, *q = f->t->node[skip].v;
+        sumv = A(f, (size_t)M * C);
+        for (size_t i = 0; i < (size_t)M * C; i++) sumv[i] = p[i] + q[i];
+    }
     struct sn_op *sum = new_op(f, OP_ADD);
-    sum->in = op->out;
+    sum->in = a;
     sum->in2 = skip;
-    sum->out = new_node(f, y, (size_t)M * C);
+    sum->out = new_node(f, sumv, (size_t)M * C);
     return sum->out;
 }
 
@@ -501,7 +517,7 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     const struct arch *a = f->a;
     int mid = a->mid[b], k = a->ks[b], M = N * H * H;
     int OH = nn_out_size(H, k, sb->stride), MO = N * OH * OH;
-    int h = emit_qact(f, x, a->pw_a[b], 1);
+    int h = emit_qact(f, x, a->pw_a[b], 1), xq = h; /* xq: the residual's input */
     const int use_pre = (!f->quant || !a->dw_a[b]) && nn_dw_pre_supported(k, sb->stride) &&
                         (size_t)M * mid * sizeof(float) >= DW_PRE_MIN_BYTES;
     const int e = use_pre && f->mode == SN_TRAIN ? emit_expand_dw(f, h, b, N, H) : -1;
@@ -521,7 +537,7 @@ static int emit_block(struct fwd *f, int x, int b, int N, int H) {
     }
     h = emit_qact(f, h, a->pw_a[b], 0);
     h = emit_pw(f, h, blk->project_w, sb->mid_max, MO, mid, sb->cout, a->pw_w[b]);
-    return emit_bn_skip(f, h, &blk->project_bn, MO, sb->cout, 0, sb->residual ? x : -1);
+    return emit_bn_skip(f, h, &blk->project_bn, MO, sb->cout, 0, sb->residual ? xq : -1);
 }
 
 float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch *a,
@@ -565,8 +581,8 @@ float *supernet_forward(struct supernet *sn, struct sn_ctx *c, const struct arch
     h = emit_bn(&f, h, &sn->first_conv_bn, n * H * H, c0, 1);
 
     /* first block: dw 3x3 -> BN -> ReLU6 -> pw -> BN (+ identity) */
-    int skip = h;
     h = emit_qact(&f, h, fb, 0);
+    int skip = h;
     h = emit_dw_bn(&f, h, -1, NULL, -1, n, H, c0, 3, 1, fb, &sn->first_dw_bn);
     h = emit_qact(&f, h, fb, 0);
     h = emit_pw(&f, h, sn->first_pw_w, c0, n * H * H, c0, s->first_block_ch, fb);

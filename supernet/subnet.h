@@ -42,8 +42,10 @@ struct sn_quant;
  *   SUBNET_LINEAR w [cout][cin], bias [cout] (the classifier) */
 enum subnet_kind { SUBNET_CONV, SUBNET_DW, SUBNET_PW, SUBNET_POOL, SUBNET_LINEAR };
 
-/* One layer: y = ReLU6?(BN(op(quant_a(x), quant_w(w)))) + skip. Activations
- * are NHWC [n][h][h][c]. */
+/* One layer: y = ReLU6?(BN(op(quant_a(x), quant_w(w)))) + skip, where on a
+ * quantized residual (a_bits > 0) the BN output is first fake-quantized to
+ * signed 8 bits at the next layer's input range (the integer model's
+ * projection tensor, docs/integer.md §3b). Activations are NHWC [n][h][h][c]. */
 struct subnet_layer {
     enum subnet_kind kind;
     int role;                   /* enum layer_role, SUBNET_ROLE_POOL for the pool */
@@ -56,8 +58,8 @@ struct subnet_layer {
      * (y - mean) * gamma / sqrt(var + eps) + beta, eps = subnet.bn_eps */
     float *gamma, *beta, *mean, *var;
     int relu6; /* ReLU6 after the BN */
-    int skip;  /* residual: index of the layer whose input (as that layer received it,
-                  before its activation quantizer) is added after this layer's BN; -1 none */
+    int skip;  /* residual: index of the layer whose input (as that layer takes it,
+                  after its activation quantizer) is added after this layer's BN; -1 none */
     /* quantizers (quant/quant.h), bits 0 = float: the weights' symmetric
      * quantizer with range T, the input activation's clip R (a_signed: [-R,
      * R] with 2^(a_bits-1)-1 levels a side, else [0, R] with 2^a_bits-1) */

@@ -264,7 +264,9 @@ int qat_finetune(struct supernet *sn, struct sn_ctx *c, const struct arch *a, st
  * moves a measured accuracy (the quantizer, QAT, BN recalibration, the input
  * pipeline), so that a sampling stage does not resume rows measured before
  * it (stages/samples_io.h). */
-#define SN_MEASURE_VERSION 1
+#define SN_MEASURE_VERSION                                                                         \
+    2 /* 2: a quantized residual adds the quantized block input to                                 \
+          the 8-bit projection, as the integer model does */
 /* The recipe every stage measures a subnet with (profile section [measure],
  * docs/formats.md "Measuring a subnet"), so that a sample's accuracy and a
  * verified row's estimate the same quantity. */
