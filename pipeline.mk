@@ -109,8 +109,8 @@ endif
 # inside it (the same graph); dry runs (-n, -q) take no lock. Settings from
 # the command line reach the inner make as usual. Without a -j of the user's,
 # the inner make runs -j$(SHARDS), so that the sampling shards run at once
-# (one thread each: 1.7x the quantized samples per minute of one process on
-# two threads, docs/predictor.md).
+# (one thread each: 1.1x the quantized samples per minute of one process on
+# two threads in make bench, docs/predictor.md).
 ifneq ($(and $(PIPELINE_GOAL),$(if $(DRY_RUN),,x),$(if $(filter $(R),$(APQ_LOCKED_RUN)),,x)),)
 
 .PRECIOUS: $(PIPELINE_GOAL)
