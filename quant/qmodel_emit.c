@@ -197,9 +197,14 @@ static size_t plan_bytes(const struct qmodel_layer *l) {
     return align_up(n);
 }
 
-static size_t plans_bytes(const struct qmodel *m) {
+/* Layer j's offset in the plans buffer into off[j] (off may be NULL); returns
+ * the buffer's bytes. */
+static size_t plan_offsets(const struct qmodel *m, size_t *off) {
     size_t s = 0;
-    for (int j = 0; j < m->n_layers; j++) s += plan_bytes(&m->l[j]);
+    for (int j = 0; j < m->n_layers; j++) {
+        if (off) off[j] = s;
+        s += plan_bytes(&m->l[j]);
+    }
     return s;
 }
 
@@ -214,7 +219,7 @@ static size_t work_bytes(const struct qmodel *m) {
 }
 
 size_t qmodel_emit_fast_ram_bytes(const struct qmodel *m) {
-    return m->arena_bytes + plans_bytes(m) + work_bytes(m);
+    return m->arena_bytes + plan_offsets(m, NULL) + work_bytes(m);
 }
 
 /* The weights argument of layer j: buf after unpacking into it, or the bytes. */
@@ -248,10 +253,12 @@ static void emit_plan(FILE *f, const struct qmodel *m, const struct qmodel_layer
     if (l->op == QM_CONV)
         fprintf(f, "    qint_conv_plan(plans + %zu, %s, b%d, %d, %s, %d, %d, %d);\n", off, w, j, zp,
                 q, l->cin, l->cout, l->k);
+    else if (l->op == QM_DW)
+        fprintf(f, "    qint_dw_plan(plans + %zu, %s, b%d, %d, %s, %d, %d);\n", off, w, j, zp, q,
+                l->cout, l->k);
     else
-        fprintf(f, "    qint_%s_plan(plans + %zu, %s, b%d, %d, %s, %d%s%d);\n",
-                l->op == QM_DW ? "dw" : "pw", off, w, j, zp, q, l->op == QM_DW ? l->cout : l->cin,
-                ", ", l->op == QM_DW ? l->k : l->cout);
+        fprintf(f, "    qint_pw_plan(plans + %zu, %s, b%d, %d, %s, %d, %d);\n", off, w, j, zp, q,
+                l->cin, l->cout);
 }
 
 /* Layer j's call: the reference kernel (fast = 0, weights unpacked into
@@ -269,28 +276,23 @@ static void emit_layer(FILE *f, const struct qmodel *m, const struct qmodel_laye
         emit_weights(f, l, j, "scratch", w, sizeof w);
         if (to) out_arg(q, sizeof q, m, l, j);
     }
+    if (fast && (l->op == QM_CONV || l->op == QM_DW)) {
+        fprintf(f, "    qint_%s_run(arena + %zu, arena + %zu, plans + %zu, %d, %d, %d, work);\n",
+                l->op == QM_CONV ? "conv" : "dw", oo, oi, off, H, H, l->stride);
+        return;
+    }
     switch (l->op) {
     case QM_CONV:
-        if (fast)
-            fprintf(f,
-                    "    qint_conv_run(arena + %zu, arena + %zu, plans + %zu, %d, %d, %d, work);\n",
-                    oo, oi, off, H, H, l->stride);
-        else
-            fprintf(f,
-                    "    qint_conv_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, "
-                    "%d, %d);\n",
-                    oo, oi, ti->zp, w, j, q, H, H, l->cin, l->cout, l->k, l->stride);
+        fprintf(f,
+                "    qint_conv_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, "
+                "%d, %d);\n",
+                oo, oi, ti->zp, w, j, q, H, H, l->cin, l->cout, l->k, l->stride);
         break;
     case QM_DW:
-        if (fast)
-            fprintf(f,
-                    "    qint_dw_run(arena + %zu, arena + %zu, plans + %zu, %d, %d, %d, work);\n",
-                    oo, oi, off, H, H, l->stride);
-        else
-            fprintf(f,
-                    "    qint_dw_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, "
-                    "%d);\n",
-                    oo, oi, ti->zp, w, j, q, H, H, l->cout, l->k, l->stride);
+        fprintf(f,
+                "    qint_dw_ref(arena + %zu, arena + %zu, %d, %s, b%d, %s, %d, %d, %d, %d, "
+                "%d);\n",
+                oo, oi, ti->zp, w, j, q, H, H, l->cout, l->k, l->stride);
         break;
     case QM_PW:
         if (fast)
@@ -326,8 +328,9 @@ static void emit_layer(FILE *f, const struct qmodel *m, const struct qmodel_laye
     }
 }
 
-/* The fast build's buffers and make_plans (run once, on the first image). */
-static void emit_fast_state(FILE *f, const struct qmodel *m) {
+/* The fast build's buffers and make_plans (run once, on the first image);
+ * off: each layer's plan offset (plan_offsets). */
+static void emit_fast_state(FILE *f, const struct qmodel *m, const size_t *off) {
     fprintf(f,
             "static _Alignas(%d) uint8_t plans[APQ_MODEL_PLAN_BYTES];\n"
             "static _Alignas(%d) uint8_t work[APQ_MODEL_WORK_BYTES + 1];\n"
@@ -335,11 +338,7 @@ static void emit_fast_state(FILE *f, const struct qmodel *m) {
             "/* The fast kernels' plans of every layer (qint.h), from the constants. */\n"
             "static void make_plans(void) {\n",
             EMIT_ALIGN, EMIT_ALIGN);
-    size_t off = 0;
-    for (int j = 0; j < m->n_layers; j++) {
-        emit_plan(f, m, &m->l[j], j, off);
-        off += plan_bytes(&m->l[j]);
-    }
+    for (int j = 0; j < m->n_layers; j++) emit_plan(f, m, &m->l[j], j, off[j]);
     fprintf(f, "    planned = 1;\n}\n\n");
 }
 
@@ -388,10 +387,10 @@ static void write_header(FILE *f, const struct qmodel *m) {
             " * logits; returns the top-1 class (among equal maxima the lowest index). */\n"
             "int apq_model_run(const uint8_t *image, int32_t logits[APQ_MODEL_N_CLASSES]);\n\n"
             "#endif\n",
-            m->arch, m->arena_bytes, plans_bytes(m), work_bytes(m), flash, m->arena_bytes + scratch,
-            scratch, m->in_size, m->res, m->space_hash, m->in_size, m->n_classes, m->res,
-            m->arena_bytes, scratch, flash, m->arena_bytes + scratch, plans_bytes(m), work_bytes(m),
-            qmodel_emit_fast_ram_bytes(m), m->logit_scale);
+            m->arch, m->arena_bytes, plan_offsets(m, NULL), work_bytes(m), flash,
+            m->arena_bytes + scratch, scratch, m->in_size, m->res, m->space_hash, m->in_size,
+            m->n_classes, m->res, m->arena_bytes, scratch, flash, m->arena_bytes + scratch,
+            plan_offsets(m, NULL), work_bytes(m), qmodel_emit_fast_ram_bytes(m), m->logit_scale);
 }
 
 static const char *const pragma_push =
@@ -424,7 +423,9 @@ static int write_model(FILE *f, const struct qmodel *m) {
     if (scratch)
         fprintf(f, "static _Alignas(%d) int8_t scratch[APQ_MODEL_SCRATCH_BYTES];\n", EMIT_ALIGN);
     fprintf(f, "#else\n");
-    emit_fast_state(f, m);
+    size_t off[QMODEL_MAX_LAYERS];
+    plan_offsets(m, off);
+    emit_fast_state(f, m, off);
     fprintf(f,
             "#endif\n\n"
             "int apq_model_run(const uint8_t *image, int32_t logits[APQ_MODEL_N_CLASSES]) {\n"
@@ -432,11 +433,7 @@ static int write_model(FILE *f, const struct qmodel *m) {
             m->t[0].offset, m->in_size, m->res);
     for (int j = 0; j < m->n_layers; j++) emit_layer(f, m, &m->l[j], j, 0, 0);
     fprintf(f, "#else\n    if (!planned) make_plans();\n");
-    size_t off = 0;
-    for (int j = 0; j < m->n_layers; j++) {
-        emit_layer(f, m, &m->l[j], j, 1, off);
-        off += plan_bytes(&m->l[j]);
-    }
+    for (int j = 0; j < m->n_layers; j++) emit_layer(f, m, &m->l[j], j, 1, off[j]);
     fprintf(f, "#endif\n"
                "    int best = 0;\n"
                "    for (int i = 1; i < APQ_MODEL_N_CLASSES; i++)\n"

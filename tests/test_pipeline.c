@@ -17,16 +17,6 @@
 #include "../util/csvio.h"
 #include "../util/h5.h"
 
-/* Run a shell command in the source tree (test_vsh); the exit status. */
-static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int st = test_vsh(0, out, n, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
 static char runs[600], reports[600];
 
 static int make_tiny(char *out, size_t n, const char *extra) {
@@ -315,17 +305,17 @@ TEST(pipeline_bad_input) {
     static char out[1 << 14];
     char tmp[700];
     const char *b = test_build_dir();
-    CHECK(run(out, sizeof out, "make -s PROFILE=tiny DEVICE=nosuchdevice RUNS=%s/r", test_tmpdir) ==
-          2);
+    CHECK(test_sh(0, out, sizeof out, "make -s PROFILE=tiny DEVICE=nosuchdevice RUNS=%s/r",
+                  test_tmpdir) == 2);
     CHECK(strstr(out, "unknown device 'nosuchdevice'") != NULL);
-    CHECK(run(out, sizeof out, "make -s PROFILE=nosuch RUNS=%s/r", test_tmpdir) == 2);
+    CHECK(test_sh(0, out, sizeof out, "make -s PROFILE=nosuch RUNS=%s/r", test_tmpdir) == 2);
     CHECK(strstr(out, "unknown profile") != NULL);
     /* missing dataset folder */
     snprintf(tmp, sizeof tmp, "%s/sn.h5", test_tmpdir);
-    CHECK(run(out, sizeof out,
-              "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
-              "profiles/tiny.ini --data /nonexistent --out %s",
-              b, tmp) == 1);
+    CHECK(test_sh(0, out, sizeof out,
+                  "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+                  "profiles/tiny.ini --data /nonexistent --out %s",
+                  b, tmp) == 1);
     CHECK(strstr(out, "/nonexistent") != NULL);
     CHECK(access(tmp, F_OK) != 0);
     /* a truncated supernet.h5 */
@@ -333,31 +323,32 @@ TEST(pipeline_bad_input) {
     FILE *f = fopen(tmp, "wb");
     fputs("\x89HDF\r\n\x1a\n truncated", f);
     fclose(f);
-    CHECK(run(out, sizeof out,
-              "%s/apq-sample-fp32 --space supernet/spaces/tiny.ini --profile "
-              "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
-              "--supernet %s --out %s/s.h5",
-              b, tmp, test_tmpdir) == 1);
+    CHECK(test_sh(0, out, sizeof out,
+                  "%s/apq-sample-fp32 --space supernet/spaces/tiny.ini --profile "
+                  "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+                  "--supernet %s --out %s/s.h5",
+                  b, tmp, test_tmpdir) == 1);
     CHECK(strstr(out, "bad.h5") != NULL);
     /* the progressive-shrinking schedule runs through the stage; an unknown one is a usage error */
     snprintf(tmp, sizeof tmp, "%s/ps.h5", test_tmpdir);
-    int st = run(out, sizeof out,
-                 "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
-                 "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
-                 "--schedule ps --out %s",
-                 b, tmp);
+    int st = test_sh(0, out, sizeof out,
+                     "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+                     "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+                     "--schedule ps --out %s",
+                     b, tmp);
     if (st) fprintf(stderr, "%s", out);
     CHECK(st == 0 && access(tmp, F_OK) == 0);
     CHECK(strstr(out, "phase width-2") && strstr(out, "channels re-sorted"));
-    CHECK(run(out, sizeof out,
-              "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
-              "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
-              "--schedule bogus --out %s/x.h5",
-              b, test_tmpdir) == 2);
+    CHECK(test_sh(0, out, sizeof out,
+                  "%s/apq-train-supernet --space supernet/spaces/tiny.ini --profile "
+                  "profiles/tiny.ini --data /usr/share/datasets/fashion-mnist "
+                  "--schedule bogus --out %s/x.h5",
+                  b, test_tmpdir) == 2);
     CHECK(strstr(out, "unknown schedule 'bogus'") != NULL);
     /* usage errors */
-    CHECK(run(out, sizeof out, "%s/apq-search --bogus 1", b) == 2);
-    CHECK(run(out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini", b) == 2);
+    CHECK(test_sh(0, out, sizeof out, "%s/apq-search --bogus 1", b) == 2);
+    CHECK(test_sh(0, out, sizeof out, "%s/apq-train-supernet --space supernet/spaces/tiny.ini",
+                  b) == 2);
     CHECK(strstr(out, "missing --profile") != NULL);
 }
 
@@ -460,8 +451,9 @@ TEST(pipeline_tiny_deterministic) {
     snprintf(r, sizeof r, "%s/r", test_tmpdir);
     snprintf(r1, sizeof r1, "%s/first", test_tmpdir);
     for (int k = 0; k < 2; k++) {
-        int st = run(out, sizeof out, "make -s B=%s PROFILE=tiny RUNS=%s/runs REPORTS=%s/reports",
-                     test_build_dir(), r, r);
+        int st =
+            test_sh(0, out, sizeof out, "make -s B=%s PROFILE=tiny RUNS=%s/runs REPORTS=%s/reports",
+                    test_build_dir(), r, r);
         if (st) fprintf(stderr, "%s", out);
         CHECK(st == 0);
         if (st) return;
@@ -477,9 +469,9 @@ TEST(pipeline_tiny_deterministic) {
         snprintf(p2, sizeof p2, "%s/%s", r, files[i]);
         check_same_h5(p1, p2);
     }
-    CHECK(run(out, sizeof out,
-              "cmp %s/reports/tiny/bitfusion/pareto.csv %s/reports/tiny/bitfusion/pareto.csv", r1,
-              r) == 0);
+    CHECK(test_sh(0, out, sizeof out,
+                  "cmp %s/reports/tiny/bitfusion/pareto.csv %s/reports/tiny/bitfusion/pareto.csv",
+                  r1, r) == 0);
 }
 
 // ---- faults: SIGKILL and resume ----------------------------------------------------
@@ -565,10 +557,10 @@ TEST(pipeline_kill_and_resume) {
     snprintf(ref, sizeof ref, "%s/ref", test_tmpdir);
     snprintf(prof, sizeof prof, "%s/tiny.ini", test_tmpdir);
     snprintf(log, sizeof log, "%s/make.log", test_tmpdir);
-    CHECK(run(out, sizeof out,
-              "sed 's/^checkpoint_every = 0$/checkpoint_every = 5/' profiles/tiny.ini > %s && "
-              "grep -q '^checkpoint_every = 5$' %s",
-              prof, prof) == 0);
+    CHECK(test_sh(0, out, sizeof out,
+                  "sed 's/^checkpoint_every = 0$/checkpoint_every = 5/' profiles/tiny.ini > %s && "
+                  "grep -q '^checkpoint_every = 5$' %s",
+                  prof, prof) == 0);
     /* one sampling process: its partial file is samples-*.h5.partial */
     snprintf(args, sizeof args,
              "B=%s PROFILE=tiny PROF=%s RUNS=%s/runs REPORTS=%s/reports SHARDS=1", test_build_dir(),
@@ -599,10 +591,13 @@ TEST(pipeline_kill_and_resume) {
         CHECK(kill_and_resume(args, dir, ref, stages[k], dur[k], k < 3 ? after : NULL, log) >= 2);
     }
     /* training resumed from its checkpoint, sampling from its partial file */
-    CHECK(run(out, sizeof out, "grep -q 'resuming .*supernet.h5.ckpt at step' %s", log) == 0);
-    CHECK(run(out, sizeof out, "grep -q 'resuming from .*samples-fp32.h5.partial' %s", log) == 0);
-    CHECK(run(out, sizeof out, "grep -q 'resuming from .*samples-quant.h5.partial' %s", log) == 0);
-    if (test_failed_checks) run(NULL, 0, "tail -n 30 %s >&2", log);
+    CHECK(test_sh(0, out, sizeof out, "grep -q 'resuming .*supernet.h5.ckpt at step' %s", log) ==
+          0);
+    CHECK(test_sh(0, out, sizeof out, "grep -q 'resuming from .*samples-fp32.h5.partial' %s",
+                  log) == 0);
+    CHECK(test_sh(0, out, sizeof out, "grep -q 'resuming from .*samples-quant.h5.partial' %s",
+                  log) == 0);
+    if (test_failed_checks) test_sh(0, NULL, 0, "tail -n 30 %s >&2", log);
 }
 
 /* make -j2 SHARDS=3 measures the samples in 3 processes and joins them into
@@ -617,12 +612,13 @@ TEST(pipeline_sampling_shards_same_bytes) {
              "REPORTS=%s/reports",
              test_build_dir(), test_tmpdir, test_tmpdir);
     snprintf(f, sizeof f, "%s/runs/tiny/samples-quant", test_tmpdir);
-    CHECK(run(out, sizeof out, "make -s %s %s.h5 && mv %s.h5 %s.one.h5", args, f, f, f) == 0);
-    CHECK(run(out, sizeof out, "make -s -j2 %s SHARDS=3 %s.h5", args, f) == 0);
-    CHECK(run(out, sizeof out, "cmp %s.one.h5 %s.h5", f, f) == 0);
-    CHECK(run(out, sizeof out, "ls %s.1-of-3.h5 %s.2-of-3.h5 %s.3-of-3.h5", f, f, f) == 0);
+    CHECK(test_sh(0, out, sizeof out, "make -s %s %s.h5 && mv %s.h5 %s.one.h5", args, f, f, f) ==
+          0);
+    CHECK(test_sh(0, out, sizeof out, "make -s -j2 %s SHARDS=3 %s.h5", args, f) == 0);
+    CHECK(test_sh(0, out, sizeof out, "cmp %s.one.h5 %s.h5", f, f) == 0);
+    CHECK(test_sh(0, out, sizeof out, "ls %s.1-of-3.h5 %s.2-of-3.h5 %s.3-of-3.h5", f, f, f) == 0);
     /* SHARDS is not part of the samples' record: another count redoes nothing */
-    CHECK(run(out, sizeof out, "make -s -q %s SHARDS=2 %s.h5", args, f) == 0);
+    CHECK(test_sh(0, out, sizeof out, "make -s -q %s SHARDS=2 %s.h5", args, f) == 0);
     /* a shard of other settings (another seed) is refused by the merge */
     char prog[1600];
     snprintf(prog, sizeof prog,
@@ -633,14 +629,15 @@ TEST(pipeline_sampling_shards_same_bytes) {
     char *dash = strstr(prog, "apq-sample") + strlen("apq-sample");
     memmove(dash + 6, dash, strlen(dash) + 1); /* apq-sample -> apq-sample-quant */
     memcpy(dash, "-quant", 6);
-    CHECK(run(out, sizeof out, "%s --seed 2 --shard 2/3 --out %s.2-of-3.h5", prog, f) == 0);
-    CHECK(run(out, sizeof out, "%s --merge 3 --out %s.h5", prog, f) == 1);
+    CHECK(test_sh(0, out, sizeof out, "%s --seed 2 --shard 2/3 --out %s.2-of-3.h5", prog, f) == 0);
+    CHECK(test_sh(0, out, sizeof out, "%s --merge 3 --out %s.h5", prog, f) == 1);
     CHECK(strstr(out, "samples-quant.2-of-3.h5: made with other settings: quantized 1, n 12, "
                       "seed 2") != NULL);
     CHECK(strstr(out, "hint: rerun make to remake the shards") != NULL);
     /* --n overrides the profile's n */
     memcpy(dash, "-fp32 ", 6);
-    CHECK(run(out, sizeof out, "%s --n 11 --out %s/runs/tiny/n11.h5", prog, test_tmpdir) == 0);
+    CHECK(test_sh(0, out, sizeof out, "%s --n 11 --out %s/runs/tiny/n11.h5", prog, test_tmpdir) ==
+          0);
     char n11[1000];
     snprintf(n11, sizeof n11, "%s/runs/tiny/n11.h5", test_tmpdir);
     hid_t h;
@@ -727,10 +724,11 @@ TEST(pipeline_bad_options) {
                                 "--shard x",   "--merge 2000", "--merge 2 --shard 1/2",
                                 "--n 5"};
     for (size_t i = 0; i < sizeof bad_sample / sizeof bad_sample[0]; i++) {
-        int st = run(out, sizeof out,
-                     "APQ_QUIET=1 %s/apq-sample-quant --space supernet/spaces/tiny.ini --profile "
-                     "profiles/tiny.ini --data d --supernet s --out o %s",
-                     b, bad_sample[i]);
+        int st =
+            test_sh(0, out, sizeof out,
+                    "APQ_QUIET=1 %s/apq-sample-quant --space supernet/spaces/tiny.ini --profile "
+                    "profiles/tiny.ini --data d --supernet s --out o %s",
+                    b, bad_sample[i]);
         char opt[32]; /* "--shard" */
         snprintf(opt, sizeof opt, "%.*s", (int)strcspn(bad_sample[i], " "), bad_sample[i]);
         int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, opt);
@@ -740,8 +738,9 @@ TEST(pipeline_bad_options) {
     const char *bad_search[] = {"--latency-ms 0",       "--latency-ms nan", "--latency-ms inf",
                                 "--latency-ms '0.1 x'", "--energy-mj -0.5", "--energy-mj 0"};
     for (size_t i = 0; i < sizeof bad_search / sizeof bad_search[0]; i++) {
-        int st = run(out, sizeof out, "APQ_QUIET=1 %s/apq-search --predictor p --lut l --out o %s",
-                     b, bad_search[i]);
+        int st =
+            test_sh(0, out, sizeof out,
+                    "APQ_QUIET=1 %s/apq-search --predictor p --lut l --out o %s", b, bad_search[i]);
         char opt[32]; /* "--latency-ms" */
         snprintf(opt, sizeof opt, "%.*s", (int)strcspn(bad_search[i], " "), bad_search[i]);
         int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, opt);
@@ -750,7 +749,8 @@ TEST(pipeline_bad_options) {
     }
     const char *threads[] = {"0", "x", "-4", "3x", "1025", " 2"};
     for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
-        int st = run(out, sizeof out, "APQ_THREADS='%s' %s/apq-search --help", threads[i], b);
+        int st =
+            test_sh(0, out, sizeof out, "APQ_THREADS='%s' %s/apq-search --help", threads[i], b);
         int ok = st == 2 && test_n_lines(out) == 1 && strstr(out, "APQ_THREADS=") &&
                  strstr(out, "from 1 to 1024");
         if (!ok) fprintf(stderr, "  APQ_THREADS='%s': exit %d: %s", threads[i], st, out);
@@ -762,7 +762,7 @@ TEST(pipeline_bad_options) {
              "profiles/tiny.ini --predictor %s/tiny/predictor-quant.h5 --lut "
              "%s/tiny/bitfusion/lut.h5 --latency-ms '0.05, 0.06,0.07' --out %s/s.h5",
              b, runs, runs, test_tmpdir);
-    int st = run(out, sizeof out, "%s", arg);
+    int st = test_sh(0, out, sizeof out, "%s", arg);
     if (st) fprintf(stderr, "%s", out);
     CHECK(st == 0);
     snprintf(arg, sizeof arg, "%s/s.h5", test_tmpdir);
@@ -793,16 +793,16 @@ TEST(pipeline_two_makes_at_once) {
     char a[700], b[700];
     snprintf(a, sizeof a, "%s/a.log", test_tmpdir);
     snprintf(b, sizeof b, "%s/b.log", test_tmpdir);
-    int st = run(out, sizeof out,
-                 "m='make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s'; "
-                 "$m LATENCY_MS=0.05 > %s 2>&1 & $m LATENCY_MS=0.06 > %s 2>&1; s2=$?; "
-                 "wait $!; s1=$?; echo $s1 $s2",
-                 test_build_dir(), runs, reports, a, b);
+    int st = test_sh(0, out, sizeof out,
+                     "m='make -s B=%s PROFILE=tiny RUNS=%s REPORTS=%s'; "
+                     "$m LATENCY_MS=0.05 > %s 2>&1 & $m LATENCY_MS=0.06 > %s 2>&1; s2=$?; "
+                     "wait $!; s1=$?; echo $s1 $s2",
+                     test_build_dir(), runs, reports, a, b);
     CHECK(st == 0 && !strcmp(out, "0 0\n"));
     int waited = 0;
     const char *logs[2] = {a, b};
     for (int k = 0; k < 2; k++) {
-        CHECK(run(out, sizeof out, "cat %s", logs[k]) == 0);
+        CHECK(test_sh(0, out, sizeof out, "cat %s", logs[k]) == 0);
         waited += strstr(out, "is in use by another make") != NULL;
         CHECK(!strstr(out, "error"));
     }
@@ -834,9 +834,9 @@ TEST(pipeline_two_makes_at_once) {
     for (size_t i = 0; i < ns && i < nv; i++) CHECK(!strcmp(sa[i], va[i]));
     h5_free_strings(sa, ns);
     h5_free_strings(va, nv);
-    CHECK(run(out, sizeof out, "grep -c '| %g (yours) |' %s/tiny/bitfusion/README.md", mine,
-              reports) == 0);
-    CHECK(run(out, sizeof out, "find %s %s -name '*.tmp*' | wc -l", runs, reports) == 0 &&
+    CHECK(test_sh(0, out, sizeof out, "grep -c '| %g (yours) |' %s/tiny/bitfusion/README.md", mine,
+                  reports) == 0);
+    CHECK(test_sh(0, out, sizeof out, "find %s %s -name '*.tmp*' | wc -l", runs, reports) == 0 &&
           !strcmp(out, "0\n"));
     char arg[64];
     snprintf(arg, sizeof arg, "-n LATENCY_MS=%g", mine);
@@ -852,8 +852,8 @@ TEST(pipeline_inputs_noticed) {
     char dir[700], arg[4096];
     /* another copy of the data (links to the same files): training and after rerun */
     snprintf(dir, sizeof dir, "%s/data", test_tmpdir);
-    CHECK(run(out, sizeof out, "mkdir -p %s && ln -sf /usr/share/datasets/fashion-mnist/* %s", dir,
-              dir) == 0);
+    CHECK(test_sh(0, out, sizeof out,
+                  "mkdir -p %s && ln -sf /usr/share/datasets/fashion-mnist/* %s", dir, dir) == 0);
     snprintf(arg, sizeof arg, "-n DATA_DIR=%s", dir);
     CHECK(make_tiny(out, sizeof out, arg) == 0);
     CHECK(strstr(out, "apq-train-supernet") && strstr(out, "apq-verify") &&
@@ -886,7 +886,7 @@ TEST(pipeline_inputs_noticed) {
     snprintf(arg, sizeof arg, "%s/tiny/bitfusion/pareto.h5", reports);
     CHECK(h5_seed(arg) == 2);
     snprintf(arg, sizeof arg, "grep -c 'seed 2,' %s/tiny/bitfusion/README.md", reports);
-    CHECK(run(out, sizeof out, "%s", arg) == 0);
+    CHECK(test_sh(0, out, sizeof out, "%s", arg) == 0);
     CHECK(make_tiny(out, sizeof out, "-n SEED=2") == 0 && !strstr(out, "apq-"));
     CHECK(make_tiny(out, sizeof out, "-n") == 0 && strstr(out, "apq-train-supernet"));
 
@@ -897,10 +897,10 @@ TEST(pipeline_inputs_noticed) {
              "--predictor-quant %s/tiny/predictor-quant.h5 --profile tiny --device bitfusion "
              "--out-dir %s/rep",
              runs, runs, runs, test_tmpdir);
-    CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 3", b, arg) == 1);
+    CHECK(test_sh(0, out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 3", b, arg) == 1);
     CHECK(test_n_lines(out) == 1 && strstr(out, "verified.h5 was made with seed 2, not --seed 3"));
-    CHECK(run(out, sizeof out, "APQ_QUIET=1 %s/apq-report %s --seed 2 --predictor-fp32 /no/p.h5", b,
-              arg) == 1);
+    CHECK(test_sh(0, out, sizeof out,
+                  "APQ_QUIET=1 %s/apq-report %s --seed 2 --predictor-fp32 /no/p.h5", b, arg) == 1);
     CHECK(test_n_lines(out) == 1 && strstr(out, "/no/p.h5"));
     snprintf(dir, sizeof dir, "%s/rep/README.md", test_tmpdir);
     CHECK(access(dir, F_OK) != 0);
@@ -918,7 +918,7 @@ TEST(pipeline_pretrained_reuse) {
     snprintf(arg, sizeof arg, "PRETRAINED=%s pretrained-pack", ship);
     CHECK(make_tiny(out, sizeof out, arg) == 0);
     snprintf(a, sizeof a, "cd %s && sha256sum -c --quiet SHA256SUMS && grep -c . MANIFEST", ship);
-    CHECK(run(out, sizeof out, "%s", a) == 0 && atoi(out) == 4);
+    CHECK(test_sh(0, out, sizeof out, "%s", a) == 0 && atoi(out) == 4);
 
     char first[600];
     snprintf(first, sizeof first, "%s", runs);
@@ -937,14 +937,14 @@ TEST(pipeline_pretrained_reuse) {
     const char *art[] = {"supernet.h5", "predictor-fp32.h5", "predictor-quant.h5"};
     for (int i = 0; i < 3; i++) {
         snprintf(a, sizeof a, "cmp %s/tiny/%s %s/%s", runs, art[i], ship, art[i]);
-        CHECK(run(out, sizeof out, "%s", a) == 0);
+        CHECK(test_sh(0, out, sizeof out, "%s", a) == 0);
     }
     CHECK(make_tiny(out, sizeof out, arg) == 0 && !strstr(out, "apq-") && !strstr(out, "shipped"));
 
     /* one byte of the shipped quantization-aware predictor changed: it and what follows */
     snprintf(a, sizeof a, "printf x | dd of=%s/predictor-quant.h5 bs=1 seek=3000 conv=notrunc",
              ship);
-    CHECK(run(out, sizeof out, "%s", a) == 0);
+    CHECK(test_sh(0, out, sizeof out, "%s", a) == 0);
     snprintf(b, sizeof b, "-n PRETRAINED=%s", ship);
     CHECK(make_tiny(out, sizeof out, b) == 0);
     CHECK(strstr(out, "predictor-quant.h5 is missing or fails its checksum") &&
@@ -960,7 +960,7 @@ TEST(pipeline_pretrained_reuse) {
     snprintf(b, sizeof b, "PRETRAINED=%s2 PACK=supernet pretrained-pack", ship);
     CHECK(make_tiny(out, sizeof out, b) == 0);
     snprintf(a, sizeof a, "cd %s2 && ls && grep -c . MANIFEST", ship);
-    CHECK(run(out, sizeof out, "%s", a) == 0 && strstr(out, "supernet.h5") &&
+    CHECK(test_sh(0, out, sizeof out, "%s", a) == 0 && strstr(out, "supernet.h5") &&
           !strstr(out, "predictor") && strstr(out, "\n2\n"));
     snprintf(runs, sizeof runs, "%s/runs3", test_tmpdir);
     snprintf(b, sizeof b, "-n PRETRAINED=%s2", ship);

@@ -189,15 +189,6 @@ TEST(qmodel_file_roundtrip_and_refusals) {
 
 // ---- the standalone C export (quant/qmodel_emit.h) -------------------------------
 
-static int sh(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int st = test_vsh(0, out, n, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
 /* The first n images and labels of d as a plain IDX pair in dir. */
 static void write_idx(const char *dir, const struct dataset *d, int n) {
     char p[1300];
@@ -256,7 +247,7 @@ static void check_emitted(uint64_t seed, int bits, const char *data, const struc
     char dir[700], p[800];
     static char out[1 << 16];
     snprintf(dir, sizeof dir, "%s/c%d", test_tmpdir, (int)seed);
-    CHECK(sh(NULL, 0, "mkdir -p %s", dir) == 0);
+    CHECK(test_sh(0, NULL, 0, "mkdir -p %s", dir) == 0);
     CHECK(qmodel_emit_c(&m, dir) == APQ_OK);
     void *work = aligned_alloc(64, (qmodel_work_bytes(&m) + 63) / 64 * 64);
     int32_t a[64][10];
@@ -270,12 +261,13 @@ static void check_emitted(uint64_t seed, int bits, const char *data, const struc
     }
     const char *builds[] = {"", "-march=native", "-DAPQ_MODEL_REFERENCE"};
     for (int k = 0; k < 3; k++) {
-        int st = sh(out, sizeof out,
+        int st =
+            test_sh(0, out, sizeof out,
                     "cd %s && cc -std=c11 -O2 -Wall -Wextra -Werror %s -o model main.c model.c",
                     dir, builds[k]);
         if (st) fprintf(stderr, "%s", out);
         CHECK(st == 0);
-        CHECK(sh(out, sizeof out, "%s/model %s --logits 16 --images 64", dir, data) == 0);
+        CHECK(test_sh(0, out, sizeof out, "%s/model %s --logits 16 --images 64", dir, data) == 0);
         const char *s;
         CHECK(logit_mismatches(out, (const int32_t(*)[10])a, &s) == 0);
         fprintf(stderr, "  seed %d, bits %d, build '%s': %d layers, %zu B arena, %s", (int)seed,
@@ -294,10 +286,10 @@ static void check_emitted(uint64_t seed, int bits, const char *data, const struc
                 {"FLASH_BYTES", flash},
                 {"FAST_RAM_BYTES", qmodel_emit_fast_ram_bytes(&m)}};
     for (int k = 0; k < 3; k++)
-        CHECK(sh(NULL, 0, "grep -q '^#define APQ_MODEL_%s  *%zu$' %s/model.h", defs[k].name,
-                 defs[k].v, dir) == 0);
+        CHECK(test_sh(0, NULL, 0, "grep -q '^#define APQ_MODEL_%s  *%zu$' %s/model.h", defs[k].name,
+                      defs[k].v, dir) == 0);
     CHECK(qmodel_emit_fast_ram_bytes(&m) > m.arena_bytes + flash); /* the plans hold int8 weights */
-    CHECK(sh(NULL, 0, "ls %s | grep -c tmp", dir) != 0);           /* no temporary left */
+    CHECK(test_sh(0, NULL, 0, "ls %s | grep -c tmp", dir) != 0);   /* no temporary left */
     free(work);
     qmodel_free(&m);
     subnet_free(&net);
@@ -309,15 +301,15 @@ TEST(qmodel_emit_c_bit_exact) {
     char data[1200];
     static char out[4096];
     snprintf(data, sizeof data, "%s/data", test_tmpdir);
-    CHECK(sh(NULL, 0, "mkdir -p %s", data) == 0);
+    CHECK(test_sh(0, NULL, 0, "mkdir -p %s", data) == 0);
     write_idx(data, &d, 64);
     check_emitted(31, 4, data, &d); /* the blocks unpacked from 4-bit fields */
     check_emitted(32, 0, data, &d); /* mixed 4/6/8 bits: unpacked and in place */
     /* main.c's refusals: a missing file, a bad option */
     snprintf(data, sizeof data, "%s/c31/model %s/nowhere", test_tmpdir, test_tmpdir);
-    CHECK(sh(out, sizeof out, "%s", data) == 1 && test_n_lines(out) == 1 &&
+    CHECK(test_sh(0, out, sizeof out, "%s", data) == 1 && test_n_lines(out) == 1 &&
           strstr(out, "nowhere/t10k-images-idx3-ubyte.gz"));
     snprintf(data, sizeof data, "%s/c31/model --logits x", test_tmpdir);
-    CHECK(sh(out, sizeof out, "%s", data) == 2 && test_n_lines(out) == 1);
+    CHECK(test_sh(0, out, sizeof out, "%s", data) == 2 && test_n_lines(out) == 1);
     dataset_free(&d);
 }
