@@ -7,8 +7,8 @@
 #        [LATENCY_MS=x | LATENCY_MS="x y" | LATENCY_MS=x,y] [ENERGY_MJ=x]
 #        [PREDICTOR=path/to/predictor-quant.h5] [SCHEDULE=sandwich|ps]
 #        [DATA_DIR=/usr/share/datasets/fashion-mnist] [SPACE=supernet/spaces/x.ini]
-#        [SHARDS=n: the sampling stages in n processes of one thread each; default one
-#         per CPU, run in parallel unless make is given -j itself]
+#        [SHARDS=n: the sampling stages in n processes of one thread each, run in
+#         parallel unless make is given -j itself; default 1]
 #        [PRETRAINED=dir | RETRAIN=1: reuse the shipped artifacts of dir (default: the
 #         profile's [pretrained] dir) where their settings match, or make all here]
 #   make export: every verified point as an integer-only model, reports/<profile>/<device>/models/
@@ -21,8 +21,8 @@ PROFILE  ?= quick
 DEVICE   ?= bitfusion
 DEVICES  ?= $(DEVICE)
 SEED     ?= 1
-# sampling processes: one per CPU (each one thread), run in parallel (below)
-SHARDS   ?= $(shell n=$$(nproc 2>/dev/null); [ "$${n:-1}" -le 64 ] && echo $${n:-1} || echo 64)
+# sampling processes, one thread each, run in parallel (below); 1: one process on all CPUs
+SHARDS   ?= 1
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 RUNS     ?= runs
 REPORTS  ?= reports
